@@ -1,0 +1,293 @@
+"""The ``jobset.x-k8s.io/v1alpha2`` JobSet API as typed, immutable msgspec records.
+
+Role: the one source of truth for the JobSet schema. The controller decodes JobSets into these records, the
+webhooks validate them, and ``deploy/crd/`` is generated from them (``cache.crdgen``), so the CRD and the code
+cannot drift. CRD-only facts (defaults applied by the API server, enums, list-map keys, CEL rules) are carried
+as JSON-schema metadata on the field types; Python defaults are only what the controller assumes when a field
+is absent (decision D3), and are *not* emitted as CRD defaults.
+
+Invariants:
+* records are frozen; the pod/job template and PVC templates stay plain JSON mappings that are never mutated
+  (builders deep-copy them before changing anything);
+* encoding with ``omit_defaults`` yields the same wire shape as the reference controller, except
+  ``status.restarts`` which the reference always serialises (see ``encode_status``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from cache.constants import API_VERSION, KIND
+
+JSON = dict[str, Any]
+
+_IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}
+_ATOMIC = {"x-kubernetes-list-type": "atomic"}
+
+
+def _crd(**extra: Any) -> msgspec.Meta:
+    return msgspec.Meta(extra_json_schema=extra)
+
+
+def _map_list(*keys: str, **extra: Any) -> msgspec.Meta:
+    return msgspec.Meta(
+        extra_json_schema={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys), **extra}
+    )
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """Base of every API record: camelCase on the wire, unknown fields ignored, immutable."""
+
+
+# --------------------------------------------------------------------------------------------- metadata
+
+
+class OwnerReference(_Record):
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(_Record):
+    """The parts of ``metav1.ObjectMeta`` the controller reads; everything else is dropped at decode time."""
+
+    name: str = ""
+    generate_name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    generation: int = 0
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    annotations: dict[str, str] = msgspec.field(default_factory=dict)
+    owner_references: tuple[OwnerReference, ...] = ()
+    finalizers: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------- spec
+
+
+class DependsOn(_Record):
+    name: Annotated[str, msgspec.Meta(description="Name of a previous ReplicatedJob this one waits for.")]
+    status: Annotated[
+        Literal["Ready", "Complete"],
+        msgspec.Meta(description="Status of the dependency that must be reached: Ready or Complete."),
+    ]
+
+
+class ReplicatedJob(_Record):
+    name: Annotated[str, msgspec.Meta(description="Name of this ReplicatedJob; part of every child Job name.")]
+    template: Annotated[
+        JSON,
+        _crd(
+            type="object",
+            description="batch/v1 JobTemplateSpec used for every Job of this ReplicatedJob.",
+            **{"x-kubernetes-preserve-unknown-fields": True},
+        ),
+    ]
+    group_name: Annotated[
+        str,
+        _crd(default="default", description="Groups ReplicatedJobs for the group-index labels."),
+    ] = "default"
+    replicas: Annotated[
+        int,
+        msgspec.Meta(ge=0, extra_json_schema={"default": 1, "format": "int32"}),
+    ] = 1
+    depends_on: (
+        Annotated[
+            tuple[DependsOn, ...],
+            msgspec.Meta(max_length=5, extra_json_schema={**_map_list("name").extra_json_schema, **_IMMUTABLE}),
+        ]
+        | None
+    ) = None
+
+
+class Network(_Record):
+    enable_dns_hostnames: bool | None = msgspec.field(default=None, name="enableDNSHostnames")
+    subdomain: str = ""
+    publish_not_ready_addresses: bool | None = None
+
+
+class SuccessPolicy(_Record):
+    operator: Literal["All", "Any"]
+    target_replicated_jobs: Annotated[tuple[str, ...], _crd(**_ATOMIC)] = ()
+
+
+FailureAction = Literal[
+    "FailJobSet",
+    "RestartJobSet",
+    "RestartJobSetAndIgnoreMaxRestarts",
+    "RestartJob",
+    "RestartJobAndIgnoreMaxRestarts",
+]
+RestartStrategy = Literal["Recreate", "BlockingRecreate", "InPlaceRestart"]
+
+
+class FailurePolicyRule(_Record):
+    name: str
+    action: FailureAction
+    on_job_failure_reasons: tuple[str, ...] = ()
+    on_job_failure_message_patterns: tuple[str, ...] = ()
+    target_replicated_jobs: Annotated[tuple[str, ...], _crd(**_ATOMIC)] = ()
+
+
+class FailurePolicy(_Record):
+    max_restarts: Annotated[int, _crd(format="int32")] = 0
+    restart_strategy: Annotated[RestartStrategy, _crd(default="Recreate")] = "Recreate"
+    rules: tuple[FailurePolicyRule, ...] = ()
+
+
+class StartupPolicy(_Record):
+    startup_policy_order: Literal["AnyOrder", "InOrder"]
+
+
+class Coordinator(_Record):
+    replicated_job: str
+    job_index: int = 0
+    pod_index: int = 0
+
+
+class RetentionPolicy(_Record):
+    when_deleted: Annotated[Literal["Delete", "Retain"], _crd(default="Delete")] = "Delete"
+
+
+_PVC_TEMPLATE_RULE = {
+    "x-kubernetes-validations": [
+        {
+            "rule": "!has(self.metadata) || !has(self.metadata.namespace) || self.metadata.namespace == ''",
+            "message": "namespace must not be set for PVC templates",
+        }
+    ]
+}
+
+
+class VolumeClaimPolicy(_Record):
+    templates: Annotated[
+        tuple[
+            Annotated[
+                JSON,
+                _crd(
+                    type="object",
+                    description="core/v1 PersistentVolumeClaim template.",
+                    **{"x-kubernetes-preserve-unknown-fields": True},
+                    **_PVC_TEMPLATE_RULE,
+                ),
+            ],
+            ...,
+        ],
+        msgspec.Meta(max_length=50, extra_json_schema=_ATOMIC),
+    ] = ()
+    retention_policy: RetentionPolicy | None = None
+
+
+_SPEC_RULES = {
+    "x-kubernetes-validations": [
+        {
+            "rule": "!(has(self.startupPolicy) && self.startupPolicy.startupPolicyOrder == 'InOrder' && "
+            "self.replicatedJobs.exists(x, has(x.dependsOn)))",
+            "message": "StartupPolicy and DependsOn APIs are mutually exclusive",
+        }
+    ]
+}
+
+
+class JobSetSpec(_Record):
+    replicated_jobs: Annotated[tuple[ReplicatedJob, ...], _map_list("name")] = ()
+    network: Annotated[Network | None, _crd(**_IMMUTABLE)] = None
+    success_policy: Annotated[SuccessPolicy | None, _crd(**_IMMUTABLE)] = None
+    failure_policy: Annotated[FailurePolicy | None, _crd(**_IMMUTABLE)] = None
+    startup_policy: Annotated[StartupPolicy | None, _crd(**_IMMUTABLE)] = None
+    suspend: bool | None = None
+    coordinator: Coordinator | None = None
+    managed_by: str | None = None
+    ttl_seconds_after_finished: Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"format": "int32"})] | None = (
+        None
+    )
+    volume_claim_policies: Annotated[
+        tuple[VolumeClaimPolicy, ...],
+        msgspec.Meta(max_length=50, extra_json_schema={**_ATOMIC, **_IMMUTABLE}),
+    ] = ()
+
+
+# --------------------------------------------------------------------------------------------- status
+
+
+class Condition(_Record):
+    """``metav1.Condition``."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int | None = None
+
+
+class ReplicatedJobStatus(_Record):
+    name: str
+    ready: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    active: int = 0
+    suspended: int = 0
+    job_restarts: Annotated[tuple[int, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None = None
+    job_restarts_count_towards_max: (
+        Annotated[tuple[int, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None
+    ) = None
+
+
+class JobSetStatus(_Record):
+    conditions: Annotated[tuple[Condition, ...], _map_list("type")] = ()
+    restarts: int = 0
+    restarts_count_towards_max: int = 0
+    terminal_state: str = ""
+    replicated_jobs_status: Annotated[tuple[ReplicatedJobStatus, ...], _map_list("name")] = ()
+    previous_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    current_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class JobSet(_Record):
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: JobSetSpec = msgspec.field(default_factory=JobSetSpec)
+    status: JobSetStatus = msgspec.field(default_factory=JobSetStatus)
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+# --------------------------------------------------------------------------------------------- codecs
+
+_jobset_decoder = msgspec.json.Decoder(JobSet)
+_jobset_list_decoder = msgspec.json.Decoder(list[JobSet])
+_encoder = msgspec.json.Encoder()
+
+
+def decode_jobset(raw: bytes | str) -> JobSet:
+    """Decode one JobSet from JSON bytes; raises ``msgspec.ValidationError`` naming the bad field."""
+    return _jobset_decoder.decode(raw)
+
+
+def jobset_from_obj(obj: JSON) -> JobSet:
+    """Convert an already-parsed JSON object (e.g. a watch event body) into a record."""
+    return msgspec.convert(obj, JobSet)
+
+
+def to_obj(record: msgspec.Struct) -> Any:
+    """Plain JSON-compatible builtins for a record (``omit_defaults`` applies)."""
+    return msgspec.to_builtins(record)
+
+
+def encode_status(status: JobSetStatus) -> JSON:
+    """The wire form of a status: like ``to_obj`` but ``restarts`` is always present, as upstream writes it."""
+    obj: JSON = msgspec.to_builtins(status)
+    obj["restarts"] = status.restarts
+    return obj
