@@ -1,0 +1,75 @@
+"""The inputs and outputs of a decision: ``Snapshot`` in, ``Plan`` out.
+
+Role: the contract between the pure policy (``controller.decide``) and the acting layer (``controller.act``).
+Invariants: both are immutable; a Plan says *what* to change, never how; events in a Plan are emitted by the
+acting layer only after the status write succeeded (or when no status write was needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cache.jobset_types import JobSet, JobSetStatus
+from cache.records import Job, Pod
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one reconcile of one JobSet may look at, read from the cache."""
+
+    jobset: JobSet
+    jobs: tuple[Job, ...]
+    """Jobs whose controller owner UID is the JobSet's UID (decision D5: from the owner index)."""
+    service_exists: bool
+    gates: Mapping[str, bool] = field(default_factory=dict)
+    pods: tuple[Pod, ...] = ()
+    """The JobSet's pods; filled only when gate InPlaceRestart is on."""
+
+    def gate(self, name: str) -> bool:
+        return bool(self.gates.get(name, False))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """A change to a live child Job.
+
+    ``patch`` is a JSON merge patch of the Job; ``clear_start_time`` asks for ``status.startTime`` to be
+    cleared through the ``jobs/status`` subresource first (needed before a resumed Job's template can change).
+    """
+
+    name: str
+    patch: JSON
+    clear_start_time: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    create_jobs: tuple[JSON, ...] = ()
+    delete_jobs: tuple[str, ...] = ()
+    """Names of child Jobs to delete with Foreground propagation (already-deleting ones are never listed)."""
+    update_jobs: tuple[JobUpdate, ...] = ()
+    create_service: JSON | None = None
+    create_pvcs: tuple[JSON, ...] = ()
+    status: JobSetStatus | None = None
+    """The new status, or None when it is unchanged."""
+    events: tuple[Event, ...] = ()
+    delete_jobset: bool = False
+    """TTL after finished expired: delete the JobSet itself (Foreground)."""
+    requeue_after: float | None = None
+    error: str | None = None
+    """A reconcile error decided purely (e.g. a malformed child label): no writes; requeue with backoff."""
+
+    @property
+    def is_empty(self) -> bool:
+        return self == Plan()
