@@ -44,7 +44,7 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_de
 # --------------------------------------------------------------------------------------------- metadata
 
 
-class OwnerReference(_Record):
+class OwnerReference(_Record, frozen=True):
     api_version: str
     kind: str
     name: str
@@ -53,7 +53,7 @@ class OwnerReference(_Record):
     block_owner_deletion: bool | None = None
 
 
-class ObjectMeta(_Record):
+class ObjectMeta(_Record, frozen=True):
     """The parts of ``metav1.ObjectMeta`` the controller reads; everything else is dropped at decode time."""
 
     name: str = ""
@@ -73,7 +73,7 @@ class ObjectMeta(_Record):
 # --------------------------------------------------------------------------------------------- spec
 
 
-class DependsOn(_Record):
+class DependsOn(_Record, frozen=True):
     name: Annotated[str, msgspec.Meta(description="Name of a previous ReplicatedJob this one waits for.")]
     status: Annotated[
         Literal["Ready", "Complete"],
@@ -81,7 +81,7 @@ class DependsOn(_Record):
     ]
 
 
-class ReplicatedJob(_Record):
+class ReplicatedJob(_Record, frozen=True):
     name: Annotated[str, msgspec.Meta(description="Name of this ReplicatedJob; part of every child Job name.")]
     template: Annotated[
         JSON,
@@ -108,13 +108,13 @@ class ReplicatedJob(_Record):
     ) = None
 
 
-class Network(_Record):
+class Network(_Record, frozen=True):
     enable_dns_hostnames: bool | None = msgspec.field(default=None, name="enableDNSHostnames")
     subdomain: str = ""
     publish_not_ready_addresses: bool | None = None
 
 
-class SuccessPolicy(_Record):
+class SuccessPolicy(_Record, frozen=True):
     operator: Literal["All", "Any"]
     target_replicated_jobs: Annotated[tuple[str, ...], _crd(**_ATOMIC)] = ()
 
@@ -129,7 +129,7 @@ FailureAction = Literal[
 RestartStrategy = Literal["Recreate", "BlockingRecreate", "InPlaceRestart"]
 
 
-class FailurePolicyRule(_Record):
+class FailurePolicyRule(_Record, frozen=True):
     name: str
     action: FailureAction
     on_job_failure_reasons: tuple[str, ...] = ()
@@ -137,23 +137,23 @@ class FailurePolicyRule(_Record):
     target_replicated_jobs: Annotated[tuple[str, ...], _crd(**_ATOMIC)] = ()
 
 
-class FailurePolicy(_Record):
+class FailurePolicy(_Record, frozen=True):
     max_restarts: Annotated[int, _crd(format="int32")] = 0
     restart_strategy: Annotated[RestartStrategy, _crd(default="Recreate")] = "Recreate"
     rules: tuple[FailurePolicyRule, ...] = ()
 
 
-class StartupPolicy(_Record):
+class StartupPolicy(_Record, frozen=True):
     startup_policy_order: Literal["AnyOrder", "InOrder"]
 
 
-class Coordinator(_Record):
+class Coordinator(_Record, frozen=True):
     replicated_job: str
     job_index: int = 0
     pod_index: int = 0
 
 
-class RetentionPolicy(_Record):
+class RetentionPolicy(_Record, frozen=True):
     when_deleted: Annotated[Literal["Delete", "Retain"], _crd(default="Delete")] = "Delete"
 
 
@@ -167,7 +167,7 @@ _PVC_TEMPLATE_RULE = {
 }
 
 
-class VolumeClaimPolicy(_Record):
+class VolumeClaimPolicy(_Record, frozen=True):
     templates: Annotated[
         tuple[
             Annotated[
@@ -197,7 +197,7 @@ _SPEC_RULES = {
 }
 
 
-class JobSetSpec(_Record):
+class JobSetSpec(_Record, frozen=True):
     replicated_jobs: Annotated[tuple[ReplicatedJob, ...], _map_list("name")] = ()
     network: Annotated[Network | None, _crd(**_IMMUTABLE)] = None
     success_policy: Annotated[SuccessPolicy | None, _crd(**_IMMUTABLE)] = None
@@ -206,9 +206,7 @@ class JobSetSpec(_Record):
     suspend: bool | None = None
     coordinator: Coordinator | None = None
     managed_by: str | None = None
-    ttl_seconds_after_finished: Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"format": "int32"})] | None = (
-        None
-    )
+    ttl_seconds_after_finished: Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"format": "int32"})] | None = None
     volume_claim_policies: Annotated[
         tuple[VolumeClaimPolicy, ...],
         msgspec.Meta(max_length=50, extra_json_schema={**_ATOMIC, **_IMMUTABLE}),
@@ -218,7 +216,7 @@ class JobSetSpec(_Record):
 # --------------------------------------------------------------------------------------------- status
 
 
-class Condition(_Record):
+class Condition(_Record, frozen=True):
     """``metav1.Condition``."""
 
     type: str
@@ -229,7 +227,7 @@ class Condition(_Record):
     observed_generation: int | None = None
 
 
-class ReplicatedJobStatus(_Record):
+class ReplicatedJobStatus(_Record, frozen=True):
     name: str
     ready: int = 0
     succeeded: int = 0
@@ -242,7 +240,7 @@ class ReplicatedJobStatus(_Record):
     ) = None
 
 
-class JobSetStatus(_Record):
+class JobSetStatus(_Record, frozen=True):
     conditions: Annotated[tuple[Condition, ...], _map_list("type")] = ()
     restarts: int = 0
     restarts_count_towards_max: int = 0
@@ -252,7 +250,7 @@ class JobSetStatus(_Record):
     current_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-class JobSet(_Record):
+class JobSet(_Record, frozen=True):
     api_version: str = API_VERSION
     kind: str = KIND
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)

@@ -24,7 +24,7 @@ class _Slim(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defa
     pass
 
 
-class Meta(_Slim):
+class Meta(_Slim, frozen=True, gc=False):
     """Slim object metadata (same wire names as ``ObjectMeta``)."""
 
     name: str = ""
@@ -39,7 +39,7 @@ class Meta(_Slim):
     owner_references: tuple[OwnerRef, ...] = ()
 
 
-class OwnerRef(_Slim):
+class OwnerRef(_Slim, frozen=True, gc=False):
     api_version: str = ""
     kind: str = ""
     name: str = ""
@@ -58,7 +58,7 @@ def controller_uid(meta: Meta | ObjectMeta) -> str | None:
 # --------------------------------------------------------------------------------------------- Job
 
 
-class JobCondition(_Slim):
+class JobCondition(_Slim, frozen=True, gc=False):
     type: str
     status: str
     reason: str = ""
@@ -66,12 +66,12 @@ class JobCondition(_Slim):
     last_transition_time: str = ""
 
 
-class PodTemplateMeta(_Slim):
+class PodTemplateMeta(_Slim, frozen=True, gc=False):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     annotations: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class PodTemplateSpecSlim(_Slim):
+class PodTemplateSpecSlim(_Slim, frozen=True, gc=False):
     """The pod-template fields that suspend/resume propagates (spec section 4.7)."""
 
     node_selector: dict[str, str] | None = None
@@ -79,12 +79,12 @@ class PodTemplateSpecSlim(_Slim):
     scheduling_gates: tuple[JSON, ...] | None = None
 
 
-class PodTemplate(_Slim):
+class PodTemplate(_Slim, frozen=True, gc=False):
     metadata: PodTemplateMeta = msgspec.field(default_factory=PodTemplateMeta)
     spec: PodTemplateSpecSlim = msgspec.field(default_factory=PodTemplateSpecSlim)
 
 
-class JobSpec(_Slim):
+class JobSpec(_Slim, frozen=True, gc=False):
     parallelism: int | None = None
     completions: int | None = None
     suspend: bool | None = None
@@ -92,7 +92,7 @@ class JobSpec(_Slim):
     template: PodTemplate = msgspec.field(default_factory=PodTemplate)
 
 
-class JobStatus(_Slim):
+class JobStatus(_Slim, frozen=True, gc=False):
     active: int = 0
     ready: int | None = None
     succeeded: int = 0
@@ -103,7 +103,7 @@ class JobStatus(_Slim):
     conditions: tuple[JobCondition, ...] = ()
 
 
-class Job(_Slim):
+class Job(_Slim, frozen=True, gc=False):
     metadata: Meta = msgspec.field(default_factory=Meta)
     spec: JobSpec = msgspec.field(default_factory=JobSpec)
     status: JobStatus = msgspec.field(default_factory=JobStatus)
@@ -126,36 +126,36 @@ class Job(_Slim):
 # --------------------------------------------------------------------------------------------- Pod
 
 
-class ContainerStatus(_Slim):
+class ContainerStatus(_Slim, frozen=True, gc=False):
     name: str = ""
     restart_count: int = 0
     ready: bool = False
 
 
-class PodCondition(_Slim):
+class PodCondition(_Slim, frozen=True, gc=False):
     type: str
     status: str
     reason: str = ""
     message: str = ""
 
 
-class ResourceReq(_Slim):
+class ResourceReq(_Slim, frozen=True, gc=False):
     requests: dict[str, str] = msgspec.field(default_factory=dict)
     limits: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class ContainerSlim(_Slim):
+class ContainerSlim(_Slim, frozen=True, gc=False):
     resources: ResourceReq = msgspec.field(default_factory=ResourceReq)
 
 
-class PodSpec(_Slim):
+class PodSpec(_Slim, frozen=True, gc=False):
     node_name: str = ""
     priority: int | None = None
     node_selector: dict[str, str] | None = None
     containers: tuple[ContainerSlim, ...] = ()
 
 
-class PodStatus(_Slim):
+class PodStatus(_Slim, frozen=True, gc=False):
     phase: str = ""
     conditions: tuple[PodCondition, ...] = ()
     container_statuses: tuple[ContainerStatus, ...] = ()
@@ -163,7 +163,7 @@ class PodStatus(_Slim):
     start_time: str | None = None
 
 
-class Pod(_Slim):
+class Pod(_Slim, frozen=True, gc=False):
     metadata: Meta = msgspec.field(default_factory=Meta)
     spec: PodSpec = msgspec.field(default_factory=PodSpec)
     status: PodStatus = msgspec.field(default_factory=PodStatus)
@@ -176,16 +176,16 @@ class Pod(_Slim):
 # --------------------------------------------------------------------------------------------- Node
 
 
-class NodeSpec(_Slim):
+class NodeSpec(_Slim, frozen=True, gc=False):
     unschedulable: bool = False
 
 
-class NodeStatus(_Slim):
+class NodeStatus(_Slim, frozen=True, gc=False):
     allocatable: dict[str, str] = msgspec.field(default_factory=dict)
     conditions: tuple[PodCondition, ...] = ()
 
 
-class Node(_Slim):
+class Node(_Slim, frozen=True, gc=False):
     metadata: Meta = msgspec.field(default_factory=Meta)
     spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
     status: NodeStatus = msgspec.field(default_factory=NodeStatus)
@@ -198,13 +198,13 @@ class Node(_Slim):
 # --------------------------------------------------------------------------------------------- Service
 
 
-class ServiceSpec(_Slim):
+class ServiceSpec(_Slim, frozen=True, gc=False):
     cluster_ip: str | None = msgspec.field(default=None, name="clusterIP")
     selector: dict[str, str] | None = None
     publish_not_ready_addresses: bool | None = None
 
 
-class Service(_Slim):
+class Service(_Slim, frozen=True, gc=False):
     metadata: Meta = msgspec.field(default_factory=Meta)
     spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
 

@@ -1,0 +1,97 @@
+"""An indexed in-memory store of immutable records (the informer's local model of one resource).
+
+Role: key → record, plus secondary indexes (by controller-owner UID, by JobSet label, by node, ...), each a
+function from a record to the index values it belongs under. Invariants: indexes always agree with the primary
+map after every ``upsert``/``delete``/``replace``; records are shared, never copied or mutated; lookups are
+O(1) plus the size of the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
+
+Indexer = Callable[[R], Iterable[str]]
+
+
+class Store(Generic[R]):
+    def __init__(self, key: Callable[[R], str], indexers: dict[str, Indexer[R]] | None = None) -> None:
+        self._key = key
+        self._items: dict[str, R] = {}
+        self._indexers: dict[str, Indexer[R]] = dict(indexers or {})
+        self._indexes: dict[str, dict[str, dict[str, R]]] = {name: {} for name in self._indexers}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(list(self._items.values()))
+
+    def key_of(self, obj: R) -> str:
+        return self._key(obj)
+
+    def get(self, key: str) -> R | None:
+        return self._items.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def by_index(self, index: str, value: str) -> list[R]:
+        bucket = self._indexes[index].get(value)
+        return list(bucket.values()) if bucket else []
+
+    def index_count(self, index: str, value: str) -> int:
+        bucket = self._indexes[index].get(value)
+        return len(bucket) if bucket else 0
+
+    def upsert(self, obj: R) -> R | None:
+        """Insert or replace; returns the previous record under the same key."""
+        key = self._key(obj)
+        old = self._items.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._items[key] = obj
+        self._index(key, obj)
+        return old
+
+    def delete(self, key: str) -> R | None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+        return old
+
+    def replace(self, objs: Iterable[R]) -> tuple[list[R], list[tuple[R, R]], list[R]]:
+        """Swap in a full LIST result; returns (added, updated as (old, new), deleted)."""
+        fresh = {self._key(o): o for o in objs}
+        added: list[R] = []
+        updated: list[tuple[R, R]] = []
+        deleted = [old for key, old in self._items.items() if key not in fresh]
+        for key, obj in fresh.items():
+            old = self._items.get(key)
+            if old is None:
+                added.append(obj)
+            elif old is not obj:
+                updated.append((old, obj))
+        self._items = fresh
+        self._indexes = {name: {} for name in self._indexers}
+        for key, obj in fresh.items():
+            self._index(key, obj)
+        return added, updated, deleted
+
+    def _index(self, key: str, obj: R) -> None:
+        for name, fn in self._indexers.items():
+            idx = self._indexes[name]
+            for value in fn(obj):
+                idx.setdefault(value, {})[key] = obj
+
+    def _unindex(self, key: str, obj: R) -> None:
+        for name, fn in self._indexers.items():
+            idx = self._indexes[name]
+            for value in fn(obj):
+                bucket = idx.get(value)
+                if bucket is not None:
+                    bucket.pop(key, None)
+                    if not bucket:
+                        del idx[value]
