@@ -25,6 +25,11 @@ JSON = dict[str, Any]
 
 _IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}
 _ATOMIC = {"x-kubernetes-list-type": "atomic"}
+# Generator hints read by ``cache.crdgen`` (never emitted): the Kubernetes definition a plain JSON field stands
+# for, and "required on the wire" for fields the reference always serialises (Go ``json`` tag without omitempty).
+_K8S_JOB_TEMPLATE = {"x-pyjobset-embed": "io.k8s.api.batch.v1.JobTemplateSpec"}
+_K8S_PVC = {"x-pyjobset-embed": "io.k8s.api.core.v1.PersistentVolumeClaim"}
+_WIRE_REQUIRED = {"x-pyjobset-required": True}
 
 
 def _crd(**extra: Any) -> msgspec.Meta:
@@ -35,6 +40,9 @@ def _map_list(*keys: str, **extra: Any) -> msgspec.Meta:
     return msgspec.Meta(
         extra_json_schema={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys), **extra}
     )
+
+
+_Int32 = Annotated[int, msgspec.Meta(extra_json_schema={"format": "int32"})]
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -85,11 +93,7 @@ class ReplicatedJob(_Record, frozen=True):
     name: Annotated[str, msgspec.Meta(description="Name of this ReplicatedJob; part of every child Job name.")]
     template: Annotated[
         JSON,
-        _crd(
-            type="object",
-            description="batch/v1 JobTemplateSpec used for every Job of this ReplicatedJob.",
-            **{"x-kubernetes-preserve-unknown-fields": True},
-        ),
+        _crd(description="batch/v1 JobTemplateSpec used for every Job of this ReplicatedJob.", **_K8S_JOB_TEMPLATE),
     ]
     group_name: Annotated[
         str,
@@ -157,11 +161,12 @@ class RetentionPolicy(_Record, frozen=True):
     when_deleted: Annotated[Literal["Delete", "Retain"], _crd(default="Delete")] = "Delete"
 
 
-_PVC_TEMPLATE_RULE = {
+_PVC_NAMESPACE_RULE = {
     "x-kubernetes-validations": [
         {
-            "rule": "!has(self.metadata) || !has(self.metadata.namespace) || self.metadata.namespace == ''",
-            "message": "namespace must not be set for PVC templates",
+            "rule": "!has(self.templates) || self.templates.all(t, !has(t.metadata) || "
+            "!has(t.metadata.namespace) || size(t.metadata.namespace) == 0)",
+            "message": "namespace cannot be set for VolumeClaimPolicies templates",
         }
     ]
 }
@@ -170,15 +175,7 @@ _PVC_TEMPLATE_RULE = {
 class VolumeClaimPolicy(_Record, frozen=True):
     templates: Annotated[
         tuple[
-            Annotated[
-                JSON,
-                _crd(
-                    type="object",
-                    description="core/v1 PersistentVolumeClaim template.",
-                    **{"x-kubernetes-preserve-unknown-fields": True},
-                    **_PVC_TEMPLATE_RULE,
-                ),
-            ],
+            Annotated[JSON, _crd(description="core/v1 PersistentVolumeClaim template.", **_K8S_PVC)],
             ...,
         ],
         msgspec.Meta(max_length=50, extra_json_schema=_ATOMIC),
@@ -208,7 +205,7 @@ class JobSetSpec(_Record, frozen=True):
     managed_by: str | None = None
     ttl_seconds_after_finished: Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"format": "int32"})] | None = None
     volume_claim_policies: Annotated[
-        tuple[VolumeClaimPolicy, ...],
+        tuple[Annotated[VolumeClaimPolicy, _crd(**_PVC_NAMESPACE_RULE)], ...],
         msgspec.Meta(max_length=50, extra_json_schema={**_ATOMIC, **_IMMUTABLE}),
     ] = ()
 
@@ -221,40 +218,40 @@ class Condition(_Record, frozen=True):
 
     type: str
     status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: str = ""
+    reason: Annotated[str, _crd(**_WIRE_REQUIRED)] = ""
+    message: Annotated[str, _crd(**_WIRE_REQUIRED)] = ""
+    last_transition_time: Annotated[str, _crd(**_WIRE_REQUIRED)] = ""
     observed_generation: int | None = None
 
 
 class ReplicatedJobStatus(_Record, frozen=True):
     name: str
-    ready: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    active: int = 0
-    suspended: int = 0
-    job_restarts: Annotated[tuple[int, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None = None
+    ready: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
+    succeeded: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
+    failed: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
+    active: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
+    suspended: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
+    job_restarts: Annotated[tuple[_Int32, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None = None
     job_restarts_count_towards_max: (
-        Annotated[tuple[int, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None
+        Annotated[tuple[_Int32, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None
     ) = None
 
 
 class JobSetStatus(_Record, frozen=True):
     conditions: Annotated[tuple[Condition, ...], _map_list("type")] = ()
-    restarts: int = 0
-    restarts_count_towards_max: int = 0
+    restarts: _Int32 = 0
+    restarts_count_towards_max: _Int32 = 0
     terminal_state: str = ""
     replicated_jobs_status: Annotated[tuple[ReplicatedJobStatus, ...], _map_list("name")] = ()
-    previous_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    current_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    previous_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0), _crd(format="int32")] | None = None
+    current_in_place_restart_attempt: Annotated[int, msgspec.Meta(ge=0), _crd(format="int32")] | None = None
 
 
 class JobSet(_Record, frozen=True):
     api_version: str = API_VERSION
     kind: str = KIND
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
-    spec: JobSetSpec = msgspec.field(default_factory=JobSetSpec)
+    spec: Annotated[JobSetSpec, _crd(**_SPEC_RULES)] = msgspec.field(default_factory=JobSetSpec)
     status: JobSetStatus = msgspec.field(default_factory=JobSetStatus)
 
     @property
