@@ -1,0 +1,170 @@
+"""The ``pyjobset`` command line: ``sim``, ``run`` and ``demo`` (forms fixed by the simulated-cluster design).
+
+Role: parse flags, configure logging, turn SIGINT/SIGTERM into a graceful stop, and map start-up failures to a
+one-line error and exit status 2 (bad usage or configuration) or 1 (runtime failure) — never a stack trace.
+``run`` accepts the reference controller's flags; a flag overrides the config file only when it is passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from controller.settings import ConfigError, load_settings
+
+
+def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> None:
+    """structlog with constant event names; JSON when not on a terminal (in the cluster), pretty otherwise."""
+    if json_logs is None:
+        json_logs = not sys.stderr.isatty()
+    numeric = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+    lvl = numeric.get(level, logging.INFO)
+    if level.isdigit():  # zap levels: higher is more verbose
+        lvl = logging.DEBUG if int(level) >= 2 else logging.INFO
+    renderer: Any = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _bool_flag(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyjobset", description="JobSet controller for Kubernetes, in Python.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,demo}")
+
+    sim = sub.add_parser("sim", help="start the simulated Kubernetes cluster on 127.0.0.1")
+    sim.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig once the server serves")
+    sim.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    sim.add_argument("--nodes", type=int, default=16, help="number of simulated nodes")
+    sim.add_argument("--gpus-per-node", type=int, default=8, help="nvidia.com/gpu allocatable per node")
+    sim.add_argument("--nodes-per-pool", type=int, default=16, help="nodes per cloud.google.com/gke-nodepool")
+
+    run = sub.add_parser("run", help="run the controller against a cluster")
+    run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster configuration)")
+    run.add_argument("--config", default=None, help="Configuration file (config.jobset.x-k8s.io/v1alpha1)")
+    run.add_argument("--metrics-bind-address", default=None, help='metrics address (default ":8443"; "0" disables)')
+    run.add_argument("--health-probe-bind-address", default=None, help='probe address (default ":8081")')
+    run.add_argument(
+        "--leader-elect", nargs="?", const=True, default=None, type=_bool_flag, help="enable leader election"
+    )
+    run.add_argument("--kube-api-qps", type=float, default=None, help="client-side QPS (default 500)")
+    run.add_argument("--kube-api-burst", type=int, default=None, help="client-side burst (default 500)")
+    run.add_argument("--zap-log-level", default="info", help="log level: debug, info, warning, error or a number")
+    run.add_argument("--zap-devel", nargs="?", const=True, default=None, type=_bool_flag, help=argparse.SUPPRESS)
+
+    demo = sub.add_parser("demo", help="simulated cluster + controller + a sample JobSet, in one process")
+    demo.add_argument("--nodes", type=int, default=8, help="simulated nodes")
+    demo.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.metrics_bind_address is not None:
+        out["metrics.bind_address"] = args.metrics_bind_address
+    if args.health_probe_bind_address is not None:
+        out["health.health_probe_bind_address"] = args.health_probe_bind_address
+    if args.leader_elect is not None:
+        out["leader_election.leader_elect"] = args.leader_elect
+    if args.kube_api_qps is not None:
+        out["client_connection.qps"] = args.kube_api_qps
+    if args.kube_api_burst is not None:
+        out["client_connection.burst"] = args.kube_api_burst
+    return out
+
+
+async def _until_signalled(coro_factory: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    result: int = await coro_factory(stop)
+    return result
+
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    from cache.client import load_cluster_config
+    from controller.app import run_controller
+
+    settings = load_settings(args.config, overrides=_overrides(args))
+    try:
+        config = await load_cluster_config(args.kubeconfig)
+    except Exception as err:  # noqa: BLE001 - kubernetes_asyncio raises many unrelated types for bad kubeconfigs
+        where = args.kubeconfig or "in-cluster configuration"
+        print(f"pyjobset run: cannot load cluster configuration from {where}: {err}", file=sys.stderr)
+        return 2
+
+    async def body(stop: asyncio.Event) -> int:
+        await run_controller(settings, config, stop)
+        return 0
+
+    return await _until_signalled(body)
+
+
+async def _cmd_sim(args: argparse.Namespace) -> int:
+    import kubesim
+
+    for flag in ("nodes", "gpus_per_node", "nodes_per_pool"):
+        if getattr(args, flag) < 0:
+            print(f"pyjobset sim: --{flag.replace('_', '-')} must be >= 0", file=sys.stderr)
+            return 2
+    await kubesim.serve(
+        args.kubeconfig,
+        port=args.port,
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        nodes_per_pool=max(1, args.nodes_per_pool),
+    )
+    return 0
+
+
+async def _cmd_demo(args: argparse.Namespace) -> int:
+    from controller.demo import run_demo
+
+    return await _until_signalled(lambda stop: run_demo(stop, nodes=args.nodes, limit_seconds=args.timeout))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(getattr(args, "zap_log_level", "warning") if args.command == "run" else "warning")
+    handlers = {"run": _cmd_run, "sim": _cmd_sim, "demo": _cmd_demo}
+    try:
+        return asyncio.run(handlers[args.command](args))
+    except ConfigError as err:
+        print(f"pyjobset {args.command}: configuration error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"pyjobset {args.command}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The JobSet reconciler: key → snapshot from the store → ``decide`` → ``Actor.execute`` → queue verdict.
+
+Role: glue between the cache and the pure policy. Event handlers only map an event to a JobSet key and enqueue
+(a storm of pod or Job events for one JobSet costs one reconcile, because the queue deduplicates).
+
+Result rules (controller-runtime's): a ``ReconcileError`` or API error → rate-limited requeue; a requeue-after →
+forget the backoff and add after the delay; success → forget. An unexpected exception is logged with the key
+and treated like an error (requeue with backoff): the worker never dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from cache import constants as c
+from cache.errors import ApiError
+from cache.jobset_types import JobSet
+from cache.queue import QueueShutDown, WorkQueue
+from cache.records import Job, Pod, Service
+from cache.store import Store
+from controller.act import Actor, ReconcileError
+from controller.decide.naming import subdomain
+from controller.decide.plan import Snapshot
+from controller.decide.reconcile import decide
+
+log = structlog.get_logger("pyjobset.reconciler")
+
+OWNER_INDEX = "owner-uid"
+JOBSET_LABEL_INDEX = "jobset-name"
+
+
+def owner_uid_index(obj: Job | Service | Pod) -> list[str]:
+    """Index children by the UID of a controlling JobSet owner (decision D5: O(children) lookups)."""
+    for ref in obj.metadata.owner_references:
+        if ref.controller and ref.kind == c.KIND and ref.api_version == c.API_VERSION:
+            return [ref.uid]
+    return []
+
+
+def jobset_label_index(obj: Pod) -> list[str]:
+    name = obj.metadata.labels.get(c.JOBSET_NAME_KEY)
+    return [f"{obj.metadata.namespace}/{name}"] if name else []
+
+
+class ReconcileObserver(Protocol):
+    def reconcile_done(self, controller: str, result: str, seconds: float) -> None: ...
+
+
+@dataclass
+class JobSetReconciler:
+    jobsets: Store[JobSet]
+    jobs: Store[Job]
+    services: Store[Service]
+    actor: Actor
+    queue: WorkQueue[str]
+    gates: Mapping[str, bool] = field(default_factory=dict)
+    pods: Store[Pod] | None = None
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    observers: list[ReconcileObserver] = field(default_factory=list)
+    reconciles: int = 0
+
+    # ------------------------------------------------------------------------------------ handlers
+
+    def on_jobset(self, old: JobSet | None, new: JobSet | None) -> None:
+        obj = new if new is not None else old
+        if obj is not None:
+            self.queue.add(f"{obj.metadata.namespace}/{obj.metadata.name}")
+
+    def on_owned(self, old: Any, new: Any) -> None:
+        """Jobs and Services: enqueue the controlling JobSet (by owner reference)."""
+        for obj in (old, new):
+            if obj is None:
+                continue
+            for ref in obj.metadata.owner_references:
+                if ref.controller and ref.kind == c.KIND and ref.api_version == c.API_VERSION:
+                    self.queue.add(f"{obj.metadata.namespace}/{ref.name}")
+
+    def on_pod(self, old: Pod | None, new: Pod | None) -> None:
+        for obj in (old, new):
+            if obj is not None and (name := obj.metadata.labels.get(c.JOBSET_NAME_KEY)):
+                self.queue.add(f"{obj.metadata.namespace}/{name}")
+
+    # ------------------------------------------------------------------------------------ reconcile
+
+    def snapshot(self, js: JobSet) -> Snapshot:
+        uid = js.metadata.uid
+        jobs = tuple(self.jobs.by_index(OWNER_INDEX, uid))
+        svc = self.services.get(f"{js.metadata.namespace}/{subdomain(js)}")
+        pods: tuple[Pod, ...] = ()
+        if self.pods is not None and self.gates.get(c.GATE_IN_PLACE_RESTART):
+            pods = tuple(self.pods.by_index(JOBSET_LABEL_INDEX, js.key))
+        return Snapshot(jobset=js, jobs=jobs, service_exists=svc is not None, gates=self.gates, pods=pods)
+
+    async def reconcile(self, key: str) -> float | None:
+        js = self.jobsets.get(key)
+        if js is None:
+            return None
+        plan = decide(self.snapshot(js), self.now())
+        if plan.is_empty:
+            return None
+        return await self.actor.execute(js, plan)
+
+    async def process_one(self) -> bool:
+        """Take one key from the queue and reconcile it; False once the queue is shut down."""
+        try:
+            key = await self.queue.get()
+        except QueueShutDown:
+            return False
+        started = time.perf_counter()
+        result = "success"
+        try:
+            requeue_after = await self.reconcile(key)
+        except (ReconcileError, ApiError) as err:
+            result = "error"
+            log.info("reconcile_failed", jobset=key, error=str(err), requeues=self.queue.num_requeues(key))
+            self.queue.add_rate_limited(key)
+        except Exception:
+            result = "error"
+            log.exception("reconcile_crashed", jobset=key)
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
+            if requeue_after is not None:
+                result = "requeue_after"
+                self.queue.add_after(key, requeue_after)
+        finally:
+            self.queue.done(key)
+            self.reconciles += 1
+        for obs in self.observers:
+            obs.reconcile_done("jobset", result, time.perf_counter() - started)
+        return True
+
+    async def run_worker(self) -> None:
+        while await self.process_one():
+            pass
