@@ -3,6 +3,14 @@
 Role: the contract between the pure policy (``controller.decide``) and the acting layer (``controller.act``).
 Invariants: both are immutable; a Plan says *what* to change, never how; events in a Plan are emitted by the
 acting layer only after the status write succeeded (or when no status write was needed).
+
+How the acting layer runs a Plan, in this order: ``delete_jobs`` (Foreground), ``create_service``,
+``create_pvcs`` (AlreadyExists ignored), ``create_jobs`` (bounded-parallel), ``update_jobs`` (in tuple order;
+they touch only Jobs that already exist, so their position relative to the creates does not matter), then the
+single ``status`` write, then ``events``, then metrics from ``outcome`` (decision D4), then ``delete_jobset`` /
+``requeue_after``. When ``error`` is set the child writes listed in the Plan are still performed (they are the
+ones the reference performs before it fails), but status, events and outcome are skipped and the key is
+requeued with backoff.
 """
 
 from __future__ import annotations
@@ -54,6 +62,28 @@ class JobUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the status write of this Plan means for the lifecycle counters (decision D4).
+
+    ``kind`` "failed" → ``jobset_failed_total`` += 1; "completed" → ``jobset_completed_total`` += 1;
+    "restarted" → one restart by ``action`` (a failure-policy action) and ``reason``. Set only when the decision
+    effectively changed the JobSet (a Failed/Completed condition newly set, a restart counter bumped), so counting
+    it once per successful status write is exact.
+    """
+
+    kind: Literal["failed", "completed", "restarted"]
+    reason: str
+    """Condition/event reason: FailedJobs, ReachedMaxRestarts, FailJobSetFailurePolicyAction, AllJobsCompleted,
+    FailurePolicy_<rule>, DefaultFailurePolicy, or the action-event reason for per-Job restarts."""
+    action: str = ""
+    """The failure-policy action applied (FailJobSet, RestartJobSet, ...); "" when no policy was involved."""
+    rule: str = ""
+    """Name of the failure-policy rule that matched; "" for the default policy or none."""
+    job: str = ""
+    """The (first) failed Job that triggered it; "" for completions and in-place failures."""
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     create_jobs: tuple[JSON, ...] = ()
     delete_jobs: tuple[str, ...] = ()
@@ -68,7 +98,12 @@ class Plan:
     """TTL after finished expired: delete the JobSet itself (Foreground)."""
     requeue_after: float | None = None
     error: str | None = None
-    """A reconcile error decided purely (e.g. a malformed child label): no writes; requeue with backoff."""
+    """A reconcile error decided purely (e.g. a malformed child label, a RestartJob rule with the gate off):
+    no status write and no events; the child writes listed are still performed; requeue with backoff."""
+    outcome: Outcome | None = None
+    """Lifecycle change carried by ``status``; the acting layer bumps metrics from it after the status write."""
+    notes: tuple[str, ...] = ()
+    """Diagnostics for the log, decided as data (e.g. an invalid failure-policy message pattern was skipped)."""
 
     @property
     def is_empty(self) -> bool:
