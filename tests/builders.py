@@ -104,3 +104,120 @@ def job_record(manifest: JSON, *, uid: str = "", status: JSON | None = None) -> 
     if status is not None:
         obj["status"] = status
     return msgspec.convert(obj, Job)
+
+
+# --------------------------------------------------------------------------------------------- Job status helpers
+# Added for the pure decision tests (tests/unit/test_decide_*.py); usable by every tier.
+
+T0 = "2026-01-01T00:00:00Z"
+
+
+def job_condition(ctype: str, status: str = "True", *, reason: str = "", message: str = "", at: str = T0) -> JSON:
+    return {"type": ctype, "status": status, "reason": reason, "message": message, "lastTransitionTime": at}
+
+
+def job_status(
+    *,
+    active: int = 0,
+    ready: int | None = None,
+    succeeded: int = 0,
+    failed: int = 0,
+    start_time: str | None = None,
+    conditions: list[JSON] | None = None,
+) -> JSON:
+    status: JSON = {"active": active, "succeeded": succeeded, "failed": failed, "conditions": list(conditions or [])}
+    if ready is not None:
+        status["ready"] = ready
+    if start_time is not None:
+        status["startTime"] = start_time
+    return status
+
+
+def complete_status(*, at: str = T0) -> JSON:
+    return job_status(succeeded=1, conditions=[job_condition("Complete", at=at)])
+
+
+def failed_status(reason: str = "BackoffLimitExceeded", message: str = "", *, at: str = T0) -> JSON:
+    return job_status(failed=1, conditions=[job_condition("Failed", reason=reason, message=message, at=at)])
+
+
+def ready_status(pods: int = 1) -> JSON:
+    return job_status(active=pods, ready=pods, start_time=T0)
+
+
+def with_status(job: Job, status: JSON) -> Job:
+    """The same Job record with ``status`` (JSON) replacing its status."""
+    obj = msgspec.to_builtins(job)
+    obj["status"] = status
+    return msgspec.convert(obj, Job)
+
+
+class DecideWorld:
+    """A tiny in-memory stand-in for the acting layer, to drive ``controller.decide.decide`` over several passes.
+
+    It applies a Plan the simplest faithful way: created Jobs appear (with an empty status), deleted Jobs get a
+    ``deletionTimestamp`` and disappear on ``gc()``, merge patches of ``spec.suspend`` / sizes are applied, the
+    status is replaced. Nothing here sleeps or talks to a cluster.
+    """
+
+    def __init__(self, js: JobSet, *, gates: dict[str, bool] | None = None, service_exists: bool = False) -> None:
+        self.js = js
+        self.jobs: dict[str, Job] = {}
+        self.gates = dict(gates or {})
+        self.service_exists = service_exists
+        self.plans: list[Any] = []
+
+    def snapshot(self) -> Any:
+        from controller.decide.plan import Snapshot
+
+        return Snapshot(
+            jobset=self.js, jobs=tuple(self.jobs.values()), service_exists=self.service_exists, gates=self.gates
+        )
+
+    def step(self, now: Any = None) -> Any:
+        import datetime as dt
+
+        from controller.decide.reconcile import decide
+
+        when = now if now is not None else dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC)
+        plan = decide(self.snapshot(), when)
+        self.plans.append(plan)
+        for name in plan.delete_jobs:
+            obj = msgspec.to_builtins(self.jobs[name])
+            obj["metadata"]["deletionTimestamp"] = T0
+            self.jobs[name] = msgspec.convert(obj, Job)
+        for manifest in plan.create_jobs:
+            self.jobs[manifest["metadata"]["name"]] = job_record(manifest)
+        for update in plan.update_jobs:
+            obj = msgspec.to_builtins(self.jobs[update.name])
+            if update.clear_start_time:
+                obj.setdefault("status", {}).pop("startTime", None)
+            _merge(obj, update.patch)
+            self.jobs[update.name] = msgspec.convert(obj, Job)
+        if plan.create_service is not None:
+            self.service_exists = True
+        if plan.status is not None:
+            self.js = msgspec.structs.replace(self.js, status=plan.status)
+        return plan
+
+    def gc(self) -> None:
+        """Foreground deletion finished: Jobs with a deletionTimestamp are gone."""
+        self.jobs = {n: j for n, j in self.jobs.items() if j.metadata.deletion_timestamp is None}
+
+    def set_status(self, status: JSON, *names: str) -> None:
+        for name in names or tuple(self.jobs):
+            self.jobs[name] = with_status(self.jobs[name], status)
+
+    def update_spec(self, **changes: Any) -> None:
+        self.js = msgspec.structs.replace(self.js, spec=msgspec.structs.replace(self.js.spec, **changes))
+
+
+def _merge(target: JSON, patch: JSON) -> None:
+    """RFC 7386 JSON merge patch, in place."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)

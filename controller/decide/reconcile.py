@@ -1,28 +1,41 @@
-"""The top-level decision for one JobSet: ``decide(snapshot, now) -> Plan`` (spec section 4.2).
+"""The top-level decision for one JobSet: ``decide(snapshot, now) -> Plan`` (spec 4.1 and 4.2).
 
-Role: orchestrate the policy modules in the reference controller's order. Invariants: pure (no I/O, no clock:
-``now`` is a parameter); the returned Plan carries a new status only when it differs from the stored one.
+Role: orchestrate the policy modules in the reference controller's order:
+managedBy → classify children → replicatedJobsStatus → finished? (delete active Jobs, TTL) → delete previous
+attempt → RestartingJobSet=False JobsReady → failure policy (returns) → success policy (returns when met) →
+headless Service → PVCs → elastic sync → create Jobs → suspend / resume → in-place restart.
+
+Invariants: pure (no I/O, no clock: ``now`` is a parameter, no exceptions for control flow: a decision error is
+``Plan.error``); the Plan carries a new status only when it differs from the stored one; ``replicatedJobsStatus``
+is compared as a map keyed by name and, when it changes, written name-descending as the reference persists it;
+each step costs O(children) at most (decision D5), so a 15k-Job JobSet decides in milliseconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-
-import msgspec
+from collections.abc import Iterable
 
 from cache import constants as c
-from cache.jobset_types import JobSet, JobSetStatus
+from cache.jobset_types import JobSet, ReplicatedJobStatus
+from cache.records import Job
 from controller.decide import children as build
-from controller.decide.classify import Children, ClassifyError, classify, replicated_jobs_status
-from controller.decide.naming import dns_hostnames_enabled, job_name
-from controller.decide.plan import Plan, Snapshot
+from controller.decide import conditions as cond
+from controller.decide import failure, startup, success
+from controller.decide.classify import ClassifyError, classify, replicated_jobs_status
+from controller.decide.elastic import elastic_updates
+from controller.decide.inplace import reconcile_in_place
+from controller.decide.naming import dns_hostnames_enabled
+from controller.decide.plan import JSON, JobUpdate, Plan, Snapshot
+from controller.decide.suspend import resume_jobs, suspend_jobs
+from controller.decide.ttl import decide_ttl
 
 
 def decide(snap: Snapshot, now: dt.datetime) -> Plan:
     js = snap.jobset
     if js.metadata.deletion_timestamp is not None:
         return Plan()
-    if js.spec.managed_by is not None and js.spec.managed_by != c.CONTROLLER_NAME:
+    if is_managed_elsewhere(js):
         return Plan()
     gate_restart_job = snap.gate(c.GATE_RESTART_JOB)
     try:
@@ -30,31 +43,126 @@ def decide(snap: Snapshot, now: dt.datetime) -> Plan:
     except ClassifyError as err:
         return Plan(error=str(err))
 
+    draft = cond.StatusDraft(js.status, now)
     new_rjs = replicated_jobs_status(js, kids, restart_job_gate=gate_restart_job)
-    status = js.status
-    if new_rjs != status.replicated_jobs_status:
-        status = _replace_status(js, replicated_jobs_status=new_rjs)
+    if not same_replicated_jobs_status(new_rjs, js.status.replicated_jobs_status):
+        draft.replicated_jobs_status = tuple(sorted(new_rjs, key=lambda s: s.name, reverse=True))
+    statuses = {s.name: s for s in new_rjs}
+    notes: list[str] = []
 
-    service = None
-    if dns_hostnames_enabled(js) and not snap.service_exists:
-        service = build.build_headless_service(js)
+    # 4. A finished JobSet only cleans up its active Jobs and waits for its TTL.
+    if draft.is_true(c.COND_COMPLETED) or draft.is_true(c.COND_FAILED):
+        ttl = decide_ttl(js, now)
+        return _plan(
+            draft,
+            notes,
+            delete_jobs=_deletable(kids.active),
+            delete_jobset=ttl.delete_jobset,
+            requeue_after=ttl.requeue_after,
+            error=ttl.error,
+        )
 
-    return Plan(
-        create_jobs=_jobs_to_create(js, kids),
+    # 5. Jobs of a previous attempt go (foreground, so same-name recreation waits for their pods).
+    deletes = _deletable(kids.previous)
+
+    # 6. After a restart, every Job ready or succeeded again ends the RestartingJobSet episode.
+    suspended = startup.is_suspended(js)
+    if not suspended and sum(s.ready + s.succeeded for s in new_rjs) == sum(
+        r.replicas for r in js.spec.replicated_jobs
+    ):
+        draft.set_condition(c.COND_RESTARTING, "False", cond.REASON_JOBS_READY, cond.MSG_JOBS_READY)
+
+    # 7. Failures first; nothing is created in a pass that applies the failure policy.
+    if kids.failed:
+        error = failure.execute(js, kids.failed, draft, notes, restart_job_gate=gate_restart_job)
+        return _plan(draft, notes, delete_jobs=deletes, error=error)
+
+    # 8. Successes.
+    if kids.successful and success.is_met(js, kids.successful):
+        draft.set_completed()
+        return _plan(draft, notes, delete_jobs=deletes)
+
+    # 9-10. Headless Service and PVCs (both even while suspended, as the reference does).
+    service = build.build_headless_service(js) if dns_hostnames_enabled(js) and not snap.service_exists else None
+    pvcs = build.build_pvcs(js)
+
+    # 11. Elastic sync.
+    updates: list[JobUpdate] = []
+    if snap.gate(c.GATE_ELASTIC_JOBSET):
+        updates.extend(elastic_updates(js, kids.active))
+
+    # 12. Create what is missing and allowed to start.
+    creates = startup.jobs_to_create(js, kids, statuses, draft, restart_job_gate=gate_restart_job)
+
+    # 13. Suspend or resume.
+    if suspended:
+        updates.extend(suspend_jobs(kids.active, draft))
+    else:
+        updates.extend(resume_jobs(js, kids.active, statuses, draft))
+
+    # 14. In-place restart barrier.
+    error = None
+    policy = js.spec.failure_policy
+    if policy is not None and policy.restart_strategy == "InPlaceRestart":
+        if snap.gate(c.GATE_IN_PLACE_RESTART):
+            error = reconcile_in_place(js, snap.pods, draft)
+        else:
+            notes.append("restartStrategy InPlaceRestart ignored: feature gate InPlaceRestart is off")
+
+    return _plan(
+        draft,
+        notes,
+        delete_jobs=deletes,
+        create_jobs=tuple(creates),
+        update_jobs=tuple(updates),
         create_service=service,
-        status=status if status != js.status else None,
+        create_pvcs=tuple(pvcs),
+        error=error,
     )
 
 
-def _jobs_to_create(js: JobSet, kids: Children) -> tuple[dict[str, object], ...]:
-    existing = kids.names()
-    out = []
-    for rjob in js.spec.replicated_jobs:
-        for index in range(rjob.replicas):
-            if job_name(js.metadata.name, rjob.name, index) not in existing:
-                out.append(build.build_job(js, rjob, index))
-    return tuple(out)
+def is_managed_elsewhere(js: JobSet) -> bool:
+    """``spec.managedBy`` names another controller (e.g. MultiKueue): we must not touch the JobSet at all."""
+    return js.spec.managed_by is not None and js.spec.managed_by != c.CONTROLLER_NAME
 
 
-def _replace_status(js: JobSet, **changes: object) -> JobSetStatus:
-    return msgspec.structs.replace(js.status, **changes)
+def same_replicated_jobs_status(a: Iterable[ReplicatedJobStatus], b: Iterable[ReplicatedJobStatus]) -> bool:
+    """Semantic equality of two list-maps keyed by name (order does not matter)."""
+    left = {s.name: s for s in a}
+    right = {s.name: s for s in b}
+    return left == right
+
+
+def _deletable(jobs: tuple[Job, ...]) -> tuple[str, ...]:
+    return tuple(j.metadata.name for j in jobs if j.metadata.deletion_timestamp is None)
+
+
+def _plan(
+    draft: cond.StatusDraft,
+    notes: list[str],
+    *,
+    delete_jobs: tuple[str, ...] = (),
+    create_jobs: tuple[JSON, ...] = (),
+    update_jobs: tuple[JobUpdate, ...] = (),
+    create_service: JSON | None = None,
+    create_pvcs: tuple[JSON, ...] = (),
+    delete_jobset: bool = False,
+    requeue_after: float | None = None,
+    error: str | None = None,
+) -> Plan:
+    """Assemble the Plan; with a decision error, status, events and outcome are dropped (spec 4.1 step 4)."""
+    status = None if error is not None else draft.build()
+    return Plan(
+        create_jobs=create_jobs,
+        delete_jobs=delete_jobs,
+        update_jobs=update_jobs,
+        create_service=create_service,
+        create_pvcs=create_pvcs,
+        status=status,
+        events=tuple(draft.events) if status is not None else (),
+        delete_jobset=delete_jobset,
+        requeue_after=requeue_after,
+        error=error,
+        outcome=draft.outcome if status is not None else None,
+        notes=tuple(notes),
+    )
