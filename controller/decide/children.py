@@ -1,4 +1,4 @@
-"""Builders for the objects a JobSet owns: child Jobs and the headless Service (spec sections 2 and 3).
+"""Builders for the objects a JobSet owns: child Jobs, the headless Service and PVCs (spec sections 2 and 3).
 
 Role: turn a JobSet record and a replicated-job index into the exact manifest the reference controller would
 create. Invariants: the JobSet's template is deep-copied before anything is changed (records are shared);
@@ -165,3 +165,39 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 def _str_map(value: object) -> dict[str, str]:
     return {k: v for k, v in _mapping(value).items() if isinstance(v, str)}
+
+
+def build_pvcs(js: JobSet) -> list[JSON]:
+    """One PersistentVolumeClaim per volume-claim template: ``<template>-<jobset>`` (spec 3).
+
+    Labels are the template's plus ``jobset-name``; annotations and spec are the template's. Only claims whose
+    policy retains nothing (``whenDeleted: Delete``, the default) get the JobSet as controller owner, so the
+    garbage collector removes them with it; ``Retain`` claims outlive the JobSet.
+    """
+    out: list[JSON] = []
+    for policy in js.spec.volume_claim_policies:
+        retention = policy.retention_policy.when_deleted if policy.retention_policy is not None else "Delete"
+        for tmpl in policy.templates:
+            tmeta = _mapping(tmpl.get("metadata"))
+            tname = tmeta.get("name")
+            if not isinstance(tname, str) or not tname:
+                continue
+            meta: JSON = {
+                "name": f"{tname}-{js.metadata.name}",
+                "namespace": js.metadata.namespace,
+                "labels": {**_str_map(tmeta.get("labels")), c.JOBSET_NAME_KEY: js.metadata.name},
+            }
+            annotations = _str_map(tmeta.get("annotations"))
+            if annotations:
+                meta["annotations"] = annotations
+            if retention == "Delete":
+                meta["ownerReferences"] = [owner_reference(js)]
+            out.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": meta,
+                    "spec": copy.deepcopy(dict(_mapping(tmpl.get("spec")))),
+                }
+            )
+    return out
