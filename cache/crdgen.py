@@ -570,8 +570,8 @@ def generate() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cache.crdgen", description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help=f"fail if {CRD_PATH.relative_to(REPO_ROOT)} drifted")
-    mode.add_argument("--write", action="store_true", help=f"write {CRD_PATH.relative_to(REPO_ROOT)}")
+    mode.add_argument("--check", action="store_true", help="fail if the checked-in CRD drifted")
+    mode.add_argument("--write", action="store_true", help="write the CRD into deploy/crd/")
     mode.add_argument(
         "--refresh-openapi",
         metavar="DIR",
