@@ -403,8 +403,8 @@ def sync_job(
 
     if not conds:
         st.pop("conditions")
-    for key in ("failed", "succeeded"):
-        if st.get(key) == 0 and key not in original:
+    for key in ("active", "failed", "succeeded"):  # omitempty int32 fields of JobStatus
+        if st.get(key) == 0:
             st.pop(key)
     if st != dict(original):
         plan.status = st

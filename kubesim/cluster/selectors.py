@@ -13,7 +13,7 @@ Pure functions, no I/O. Semantics follow the API types:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 JSON = dict[str, Any]
@@ -68,7 +68,7 @@ def match_node_selector(selector: Mapping[str, Any], node_name: str, labels: Map
     return any(match_node_selector_term(t, node_name, labels) for t in selector.get("nodeSelectorTerms") or [])
 
 
-def tolerates(tolerations: list[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+def tolerates(tolerations: Sequence[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
     for tol in tolerations:
         effect = tol.get("effect") or ""
         if effect and effect != taint.get("effect"):
@@ -85,7 +85,7 @@ def tolerates(tolerations: list[Mapping[str, Any]], taint: Mapping[str, Any]) ->
 
 
 def untolerated_taint(
-    taints: list[Mapping[str, Any]], tolerations: list[Mapping[str, Any]]
+    taints: Sequence[Mapping[str, Any]], tolerations: Sequence[Mapping[str, Any]]
 ) -> Mapping[str, Any] | None:
     """The first NoSchedule/NoExecute taint the tolerations do not cover (PreferNoSchedule never blocks)."""
     for taint in taints:

@@ -196,7 +196,7 @@ def test_suspend_deletes_pods_without_counting_and_sets_condition() -> None:
     assert conds(plan)["Suspended"] == ("True", "JobSuspended", "Job suspended")
     assert plan.status is not None
     assert plan.status.get("failed", 0) == 0
-    assert plan.status["active"] == 0
+    assert plan.status.get("active", 0) == 0
     assert ("Normal", "Suspended", "Job suspended") in plan.events
 
 

@@ -1,0 +1,222 @@
+"""The simulated batch/v1 Job controller: runs ``jobsync.sync_job`` per Job and applies the plan to the store.
+
+Per sync, in the real controller's order: delete pods (stripping the tracking finalizer first when the plan
+says so), create pods in slow-start batches (1, 2, 4, ...; the rest of a sync is skipped after a failed
+batch), write the status (optimistic concurrency: a 409 requeues), then release the tracking finalizers of the
+pods that status counted, then record Events (SuccessfulCreate, SuccessfulDelete, FailedCreate, Completed,
+the failure reason, Suspended, Resumed). Errors requeue the Job with per-key exponential backoff; the plan's
+``requeue_after`` (deadline, pod-failure backoff) arms a delayed resync.
+
+Pods whose controller Job is gone have the tracking finalizer removed (orphan cleanup), so garbage
+collection after a Background or Foreground Job deletion completes.
+
+Invariant: only one sync per Job runs at a time (work-queue guarantee); ``JobMemory`` lives here, keyed by Job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import secrets
+from typing import Any
+
+from kubesim.cluster.clock import Clock
+from kubesim.cluster.events import EventRecorder
+from kubesim.cluster.index import ClusterIndex, Key, controller_uid
+from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_job
+from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod
+from kubesim.cluster.workqueue import WorkQueue
+from kubesim.errors import ApiError
+
+JSON = dict[str, Any]
+_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+SLOW_START_INITIAL_BATCH = 1
+
+
+def _suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(5))
+
+
+class JobController:
+    def __init__(
+        self,
+        store: Any,
+        index: ClusterIndex,
+        clock: Clock,
+        *,
+        workers: int = 4,
+        backoff: BackoffSettings | None = None,
+        events: bool = True,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.clock = clock
+        self.queue: WorkQueue[Key] = WorkQueue(clock)
+        self.orphans: WorkQueue[Key] = WorkQueue(clock)
+        self.memory: dict[Key, JobMemory] = {}
+        self.backoff = backoff or BackoffSettings()
+        self.recorder = EventRecorder(store, clock, "job-controller", enabled=events)
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self.syncs = 0
+        index.handlers.append(self._on_change)
+
+    # ------------------------------------------------------------------ event handlers (never await)
+
+    def _on_change(self, kind: str, key: Key, obj: JSON, deleted: bool) -> None:
+        if kind == "jobs":
+            self.queue.add(key)
+        elif kind == "pods":
+            owner = controller_uid(obj)
+            if owner is None:
+                return
+            job_key = self.index.job_by_uid.get(owner)
+            if job_key is not None:
+                self.queue.add(job_key)
+            elif not deleted and TRACKING_FINALIZER in ((obj.get("metadata") or {}).get("finalizers") or []):
+                refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+                if any(r.get("controller") and r.get("kind") == "Job" for r in refs):
+                    self.orphans.add(key)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        for _ in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._run(self.queue, self.sync)))
+        self._tasks.append(asyncio.create_task(self._run(self.orphans, self.sync_orphan)))
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        self.orphans.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def idle(self) -> bool:
+        return self.queue.idle() and self.orphans.idle()
+
+    async def _run(self, queue: WorkQueue[Key], handler: Any) -> None:
+        while True:
+            key = await queue.get()
+            if key is None:
+                return
+            try:
+                await handler(key)
+            except ApiError:
+                queue.add_rate_limited(key)
+            else:
+                queue.forget(key)
+            finally:
+                queue.done(key)
+
+    # ------------------------------------------------------------------ syncs
+
+    async def sync_orphan(self, key: Key) -> None:
+        pod = self.store.get_nowait("pods", key[1], key[0])
+        if pod is None or TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):
+            return
+        owner = controller_uid(pod)
+        if owner is not None and owner in self.index.job_by_uid:
+            return
+        await self._remove_finalizer(key[1], key[0])
+
+    async def _remove_finalizer(self, name: str, namespace: str) -> None:
+        pod = self.store.get_nowait("pods", name, namespace)
+        if pod is None or TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):
+            return
+        await self.store.remove_finalizer("pods", name, namespace, TRACKING_FINALIZER)
+
+    async def sync(self, key: Key) -> None:
+        ns, name = key
+        job = self.store.get_nowait("jobs.batch", name, ns)
+        if job is None:
+            self.memory.pop(key, None)
+            return
+        self.syncs += 1
+        uid = job["metadata"].get("uid", "")
+        pods = []
+        for pkey in list(self.index.pods_by_owner.get(uid, ())):
+            pod = self.store.get_nowait("pods", pkey[1], pkey[0])
+            if pod is not None:
+                pods.append(pod)
+        memory = self.memory.setdefault(key, JobMemory())
+        live = {p["metadata"].get("uid") for p in pods if TRACKING_FINALIZER in (p["metadata"].get("finalizers") or [])}
+        memory.counted &= live
+        plan = sync_job(job, pods, self.clock.now(), memory, self.backoff)
+        await self._act(key, job, plan, memory)
+
+    async def _act(self, key: Key, job: JSON, plan: JobPlan, memory: JobMemory) -> None:
+        ns = key[0]
+        events: list[tuple[str, str, str]] = []
+        error: ApiError | None = None
+        for d in plan.deletes:
+            try:
+                if d.strip_finalizer:
+                    await self._remove_finalizer(d.name, ns)
+                await self.store.delete("pods", d.name, ns)
+                events.append(("Normal", "SuccessfulDelete", f"Deleted pod: {d.name}"))
+            except ApiError as err:
+                if err.code != 404:
+                    error = err
+        failed_creates = 0
+        pending = list(plan.creates)
+        batch = SLOW_START_INITIAL_BATCH
+        while pending:
+            chunk, pending = pending[:batch], pending[batch:]
+            results = await asyncio.gather(*(self._create(job, c.index, c.failure_counts) for c in chunk))
+            errs = [r for r in results if isinstance(r, ApiError)]
+            for r in results:
+                if isinstance(r, ApiError):
+                    events.append(("Warning", "FailedCreate", f"Error creating: {r.message}"))
+                else:
+                    events.append(("Normal", "SuccessfulCreate", f"Created pod: {r}"))
+            if errs:
+                error = errs[0]
+                failed_creates += len(errs) + len(pending)
+                break
+            batch *= 2
+        status = plan.status
+        if status is not None and failed_creates:
+            status = dict(status, active=max(0, int(status.get("active", 0)) - failed_creates))
+        if status is not None:
+            new_job = copy.deepcopy(job)
+            new_job["status"] = status
+            try:
+                await self.store.update_status("jobs.batch", new_job, ns)
+            except ApiError as err:
+                if err.code == 404:
+                    return
+                await self._emit(job, events)
+                raise
+        memory.backoff = plan.backoff
+        for pod_name, pod_uid in plan.remove_finalizers:
+            memory.counted.add(pod_uid)
+            try:
+                await self._remove_finalizer(pod_name, ns)
+            except ApiError as err:
+                if err.code != 404:
+                    error = err
+                    continue
+            memory.counted.discard(pod_uid)
+        await self._emit(job, events + plan.events)
+        if plan.requeue_after is not None:
+            self.queue.add_after(key, plan.requeue_after)
+        if error is not None:
+            raise error
+
+    async def _create(self, job: JSON, index: int | None, counts: tuple[int, int] | None) -> str | ApiError:
+        pod = build_pod(job, index, _suffix(), failure_counts=counts)
+        del pod["metadata"]["name"]
+        try:
+            created = await self.store.create("pods", pod, pod["metadata"]["namespace"])
+        except ApiError as err:
+            return err
+        return str(created["metadata"]["name"])
+
+    async def _emit(self, job: JSON, events: list[tuple[str, str, str]]) -> None:
+        for etype, reason, message in events:
+            await self.recorder.emit(job, etype, reason, message)

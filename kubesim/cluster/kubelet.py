@@ -1,0 +1,172 @@
+"""The simulated kubelets of every node, plus the node lifecycle part that reacts to the fail annotation.
+
+For each bound pod, ``kubeletsim.decide`` gives the next status and the next wake-up; this module writes the
+status (``update_status`` with the read resourceVersion; a 409 just retries) and arms one timer per pod on the
+injected clock. A pod that is terminal and being deleted gets the kubelet's final ``DELETE`` with grace 0.
+
+Nodes: when ``sim.pyjobset.io/fail`` appears or disappears, the node's Ready condition and not-ready taints
+are rewritten (``nodes.desired_node``) and every pod on the node is re-evaluated (pods on a failed node fail
+with DisruptionTarget).
+
+Invariant: at most one armed timer per pod; timers only enqueue keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from typing import Any
+
+from kubesim.cluster.clock import Clock, Timer
+from kubesim.cluster.index import ClusterIndex, Key
+from kubesim.cluster.kubeletsim import decide
+from kubesim.cluster.nodes import desired_node, node_failed
+from kubesim.cluster.workqueue import WorkQueue
+from kubesim.errors import ApiError
+
+JSON = dict[str, Any]
+
+
+class Kubelets:
+    def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2) -> None:
+        self.store = store
+        self.index = index
+        self.clock = clock
+        self.pods: WorkQueue[Key] = WorkQueue(clock)
+        self.nodes: WorkQueue[str] = WorkQueue(clock)
+        self._timers: dict[Key, tuple[float, Timer]] = {}
+        self._failed_nodes: set[str] = set()
+        self._node_ips: dict[str, str] = {}
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        index.handlers.append(self._on_change)
+
+    def _on_change(self, kind: str, key: Key, obj: JSON, deleted: bool) -> None:
+        if kind == "pods":
+            if deleted:
+                timer = self._timers.pop(key, None)
+                if timer is not None:
+                    timer[1].cancel()
+            elif (obj.get("spec") or {}).get("nodeName"):
+                self.pods.add(key)
+        elif kind == "nodes":
+            name = key[1]
+            if deleted:
+                self._failed_nodes.discard(name)
+                self._node_ips.pop(name, None)
+                return
+            for addr in (obj.get("status") or {}).get("addresses") or []:
+                if addr.get("type") == "InternalIP":
+                    self._node_ips[name] = addr.get("address", "")
+            failed = node_failed(obj)
+            was = name in self._failed_nodes
+            if failed:
+                self._failed_nodes.add(name)
+            else:
+                self._failed_nodes.discard(name)
+            if failed != was or desired_node(obj, self.clock.now()) is not None:
+                self.nodes.add(name)
+                for pkey in self.index.pods_by_node.get(name, ()):
+                    self.pods.add(pkey)
+
+    def start(self) -> None:
+        for _ in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._run_pods()))
+        self._tasks.append(asyncio.create_task(self._run_nodes()))
+
+    async def stop(self) -> None:
+        self.pods.shutdown()
+        self.nodes.shutdown()
+        for _, timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def idle(self) -> bool:
+        return self.pods.idle() and self.nodes.idle()
+
+    async def _run_pods(self) -> None:
+        while True:
+            key = await self.pods.get()
+            if key is None:
+                return
+            try:
+                await self.sync_pod(key)
+            except ApiError:
+                self.pods.add_rate_limited(key)
+            else:
+                self.pods.forget(key)
+            finally:
+                self.pods.done(key)
+
+    async def _run_nodes(self) -> None:
+        while True:
+            name = await self.nodes.get()
+            if name is None:
+                return
+            try:
+                await self.sync_node(name)
+            except ApiError:
+                self.nodes.add_rate_limited(name)
+            finally:
+                self.nodes.done(name)
+
+    async def sync_node(self, name: str) -> None:
+        node = self.store.get_nowait("nodes", name)
+        if node is None:
+            return
+        want = desired_node(node, self.clock.now())
+        if want is None:
+            return
+        if (want.get("spec") or {}) != (node.get("spec") or {}):
+            node = await self.store.update("nodes", dict(node, spec=want.get("spec", {})))
+        await self.store.update_status("nodes", dict(node, status=want["status"]))
+
+    async def sync_pod(self, key: Key) -> None:
+        pod = self.store.get_nowait("pods", key[1], key[0])
+        if pod is None:
+            return
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return
+        meta = pod["metadata"]
+        phase = (pod.get("status") or {}).get("phase")
+        if meta.get("deletionTimestamp") and phase in ("Succeeded", "Failed"):
+            with contextlib.suppress(ApiError):
+                await self.store.delete("pods", key[1], key[0], grace_period_seconds=0)
+            return
+        decision = decide(
+            pod, node_failed=node in self._failed_nodes, now=self.clock.now(), host_ip=self._node_ips.get(node, "")
+        )
+        if decision.status is not None:
+            new = copy.deepcopy(pod)
+            new["status"] = decision.status
+            written = await self.store.update_status("pods", new, key[0])
+            if written["metadata"].get("deletionTimestamp") and decision.status.get("phase") in (
+                "Succeeded",
+                "Failed",
+            ):
+                with contextlib.suppress(ApiError):
+                    await self.store.delete("pods", key[1], key[0], grace_period_seconds=0)
+        self._arm(key, decision.wake_at)
+
+    def _arm(self, key: Key, when: float | None) -> None:
+        current = self._timers.get(key)
+        if current is not None:
+            if when is not None and current[0] == when:
+                return
+            current[1].cancel()
+            del self._timers[key]
+        if when is None:
+            return
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.pods.add(key)
+
+        self._timers[key] = (when, self.clock.call_at(when, fire))

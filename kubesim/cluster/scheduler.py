@@ -1,0 +1,193 @@
+"""The simulated kube-scheduler: binds pending pods to nodes at a configurable rate.
+
+A pod is pending for us when it has no ``spec.nodeName``, no ``schedulingGates``, ``schedulerName`` unset or
+``default-scheduler``, and is neither terminal nor being deleted. Pods are taken FIFO; each placement is
+``SchedulerState.place``; success binds through ``Store.bind`` (which sets PodScheduled=True) and records a
+``Scheduled`` Event; failure sets PodScheduled=False reason ``Unschedulable`` with the real scheduler's
+"0/N nodes are available: ..." message, records ``FailedScheduling``, and parks the pod until the cluster
+changes (a pod leaves a node, a node changes), retrying at most once a second per change.
+
+Throughput: ``pods_per_second`` > 0 spaces bindings by ``1/pods_per_second`` on the injected clock; 0 means
+unthrottled. Invariant: occupancy in ``SchedulerState`` follows committed pod states only (the index handler),
+never our intentions, so a failed bind leaves no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from collections import deque
+from typing import Any
+
+from kubesim.cluster.clock import Clock, Timer, rfc3339
+from kubesim.cluster.events import EventRecorder
+from kubesim.cluster.index import ClusterIndex, Key
+from kubesim.cluster.schedcore import SchedulerState
+from kubesim.cluster.timing import wait_until
+from kubesim.errors import ApiError
+
+JSON = dict[str, Any]
+RETRY_DELAY = 1.0
+
+
+def wants_scheduling(pod: JSON) -> bool:
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName") or spec.get("schedulingGates"):
+        return False
+    if spec.get("schedulerName") not in (None, "", "default-scheduler"):
+        return False
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def occupies_node(pod: JSON) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName")) and (pod.get("status") or {}).get("phase") not in (
+        "Succeeded",
+        "Failed",
+    )
+
+
+class Scheduler:
+    def __init__(
+        self, store: Any, index: ClusterIndex, clock: Clock, *, pods_per_second: float = 0.0, events: bool = True
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.state = SchedulerState()
+        self.rate = pods_per_second
+        self.recorder = EventRecorder(store, clock, "default-scheduler", enabled=events)
+        self._queue: deque[Key] = deque()
+        self._queued: set[Key] = set()
+        self._parked: set[Key] = set()
+        self._wakeup = asyncio.Event()
+        self._retry_timer: Timer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self.bound = 0
+        index.handlers.append(self._on_change)
+
+    # ------------------------------------------------------------------ event handlers
+
+    def _on_change(self, kind: str, key: Key, obj: JSON, deleted: bool) -> None:
+        if kind == "pods":
+            if deleted or not occupies_node(obj):
+                if key in self.state.placed:
+                    self.state.remove_pod(key)
+                    self._retry_soon()
+            else:
+                self.state.add_pod(key, obj)
+            if deleted or not wants_scheduling(obj):
+                self._parked.discard(key)
+            elif key not in self._parked:
+                self._enqueue(key)
+        elif kind == "nodes":
+            if deleted:
+                self.state.remove_node(key[1])
+            else:
+                self.state.upsert_node(obj)
+                self._retry_soon()
+        elif kind == "namespaces":
+            if deleted:
+                self.state.ns_labels.pop(key[1], None)
+            else:
+                self.state.ns_labels[key[1]] = dict((obj.get("metadata") or {}).get("labels") or {})
+
+    def _enqueue(self, key: Key) -> None:
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.append(key)
+            self._wakeup.set()
+
+    def _retry_soon(self) -> None:
+        if self._parked and self._retry_timer is None:
+            self._retry_timer = self.clock.call_at(self.clock.now() + RETRY_DELAY, self._flush_parked)
+
+    def _flush_parked(self) -> None:
+        self._retry_timer = None
+        parked, self._parked = self._parked, set()
+        for key in sorted(parked):
+            self._enqueue(key)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def idle(self) -> bool:
+        return not self._queue and not self._busy
+
+    async def _loop(self) -> None:
+        next_at = self.clock.now()
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self.rate > 0:
+                await wait_until(self.clock, next_at)
+            key = self._queue.popleft()
+            self._queued.discard(key)
+            self._busy = True
+            try:
+                bound = await self._schedule(key)
+            finally:
+                self._busy = False
+            if bound and self.rate > 0:
+                next_at = max(next_at + 1.0 / self.rate, self.clock.now() - 1.0)
+
+    async def _schedule(self, key: Key) -> bool:
+        pod = self.store.get_nowait("pods", key[1], key[0])
+        if pod is None or not wants_scheduling(pod):
+            return False
+        node, message = self.state.place(pod)
+        if node is None:
+            self._parked.add(key)
+            await self._mark_unschedulable(pod, message)
+            return False
+        try:
+            await self.store.bind(key[1], key[0], node)
+        except ApiError:
+            return False
+        self.bound += 1
+        await self.recorder.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key[0]}/{key[1]} to {node}")
+        return True
+
+    async def _mark_unschedulable(self, pod: JSON, message: str) -> None:
+        conds = (pod.get("status") or {}).get("conditions") or []
+        for cond in conds:
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+                and cond.get("message") == message
+            ):
+                return
+        new = copy.deepcopy(pod)
+        st = new.setdefault("status", {})
+        st["phase"] = st.get("phase") or "Pending"
+        kept = [c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        kept.append(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": rfc3339(self.clock.now()),
+                "reason": "Unschedulable",
+                "message": message,
+            }
+        )
+        st["conditions"] = kept
+        try:
+            await self.store.update_status("pods", new, pod["metadata"].get("namespace"))
+        except ApiError:
+            return
+        await self.recorder.emit(pod, "Warning", "FailedScheduling", message)
