@@ -1,0 +1,186 @@
+"""kubesim: a simulated Kubernetes cluster for tests, demos and what-if runs (never a production component).
+
+Role: ``SimCluster`` wires together the object store (:mod:`kubesim.store`), the HTTP API server
+(:mod:`kubesim.server`), the garbage and namespace collectors (:mod:`kubesim.gc`) and -- when the package
+``kubesim.cluster`` is present -- the in-cluster behaviour (Job controller, scheduler, kubelet, nodes)::
+
+    async with SimCluster(port=0, nodes=0, gpus_per_node=8, nodes_per_pool=16) as sim:
+        sim.url                      # http://127.0.0.1:<port>
+        sim.store                    # the in-process API (see kubesim.store)
+        sim.write_kubeconfig(path)   # context/user/cluster named "kubesim"
+        sim.faults                   # fault injection knobs (kubesim.server.Faults)
+
+``serve(kubeconfig_path, port, nodes, gpus_per_node, nodes_per_pool)`` runs one until SIGINT/SIGTERM and writes
+the kubeconfig once it serves (``pyjobset sim`` calls it).
+
+The cluster hook: after the store and server start, ``SimCluster`` imports ``kubesim.cluster`` and, if it has
+a ``start`` attribute, awaits ``kubesim.cluster.start(store, options)``. ``options`` is
+``kubesim.cluster.ClusterOptions(nodes=, gpus_per_node=, nodes_per_pool=, **cluster_options)`` when that class
+exists (else a :class:`SimOptions`). ``start`` returns a runner whose ``async stop()`` is awaited when the
+cluster shuts down (it is kept as ``sim.cluster``). Nothing else is assumed about ``kubesim.cluster``.
+
+Invariants: the server listens on 127.0.0.1 only; leaving the ``async with`` block stops the cluster
+controllers first, then the garbage collector, then the HTTP server, and leaves no task behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from kubesim.errors import ApiError
+from kubesim.gc import GarbageCollector
+from kubesim.server import ApiServer, Faults
+from kubesim.store import Store
+
+__all__ = ["ApiError", "Faults", "SimCluster", "SimOptions", "Store", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """What the in-cluster half needs to know (passed to ``kubesim.cluster.start``)."""
+
+    nodes: int = 0
+    gpus_per_node: int = 8
+    nodes_per_pool: int = 16
+    url: str = ""
+
+
+class SimCluster:
+    """A running simulated cluster: store + API server + collectors (+ ``kubesim.cluster`` if present)."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        nodes: int = 0,
+        gpus_per_node: int = 8,
+        nodes_per_pool: int = 16,
+        *,
+        bookmark_interval: float = 1.0,
+        watch_window: int = 200_000,
+        with_cluster: bool = True,
+        clock: Callable[[], float] | None = None,
+        cluster_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = Store(watch_window=watch_window, clock=clock or time.time)
+        self.server = ApiServer(self.store, bookmark_interval=bookmark_interval)
+        self.gc = GarbageCollector(self.store)
+        self._port = port
+        self._nodes = nodes
+        self._gpus = gpus_per_node
+        self._per_pool = nodes_per_pool
+        self._with_cluster = with_cluster
+        self._cluster_options = dict(cluster_options or {})
+        self.cluster: Any = None  # the runner kubesim.cluster.start returned
+        self.url = ""
+
+    @property
+    def faults(self) -> Faults:
+        return self.server.faults
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> SimCluster:
+        from kubesim import admission, schema
+
+        schema.install(self.store)
+        admission.install(self.store)
+        port = await self.server.start(self._port)
+        self.url = f"http://127.0.0.1:{port}"
+        self.gc.start()
+        if self._with_cluster:
+            try:
+                cluster = importlib.import_module("kubesim.cluster")
+            except ModuleNotFoundError as exc:
+                if exc.name not in ("kubesim.cluster",):
+                    raise
+                cluster = None
+            start = getattr(cluster, "start", None)
+            if start is not None:
+                options_cls = getattr(cluster, "ClusterOptions", None)
+                opts: Any
+                if options_cls is not None:
+                    opts = options_cls(
+                        nodes=self._nodes,
+                        gpus_per_node=self._gpus,
+                        nodes_per_pool=self._per_pool,
+                        **self._cluster_options,
+                    )
+                else:
+                    opts = SimOptions(self._nodes, self._gpus, self._per_pool, self.url)
+                try:
+                    self.cluster = await start(self.store, opts)
+                except BaseException:
+                    await self.gc.stop()
+                    await self.server.stop()
+                    raise
+        return self
+
+    async def stop(self) -> None:
+        if self.cluster is not None:
+            runner, self.cluster = self.cluster, None
+            stop = getattr(runner, "stop", None)
+            if stop is not None:
+                await stop()
+        await self.gc.stop()
+        await self.server.stop()
+
+    async def __aenter__(self) -> SimCluster:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def kubeconfig(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kubesim", "cluster": {"server": self.url}}],
+            "users": [{"name": "kubesim", "user": {"token": "kubesim"}}],
+            "contexts": [
+                {"name": "kubesim", "context": {"cluster": "kubesim", "user": "kubesim", "namespace": "default"}}
+            ],
+            "current-context": "kubesim",
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: str | os.PathLike[str]) -> str:
+        """Write a kubeconfig for this cluster (atomically) and return its path."""
+        path = os.fspath(path)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(self.kubeconfig(), fh)
+        os.replace(tmp, path)
+        return path
+
+
+async def serve(
+    kubeconfig_path: str,
+    port: int = 0,
+    nodes: int = 0,
+    gpus_per_node: int = 8,
+    nodes_per_pool: int = 16,
+) -> None:
+    """Run a simulated cluster until SIGINT/SIGTERM; write the kubeconfig once it serves."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with SimCluster(port=port, nodes=nodes, gpus_per_node=gpus_per_node, nodes_per_pool=nodes_per_pool) as sim:
+        sim.write_kubeconfig(kubeconfig_path)
+        await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)

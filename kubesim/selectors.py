@@ -1,0 +1,226 @@
+"""Label and field selectors with kube-apiserver's syntax and errors.
+
+Role: parse ``labelSelector`` (``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``, ``a notin (x)``, ``a``, ``!a``,
+``a>1``, ``a<1``) and ``fieldSelector`` (``f=v``, ``f==v``, ``f!=v``) query strings into matchers. Also turns a
+``metav1.LabelSelector`` object (matchLabels/matchExpressions) into a matcher for garbage collection and
+admission ``objectSelector``/``namespaceSelector``.
+
+Invariants: parsing errors raise :class:`~kubesim.errors.ApiError` 400 BadRequest with the apiserver's wording;
+matchers are pure functions of a labels dict (or an object for fields).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from kubesim.errors import ApiError, bad_request
+
+JSON = dict[str, Any]
+LabelMatcher = Callable[[dict[str, str]], bool]
+Requirement = tuple[str, str, tuple[str, ...]]  # key, operator, values
+
+_TOKEN = re.compile(r"\s*(!=|==|=|!|\(|\)|,|>|<|[^\s!=(),<>]+)")
+
+
+def _tokens(text: str) -> list[str]:
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            break
+        out.append(m.group(1))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+def parse_label_selector(text: str | None) -> list[Requirement]:
+    """Parse a label selector string into requirements. Empty or None selects everything."""
+    if not text or not text.strip():
+        return []
+    toks = _tokens(text)
+    reqs: list[Requirement] = []
+    i = 0
+
+    def err(msg: str) -> ApiError:
+        return bad_request(f"unable to parse requirement: {msg}")
+
+    while i < len(toks):
+        tok = toks[i]
+        if tok == "!":
+            if i + 1 >= len(toks):
+                raise err("found '', expected: identifier")
+            reqs.append((toks[i + 1], "!", ()))
+            i += 2
+        else:
+            key = tok
+            if key in ("=", "==", "!=", "(", ")", ",", ">", "<"):
+                raise err(f"found '{key}', expected: !, identifier, or 'end of string'")
+            op = toks[i + 1] if i + 1 < len(toks) else ","
+            if op == ",":
+                reqs.append((key, "exists", ()))
+                i += 1
+            elif op in ("=", "==", "!="):
+                val = toks[i + 2] if i + 2 < len(toks) and toks[i + 2] != "," else ""
+                reqs.append((key, "!=" if op == "!=" else "=", (val,)))
+                i += 3 if val else 2
+            elif op in (">", "<"):
+                if i + 2 >= len(toks):
+                    raise err("found '', expected: integer")
+                try:
+                    int(toks[i + 2])
+                except ValueError:
+                    raise err(f"for 'Gt', 'Lt' operators, the value must be an integer: {toks[i + 2]}") from None
+                reqs.append((key, op, (toks[i + 2],)))
+                i += 3
+            elif op in ("in", "notin"):
+                if i + 2 >= len(toks) or toks[i + 2] != "(":
+                    raise err("found '', expected: '('")
+                j = i + 3
+                vals: list[str] = []
+                while j < len(toks) and toks[j] != ")":
+                    if toks[j] != ",":
+                        vals.append(toks[j])
+                    j += 1
+                if j >= len(toks):
+                    raise err("found '', expected: ')'")
+                reqs.append((key, op, tuple(vals) or ("",)))
+                i = j + 1
+            else:
+                raise err(f"found '{op}', expected: in, notin, =, ==, !=, gt, lt")
+        if i < len(toks):
+            if toks[i] != ",":
+                raise err(f"found '{toks[i]}', expected: ',' or 'end of string'")
+            i += 1
+    for key, _, _ in reqs:
+        _check_key(key)
+    return reqs
+
+
+_KEY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def _check_key(key: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if not name or len(name) > 63 or not _KEY_NAME.match(name) or len(prefix) > 253:
+        raise bad_request(
+            f'unable to parse requirement: invalid label key "{key}": name part must consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+            "character"
+        )
+
+
+def match_requirements(reqs: list[Requirement], labels: dict[str, str] | None) -> bool:
+    labels = labels or {}
+    for key, op, vals in reqs:
+        present = key in labels
+        if op == "=":
+            if not present or labels[key] != vals[0]:
+                return False
+        elif op == "!=":
+            if present and labels[key] == vals[0]:
+                return False
+        elif op == "in":
+            if not present or labels[key] not in vals:
+                return False
+        elif op == "notin":
+            if present and labels[key] in vals:
+                return False
+        elif op == "exists":
+            if not present:
+                return False
+        elif op == "!":
+            if present:
+                return False
+        elif op in (">", "<"):
+            if not present:
+                return False
+            try:
+                have = int(labels[key])
+            except ValueError:
+                return False
+            want = int(vals[0])
+            if (op == ">" and not have > want) or (op == "<" and not have < want):
+                return False
+    return True
+
+
+def label_matcher(text: str | None) -> LabelMatcher | None:
+    """A matcher for a selector string, or None when it selects everything."""
+    reqs = parse_label_selector(text)
+    if not reqs:
+        return None
+    return lambda labels: match_requirements(reqs, labels)
+
+
+def selector_object_matcher(sel: JSON | None) -> LabelMatcher:
+    """A matcher for a ``metav1.LabelSelector``; None or ``{}`` matches everything."""
+    if not sel:
+        return lambda labels: True
+    reqs: list[Requirement] = [(k, "=", (v,)) for k, v in (sel.get("matchLabels") or {}).items()]
+    for expr in sel.get("matchExpressions") or []:
+        op = expr.get("operator")
+        vals = tuple(expr.get("values") or ())
+        key = expr.get("key", "")
+        if op == "In":
+            reqs.append((key, "in", vals))
+        elif op == "NotIn":
+            reqs.append((key, "notin", vals))
+        elif op == "Exists":
+            reqs.append((key, "exists", ()))
+        elif op == "DoesNotExist":
+            reqs.append((key, "!", ()))
+    return lambda labels: match_requirements(reqs, labels)
+
+
+FieldReq = tuple[str, bool, str]  # field, equal?, value
+
+
+def parse_field_selector(text: str | None, allowed: tuple[str, ...], kind_desc: str) -> list[FieldReq]:
+    """Parse a field selector; fields outside ``allowed`` are a 400 like kube-apiserver's."""
+    if not text or not text.strip():
+        return []
+    out: list[FieldReq] = []
+    for raw_part in text.split(","):
+        part = raw_part.strip()
+        if not part:
+            continue
+        for op in ("!=", "==", "="):
+            if op in part:
+                field, _, value = part.partition(op)
+                break
+        else:
+            raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
+        field = field.strip()
+        if field not in allowed:
+            raise bad_request(f"field label not supported: {field}")
+        out.append((field, op != "!=", value.strip()))
+    return out
+
+
+def field_value(obj: JSON, path: str) -> str:
+    """The string value of a dotted field path (missing -> empty string, booleans lower-case)."""
+    cur: Any = obj
+    if path == "source" and isinstance(obj.get("source"), dict):
+        return str(obj["source"].get("component", ""))
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def match_fields(reqs: list[FieldReq], obj: JSON) -> bool:
+    for field, equal, value in reqs:
+        have = field_value(obj, field)
+        if (have == value) != equal:
+            return False
+    return True

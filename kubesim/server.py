@@ -1,0 +1,690 @@
+"""The simulated API server's HTTP face: the Kubernetes REST API over aiohttp on 127.0.0.1.
+
+Role: translate REST requests (paths, verbs, query parameters, content types, ``Accept`` for Table and
+PartialObjectMetadata) into :class:`~kubesim.store.Store` calls and their results into the exact wire forms
+kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
+``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.discovery`, tables from :mod:`kubesim.tables`.
+
+Invariants: every response to an API path is JSON; no exception escapes a handler (unexpected ones become a
+500 ``InternalError`` Status and are logged); the store is only touched through its public methods; LIST
+responses are assembled from the stored bytes without decoding them; a watch event is serialised once for all
+plain-JSON watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from kubesim import errors, tables
+from kubesim.discovery import Discovery
+from kubesim.errors import ApiError
+from kubesim.resources import ResourceInfo
+from kubesim.storage import BOOKMARK, ERROR, WatchEvent
+from kubesim.store import WARNINGS, Store
+
+JSON = dict[str, Any]
+log = logging.getLogger("kubesim.server")
+
+MAX_BODY = 3 * 1024 * 1024
+JSON_CT = "application/json"
+
+
+@dataclass
+class Faults:
+    """Fault injection knobs (tests set them at run time through ``SimCluster.faults``)."""
+
+    latency: float = 0.0  # seconds added to every API request
+    error_rate: float = 0.0  # fraction of API requests answered with ``error_code``
+    error_code: int = 500  # 429 or 500
+    retry_after: int = 1
+    paths: tuple[str, ...] = ()  # only requests whose path contains one of these (empty: all)
+    verbs: tuple[str, ...] = ()  # only these HTTP methods (empty: all)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def applies(self, request: web.Request) -> bool:
+        if self.paths and not any(p in request.path for p in self.paths):
+            return False
+        return not self.verbs or request.method in self.verbs
+
+
+@dataclass(slots=True)
+class Target:
+    """A parsed resource path."""
+
+    info: ResourceInfo
+    version: str
+    namespace: str | None
+    name: str | None
+    subresource: str
+
+
+def _json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, status=status, content_type=JSON_CT, headers=headers)
+
+
+def error_response(err: ApiError) -> web.Response:
+    return _json_response(orjson.dumps(err.status), err.code, err.headers or None)
+
+
+def _bool(v: str | None) -> bool:
+    return v is not None and v.lower() in ("1", "true", "yes")
+
+
+class ApiServer:
+    """aiohttp application serving one :class:`Store`."""
+
+    def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
+        self.store = store
+        self.discovery = Discovery(store.registry)
+        self.faults = Faults()
+        self.bookmark_interval = bookmark_interval
+        self.app = web.Application(client_max_size=MAX_BODY)
+        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._watch_tasks: set[asyncio.Task[Any]] = set()
+        self.port = 0
+        self.requests = 0
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await self._site.start()
+        server = self._site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        return self.port
+
+    async def stop(self) -> None:
+        self.store.drop_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------------------------ dispatch
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        try:
+            path = request.path
+            if self.faults.latency and path.startswith(("/api", "/apis")):
+                await asyncio.sleep(self.faults.latency)
+            if (
+                self.faults.error_rate
+                and path.startswith(("/api/", "/apis/"))
+                and self.faults.applies(request)
+                and self.faults.rng.random() < self.faults.error_rate
+            ):
+                return error_response(self._injected())
+            doc = self._doc_path(request)
+            if doc is not None:
+                return doc
+            target = self._parse(path)
+            return await self._dispatch(request, target)
+        except ApiError as err:
+            return error_response(err)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug in kubesim must not take the server down
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            return error_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+    def _injected(self) -> ApiError:
+        if self.faults.error_code == 429:
+            return errors.too_many_requests(self.faults.retry_after)
+        return errors.internal("injected fault")
+
+    def _doc_path(self, request: web.Request) -> web.StreamResponse | None:
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if request.method != "GET":
+            return None
+        if path.startswith("/openapi/") or path in ("/api", "/apis", "/version") or path.count("/") <= 3:
+            body = self.discovery.get(path)
+            if body is not None:
+                if path == "/api":
+                    doc = orjson.loads(body)
+                    doc["serverAddressByClientCIDRs"][0]["serverAddress"] = f"127.0.0.1:{self.port}"
+                    body = orjson.dumps(doc)
+                return _json_response(body)
+        return None
+
+    def _parse(self, path: str) -> Target:
+        parts = [p for p in path.split("/") if p]
+        not_found = ApiError(errors.status(404, "NotFound", "the server could not find the requested resource", {}))
+        if len(parts) >= 2 and parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise not_found
+        if not rest:
+            raise not_found
+        namespace: str | None = None
+        if rest[0] == "watch":
+            raise not_found
+        registry = self.store.registry
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and group == ""
+            and rest[2] in ("status", "finalize")
+            and len(rest) == 3
+            and registry.get("", rest[2]) is None
+        ):
+            resource, sub = "namespaces", rest[2]
+            name: str | None = rest[1]
+        elif rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, resource = rest[1], rest[2]
+            name = rest[3] if len(rest) > 3 else None
+            sub = "/".join(rest[4:])
+        else:
+            resource = rest[0]
+            name = rest[1] if len(rest) > 1 else None
+            sub = "/".join(rest[2:])
+        info = registry.get(group, resource)
+        if info is None or version not in info.versions:
+            raise not_found
+        if namespace is not None and not info.namespaced:
+            raise not_found
+        if sub and not (
+            (sub == "status" and info.status)
+            or (sub == "binding" and info.storage == ("", "pods"))
+            or (sub == "finalize" and info.storage == ("", "namespaces"))
+            or (sub == "scale" and info.scale)
+        ):
+            raise not_found
+        return Target(info, version, namespace, name, sub)
+
+    async def _dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        m = request.method
+        q = request.query
+        if m == "GET":
+            if t.name is None or (_bool(q.get("watch")) and t.name is None):
+                if _bool(q.get("watch")):
+                    return await self._watch(request, t)
+                return self._list(request, t)
+            if _bool(q.get("watch")):
+                return await self._watch(request, t, name=t.name)
+            return self._get(request, t)
+        if m == "POST":
+            if t.name is not None and t.subresource == "binding":
+                return await self._bind(request, t)
+            if t.name is not None:
+                raise errors.method_not_allowed()
+            return await self._create(request, t)
+        if m == "PUT":
+            if t.name is None:
+                raise errors.method_not_allowed()
+            return await self._update(request, t)
+        if m == "PATCH":
+            if t.name is None:
+                raise errors.method_not_allowed()
+            return await self._patch(request, t)
+        if m == "DELETE":
+            if t.name is None:
+                return await self._delete_collection(request, t)
+            return await self._delete(request, t)
+        raise errors.method_not_allowed()
+
+    # ------------------------------------------------------------------------------------ bodies
+
+    async def _read(self, request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}") from None
+
+    async def _body(self, request: web.Request) -> Any:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}")
+        raw = await self._read(request)
+        ctype = (request.content_type or JSON_CT).lower()
+        if "protobuf" in ctype:
+            raise errors.unsupported_media_type(ctype)
+        if not raw.strip():
+            raise errors.bad_request("the body of the request was empty")
+        if "yaml" in ctype:
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+
+    def _dry_run(self, request: web.Request) -> bool:
+        vals = request.query.getall("dryRun", [])
+        for v in vals:
+            if v != "All":
+                raise errors.bad_request(f'Invalid dryRun value "{v}": supported values: "All"')
+        return bool(vals)
+
+    def _warnings(self, warnings: list[str]) -> dict[str, str]:
+        if not warnings:
+            return {}
+        return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+
+    # ------------------------------------------------------------------------------------ reads
+
+    def _accept(self, request: web.Request) -> str:
+        """``Table``, ``PartialObjectMetadata``, ``PartialObjectMetadataList`` or ``""`` (plain JSON)."""
+        accept = request.headers.get("Accept", "")
+        for part in accept.split(","):
+            params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
+            as_ = params.get("as")
+            if as_ and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+                return as_
+            if as_ is None and part.split(";")[0].strip() in ("application/json", "*/*", ""):
+                return ""
+        return ""
+
+    def _get(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        entry = self.store.get_entry(t.info, t.name, t.namespace)
+        raw = self.store.serve_raw(t.info, entry.raw, t.version)
+        as_ = self._accept(request)
+        if as_ == "Table":
+            obj = orjson.loads(raw)
+            tab = tables.table(
+                t.info,
+                t.version,
+                [obj],
+                request.query.get("includeObject", "Metadata"),
+                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+            )
+            return _json_response(orjson.dumps(tab))
+        if as_ == "PartialObjectMetadata":
+            obj = orjson.loads(raw)
+            return _json_response(
+                orjson.dumps(
+                    {
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": obj.get("metadata", {}),
+                    }
+                )
+            )
+        return _json_response(raw)
+
+    def _list(self, request: web.Request, t: Target) -> web.StreamResponse:
+        q = request.query
+        try:
+            limit = int(q.get("limit", "0") or 0)
+        except ValueError:
+            raise errors.bad_request(f"invalid limit: {q.get('limit')}") from None
+        page = self.store.list_page(
+            t.info,
+            t.namespace,
+            q.get("labelSelector"),
+            q.get("fieldSelector"),
+            max(0, limit),
+            q.get("continue") or None,
+        )
+        meta: JSON = {"resourceVersion": page.resource_version}
+        if page.continue_token:
+            meta["continue"] = page.continue_token
+            if page.remaining is not None:
+                meta["remainingItemCount"] = page.remaining
+        items = (
+            [self.store.serve_raw(t.info, raw, t.version) for raw in page.items]
+            if (t.info.from_storage is not None or t.version != t.info.version)
+            else page.items
+        )
+        as_ = self._accept(request)
+        if as_ == "Table":
+            objs = [orjson.loads(r) for r in items]
+            tab = tables.table(t.info, t.version, objs, q.get("includeObject", "Metadata"), meta)
+            return _json_response(orjson.dumps(tab))
+        if as_ in ("PartialObjectMetadataList", "PartialObjectMetadata"):
+            objs = [
+                {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": orjson.loads(r).get("metadata", {}),
+                }
+                for r in items
+            ]
+            return _json_response(
+                orjson.dumps(
+                    {
+                        "kind": "PartialObjectMetadataList",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta,
+                        "items": objs,
+                    }
+                )
+            )
+        head = orjson.dumps(
+            {"kind": t.info.list_kind, "apiVersion": t.info.api_version_for(t.version), "metadata": meta}
+        )
+        body = head[:-1] + b',"items":[' + b",".join(items) + b"]}"
+        return _json_response(body)
+
+    # ------------------------------------------------------------------------------------ watch
+
+    async def _watch(self, request: web.Request, t: Target, name: str | None = None) -> web.StreamResponse:
+        q = request.query
+        field_selector = q.get("fieldSelector")
+        if name is not None:
+            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={name}"]))
+        sie = q.get("sendInitialEvents")
+        send_initial = None if sie is None else _bool(sie)
+        if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
+            raise errors.invalid(
+                "ListOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    errors.field_cause(
+                        "FieldValueForbidden",
+                        "resourceVersionMatch",
+                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    )
+                ],
+            )
+        bookmarks = _bool(q.get("allowWatchBookmarks"))
+        watcher, initial, err = self.store.open_watch(
+            t.info, t.namespace, q.get("resourceVersion"), q.get("labelSelector"), field_selector, send_initial
+        )
+        timeout = q.get("timeoutSeconds")
+        as_ = self._accept(request)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": JSON_CT, "Transfer-Encoding": "chunked"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        convert = t.info.from_storage is not None or t.version != t.info.version or as_ != ""
+
+        def line(ev: WatchEvent) -> bytes:
+            if ev.type == BOOKMARK or not convert:
+                return ev.line()
+            obj = self.store.view(t.info, orjson.loads(ev.raw), t.version)
+            if as_ == "Table":
+                obj = tables.table(
+                    t.info,
+                    t.version,
+                    [obj],
+                    q.get("includeObject", "Metadata"),
+                    {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                )
+            elif as_.startswith("PartialObjectMetadata"):
+                obj = {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj.get("metadata", {}),
+                }
+            return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
+
+        try:
+            if err is not None:
+                await resp.write(orjson.dumps({"type": ERROR, "object": err}) + b"\n")
+                return resp
+            assert watcher is not None
+            if initial:
+                await resp.write(b"".join(line(ev) for ev in initial))
+            if send_initial:
+                bm = {
+                    "kind": t.info.kind,
+                    "apiVersion": t.info.api_version_for(t.version),
+                    "metadata": {
+                        "resourceVersion": self.store.resource_version,
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }
+                await resp.write(orjson.dumps({"type": BOOKMARK, "object": bm}) + b"\n")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + float(timeout) if timeout else None
+            while True:
+                while not watcher.queue:
+                    if watcher.closed:
+                        if watcher.error is not None:
+                            await resp.write(orjson.dumps({"type": ERROR, "object": watcher.error}) + b"\n")
+                        return resp
+                    watcher.wakeup.clear()
+                    wait = self.bookmark_interval if bookmarks else None
+                    if deadline is not None:
+                        left = deadline - loop.time()
+                        if left <= 0:
+                            return resp
+                        wait = left if wait is None else min(wait, left)
+                    try:
+                        await asyncio.wait_for(watcher.wakeup.wait(), wait)
+                    except TimeoutError:
+                        if bookmarks and not watcher.queue:
+                            await resp.write(self._bookmark_line(t))
+                chunk = []
+                while watcher.queue:
+                    ev = watcher.queue.popleft()
+                    if ev.type == BOOKMARK and not bookmarks:
+                        continue
+                    chunk.append(line(ev))
+                if chunk:
+                    await resp.write(b"".join(chunk))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            if watcher is not None:
+                watcher.close()
+        return resp
+
+    def _bookmark_line(self, t: Target) -> bytes:
+        return (
+            orjson.dumps(
+                {
+                    "type": BOOKMARK,
+                    "object": {
+                        "kind": t.info.kind,
+                        "apiVersion": t.info.api_version_for(t.version),
+                        "metadata": {"resourceVersion": self.store.resource_version},
+                    },
+                }
+            )
+            + b"\n"
+        )
+
+    # ------------------------------------------------------------------------------------ writes
+
+    def _out(self, t: Target, obj: JSON, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        obj = self.store.view(t.info, obj, t.version) if t.version != t.info.version else obj
+        return _json_response(orjson.dumps(obj), status, headers)
+
+    async def _create(self, request: web.Request, t: Target) -> web.StreamResponse:
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        warnings = WARNINGS.set([])
+        try:
+            obj = await self.store.create(
+                t.info,
+                body,
+                t.namespace,
+                dry_run=self._dry_run(request),
+                field_manager=request.query.get("fieldManager"),
+                field_validation=request.query.get("fieldValidation"),
+            )
+            return self._out(t, obj, 201, self._warnings(warnings.var.get() or []))
+        finally:
+            WARNINGS.reset(warnings)
+
+    async def _update(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        if t.subresource == "finalize":
+            return self._out(t, await self._finalize(t, body))
+        warnings = WARNINGS.set([])
+        try:
+            obj = await self.store.update(
+                t.info,
+                body,
+                t.namespace,
+                subresource=t.subresource,
+                dry_run=self._dry_run(request),
+                name=t.name,
+                field_manager=request.query.get("fieldManager"),
+                field_validation=request.query.get("fieldValidation"),
+            )
+            return self._out(t, obj, 200, self._warnings(warnings.var.get() or []))
+        finally:
+            WARNINGS.reset(warnings)
+
+    async def _finalize(self, t: Target, body: JSON) -> JSON:
+        assert t.name is not None
+        spec_fins = (body.get("spec") or {}).get("finalizers") or []
+
+        def build(old: JSON) -> JSON:
+            old.setdefault("spec", {})["finalizers"] = spec_fins
+            return old
+
+        return await self.store.update_fn(t.info, t.name, None, build)
+
+    async def _patch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        ctype = (request.content_type or "").lower()
+        types = {
+            "application/merge-patch+json": "merge",
+            "application/json-patch+json": "json",
+            "application/strategic-merge-patch+json": "strategic",
+            "application/apply-patch+yaml": "apply",
+            "application/apply-patch+json": "apply",
+        }
+        ptype = types.get(ctype)
+        if ptype is None:
+            raise ApiError(
+                errors.status(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media "
+                    f"types include: {', '.join(types)}",
+                )
+            )
+        patch = await self._body(request)
+        warnings = WARNINGS.set([])
+        try:
+            obj = await self.store.patch(
+                t.info,
+                t.name,
+                patch,
+                t.namespace,
+                patch_type=ptype,
+                subresource=t.subresource,
+                dry_run=self._dry_run(request),
+                field_manager=request.query.get("fieldManager"),
+                force=_bool(request.query.get("force")),
+                field_validation=request.query.get("fieldValidation"),
+            )
+            return self._out(t, obj, 200, self._warnings(warnings.var.get() or []))
+        finally:
+            WARNINGS.reset(warnings)
+
+    def _delete_options(self, request: web.Request, body: Any) -> JSON:
+        opts: JSON = body if isinstance(body, dict) else {}
+        q = request.query
+        if "propagationPolicy" in q:
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        if "gracePeriodSeconds" in q:
+            try:
+                opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError:
+                raise errors.bad_request("invalid gracePeriodSeconds") from None
+        if "orphanDependents" in q:
+            opts["orphanDependents"] = _bool(q["orphanDependents"])
+        if q.getall("dryRun", []):
+            opts["dryRun"] = ["All"]
+        return opts
+
+    async def _delete_body(self, request: web.Request) -> Any:
+        if request.can_read_body:
+            raw = await self._read(request)
+            if raw.strip():
+                try:
+                    return orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+        return None
+
+    async def _delete(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        opts = self._delete_options(request, await self._delete_body(request))
+        obj, gone = await self.store.delete_ex(
+            t.info,
+            t.name,
+            t.namespace,
+            propagation_policy=opts.get("propagationPolicy"),
+            grace_period_seconds=opts.get("gracePeriodSeconds"),
+            preconditions=opts.get("preconditions"),
+            dry_run=bool(opts.get("dryRun")),
+            orphan_dependents=opts.get("orphanDependents"),
+            api_group_version=t.info.api_version_for(t.version),
+        )
+        headers = None
+        if (
+            t.info.storage == ("batch", "jobs")
+            and not opts.get("propagationPolicy")
+            and opts.get("orphanDependents") is None
+        ):
+            headers = self._warnings(
+                [
+                    "child pods are preserved by default when jobs are deleted; set "
+                    "propagationPolicy=Background to remove them or set "
+                    "propagationPolicy=Orphan to suppress this warning"
+                ]
+            )
+        return self._out(t, obj, 200 if gone else 202, headers)
+
+    async def _delete_collection(self, request: web.Request, t: Target) -> web.StreamResponse:
+        opts = self._delete_options(request, await self._delete_body(request))
+        q = request.query
+        page = self.store.list_page(t.info, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        deleted = []
+        for raw in page.items:
+            meta = orjson.loads(raw)["metadata"]
+            with contextlib.suppress(ApiError):
+                obj, _ = await self.store.delete_ex(
+                    t.info,
+                    meta["name"],
+                    meta.get("namespace"),
+                    propagation_policy=opts.get("propagationPolicy"),
+                    grace_period_seconds=opts.get("gracePeriodSeconds"),
+                    dry_run=bool(opts.get("dryRun")),
+                    orphan_dependents=opts.get("orphanDependents"),
+                    api_group_version=t.info.api_version_for(t.version),
+                )
+                deleted.append(orjson.dumps(obj))
+        head = orjson.dumps(
+            {
+                "kind": t.info.list_kind,
+                "apiVersion": t.info.api_version_for(t.version),
+                "metadata": {"resourceVersion": self.store.resource_version},
+            }
+        )
+        return _json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
+
+    async def _bind(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        assert t.namespace is not None
+        body = await self._body(request)
+        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not node:
+            raise errors.invalid(
+                "Binding", "", t.name, [errors.field_cause("FieldValueRequired", "target.name", "Required value")]
+            )
+        await self.store.bind(t.name, t.namespace, node)
+        return _json_response(
+            orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), 201
+        )
