@@ -7,6 +7,7 @@ Invariants:
 * no policy here: every decision was made by ``controller.decide``;
 * creates and deletes run in bounded parallel batches (at most ``max_parallel`` in flight, like the reference's
   50) through the client's QPS limiter;
+* ``Plan.error``: the listed child writes still happen, then the error is raised (no status, no events);
 * a failing step stops the plan: later steps, the status write and the queued events are skipped and the error
   is raised for a rate-limited requeue; immediate Warning events (JobCreationFailed, HeadlessServiceCreationFailed,
   PVCCreationFailed) are emitted at once, as the reference does;
@@ -67,9 +68,9 @@ class Actor:
 
     async def execute(self, js: JobSet, plan: Plan) -> float | None:
         """Run ``plan`` for ``js``; returns the requeue-after delay, raises ``ReconcileError`` on failure."""
-        if plan.error is not None:
-            raise ReconcileError(plan.error)
         ns = js.metadata.namespace
+        for note in plan.notes:
+            log.info("decision_note", jobset=js.metadata.name, namespace=ns, note=note)
         if plan.delete_jobs:
             await self._delete_jobs(ns, plan.delete_jobs)
         if plan.create_service is not None:
@@ -80,6 +81,10 @@ class Actor:
             await self._create_jobs(js, plan.create_jobs)
         for update in plan.update_jobs:
             await self._update_job(ns, update.name, update.patch, clear_start_time=update.clear_start_time)
+        if plan.error is not None:
+            # The child writes above are the ones the reference performs before failing; status, events and
+            # metrics are skipped and the key is requeued with backoff.
+            raise ReconcileError(plan.error)
         if plan.status is not None:
             await self._write_status(js, plan)
         for event in plan.events:
