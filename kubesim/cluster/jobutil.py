@@ -107,7 +107,9 @@ def finished_time(pod: Mapping[str, Any], default: float) -> float:
         if ts is not None and (best is None or ts > best):
             best = ts
     if best is None:
-        best = parse_rfc3339(meta(pod).get("deletionTimestamp"))
+        deleted = parse_rfc3339(meta(pod).get("deletionTimestamp"))
+        if deleted is not None:  # the deletion was requested a grace period before deletionTimestamp
+            best = deleted - float(meta(pod).get("deletionGracePeriodSeconds") or 0)
     return default if best is None else best
 
 
