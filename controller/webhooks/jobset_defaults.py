@@ -21,8 +21,9 @@ field path instead of the defaulting step crashing or hiding it.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+from controller.webhooks.jsonview import json_copy
 
 __all__ = ["default_jobset"]
 
@@ -40,7 +41,7 @@ def _child_obj(parent: JSON, key: str) -> JSON | None:
 
 def default_jobset(obj: JSON) -> JSON:
     """Return a defaulted deep copy of a JobSet object (see the module docstring for the rules)."""
-    out: Any = copy.deepcopy(obj)
+    out: Any = json_copy(obj)
     if not isinstance(out, dict):
         return obj
     spec = out.get("spec")

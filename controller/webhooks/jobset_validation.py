@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from cache.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB
 from controller.webhooks.dns import (
     is_dns1035_label,
     is_dns1123_subdomain,
@@ -40,12 +41,9 @@ from controller.webhooks.dns import (
     is_valid_label_value,
 )
 from controller.webhooks.fielderrors import ErrorList, FieldError, Path
-from controller.webhooks.jsonview import INT32_MAX, JobSetView, RJobView, parse_jobset
+from controller.webhooks.jsonview import INT32_MAX, JobSetView, RJobView, check_depth, parse_jobset
 
 __all__ = [
-    "GATE_ELASTIC_JOBSET",
-    "GATE_IN_PLACE_RESTART",
-    "GATE_RESTART_JOB",
     "PvcLookup",
     "semantic_equal",
     "validate_create",
@@ -56,9 +54,6 @@ __all__ = [
 PvcLookup = Callable[[str], Mapping[str, Any] | None]
 """Returns the PVC object of that name in the JobSet's namespace, ``None`` if absent; may raise on errors."""
 
-GATE_IN_PLACE_RESTART: Final = "InPlaceRestart"
-GATE_RESTART_JOB: Final = "RestartJob"
-GATE_ELASTIC_JOBSET: Final = "ElasticJobSet"
 
 DNS1035_TOO_LONG: Final = "must be no more than 63 characters"
 GROUP_NAME_TOO_LONG: Final = ".spec.replicatedJob[].groupName is too long, must be less than 63 characters"
@@ -77,7 +72,6 @@ VALID_FAILURE_REASONS: Final = (
     "MaxFailedIndexesExceeded",
     "PodFailurePolicy",
 )
-COORDINATOR_KEY: Final = "jobset.sigs.k8s.io/coordinator"
 _RULE_NAME_RE: Final = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 _RULE_NAME_MIN, _RULE_NAME_MAX = 1, 128
 
@@ -439,7 +433,8 @@ def _existing_pvc_errors(
     if existing is None:
         return errs
     existing_spec = existing.get("spec") if isinstance(existing, Mapping) else None
-    if not semantic_equal(existing_spec, template_spec):
+    unreadable = check_depth(existing_spec, Path("spec")) is not None
+    if unreadable or not semantic_equal(existing_spec, template_spec):
         errs.append(
             FieldError.invalid(
                 template_path.child("spec"),
@@ -655,7 +650,11 @@ def validate_schema_rules(obj: Any, old: Any = None) -> ErrorList:
     if in_order and any(rj.raw.get("dependsOn") is not None for rj in view.rjobs):
         errs.append(FieldError.invalid(_SPEC, "object", "StartupPolicy and DependsOn APIs are mutually exclusive"))
     if old is not None and isinstance(old, Mapping) and isinstance(old.get("spec"), Mapping):
-        errs.extend(_transition_errors(view, old["spec"]))
+        too_deep = check_depth(old["spec"], _SPEC)
+        if too_deep is not None:
+            errs.append(FieldError.internal(_SPEC, f"the stored JobSet cannot be read: {too_deep}"))
+        else:
+            errs.extend(_transition_errors(view, old["spec"]))
     return errs
 
 
