@@ -22,12 +22,17 @@ from cache.errors import ApiError
 from controller.settings import load_settings
 
 SAMPLE_NAME = "demo"
+FAIL_FIRST_ATTEMPT = {
+    # Worker job 1 fails during the first attempt only: the JobSet restarts once, from scratch, then completes.
+    "sim.pyjobset.io/fail-when": f"{c.RESTART_ATTEMPT_KEY}=0,{c.JOB_INDEX_KEY}=1",
+}
 
 
 def sample_jobset(namespace: str = "default") -> dict[str, Any]:
-    """A driver (1 Job, 1 pod) and workers (3 Jobs of 2 pods) whose simulated pods run ~2 s then succeed."""
+    """A driver (1 Job, 1 pod) and workers (3 Jobs of 2 pods) whose simulated pods run ~2 s then succeed;
+    worker Job 1 fails in the first attempt, so the failure policy restarts the whole JobSet once."""
 
-    def template(parallelism: int, run_seconds: str) -> dict[str, Any]:
+    def template(parallelism: int, run_seconds: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
         return {
             "spec": {
                 "parallelism": parallelism,
@@ -39,6 +44,7 @@ def sample_jobset(namespace: str = "default") -> dict[str, Any]:
                         "annotations": {
                             "sim.pyjobset.io/start-seconds": "0.5",
                             "sim.pyjobset.io/run-seconds": run_seconds,
+                            **(extra or {}),
                         }
                     },
                     "spec": {
@@ -66,7 +72,7 @@ def sample_jobset(namespace: str = "default") -> dict[str, Any]:
             "coordinator": {"replicatedJob": "driver", "jobIndex": 0, "podIndex": 0},
             "replicatedJobs": [
                 {"name": "driver", "replicas": 1, "template": template(1, "2")},
-                {"name": "workers", "replicas": 3, "template": template(2, "2")},
+                {"name": "workers", "replicas": 3, "template": template(2, "2", FAIL_FIRST_ATTEMPT)},
             ],
         },
     }
@@ -150,7 +156,10 @@ async def run_demo(stop: asyncio.Event, *, nodes: int = 8, limit_seconds: float 
 async def _drive(client: ApiClient, stop: asyncio.Event, started: float, limit_seconds: float) -> int:
     ns = "default"
     await client.create(resource_path(c.GROUP, c.VERSION, c.PLURAL, ns), sample_jobset(ns))
-    _print(f"created JobSet {SAMPLE_NAME}: driver x1 (1 pod) + workers x3 (2 pods each)")
+    _print(
+        f"created JobSet {SAMPLE_NAME}: driver x1 (1 pod) + workers x3 (2 pods each); "
+        "workers-1 fails in attempt 0, so expect one restart"
+    )
     last = ""
     while not stop.is_set():
         js, jobs, pods = await _state(client, ns)
@@ -159,7 +168,11 @@ async def _drive(client: ApiClient, stop: asyncio.Event, started: float, limit_s
             phase = pod.get("status", {}).get("phase", "Pending")
             phases[phase] = phases.get(phase, 0) + 1
         terminal = js.get("status", {}).get("terminalState", "")
-        line = f"jobs={len(jobs)}/4 pods={dict(sorted(phases.items()))} terminalState={terminal or '-'}"
+        restarts = js.get("status", {}).get("restarts", 0)
+        line = (
+            f"jobs={len(jobs)}/4 pods={dict(sorted(phases.items()))} restarts={restarts} "
+            f"terminalState={terminal or '-'}"
+        )
         if line != last:
             _print(f"[{time.monotonic() - started:5.1f}s] {line}")
             last = line

@@ -98,7 +98,7 @@ async def controller(
 
 
 async def wait_for(
-    api: ApiClient, path: str, predicate: Any, *, params: dict[str, str] | None = None, timeout: float = 30.0
+    api: ApiClient, path: str, predicate: Any, *, params: dict[str, str] | None = None, limit: float = 30.0
 ) -> Any:
     """Wait until ``predicate(GET path)`` is truthy, driven by a WATCH on the collection (no polling loop).
 
@@ -110,7 +110,7 @@ async def wait_for(
         body = await api.get(path, params)
         return predicate(body.get("items", [])), body.get("metadata", {}).get("resourceVersion", "")
 
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         while True:
             value, rv = await check()
             if value:
