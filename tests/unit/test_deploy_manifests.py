@@ -22,27 +22,23 @@ JSON = dict[str, Any]
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-OURS = ("kustomization.yaml", "crd", "rbac", "manager", "webhook", "monitoring", "pdb")
+KUSTOMIZATIONS = ("", "rbac", "manager", "webhook", "monitoring", "pdb", "certmanager")
 NAMESPACE = "jobset-system"
 SA = "jobset-controller-manager"
-
-
-def manifest_files() -> list[Path]:
-    files: list[Path] = []
-    for entry in OURS:
-        path = DEPLOY / entry
-        files.extend([path] if path.is_file() else sorted(path.rglob("*.yaml")))
-    return files
 
 
 def load_all(path: Path) -> list[JSON]:
     return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
 
 
+def kustomization(directory: Path) -> JSON:
+    data: JSON = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+    return data
+
+
 def kustomize_resources(directory: Path) -> Iterator[Path]:
     """Files a kustomization pulls in, following directory entries (what ``kubectl kustomize`` reads)."""
-    kust = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
-    for entry in kust.get("resources", []):
+    for entry in kustomization(directory).get("resources", []):
         target = (directory / entry).resolve()
         if target.is_dir():
             yield from kustomize_resources(target)
@@ -50,13 +46,23 @@ def kustomize_resources(directory: Path) -> Iterator[Path]:
             yield target
 
 
+def patch_files(directory: Path) -> list[Path]:
+    return [(directory / p["path"]).resolve() for p in kustomization(directory).get("patches", [])]
+
+
+def manifest_files() -> list[Path]:
+    """Every object file of ours: the resources of all our kustomizations (patches are not objects)."""
+    files: set[Path] = set()
+    for directory in KUSTOMIZATIONS:
+        files.update(kustomize_resources(DEPLOY / directory))
+    return sorted(files)
+
+
 @pytest.fixture(scope="module")
 def objects() -> dict[tuple[str, str], JSON]:
     """Every object of the default install (``deploy/kustomization.yaml``) plus the optional directories."""
     found: dict[tuple[str, str], JSON] = {}
     for path in manifest_files():
-        if path.name == "kustomization.yaml":
-            continue
         for doc in load_all(path):
             key = (doc["kind"], doc["metadata"]["name"])
             assert key not in found, f"duplicate {key}"
@@ -83,15 +89,21 @@ def test_every_manifest_parses_and_is_a_kubernetes_object(path: Path) -> None:
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", doc["metadata"]["name"])
 
 
-@pytest.mark.parametrize("directory", ["", "rbac", "manager", "webhook", "monitoring", "pdb"])
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS)
 def test_kustomizations_reference_existing_files_and_every_file_is_referenced(directory: str) -> None:
     root = DEPLOY / directory
-    used = set(kustomize_resources(root))
+    used = set(kustomize_resources(root)) | set(patch_files(root))
     for path in used:
         assert path.is_file(), path
     if directory:
         here = {p.resolve() for p in root.glob("*.yaml") if p.name != "kustomization.yaml"}
         assert here == {p for p in used if p.parent == root.resolve()}
+
+
+def test_every_deploy_directory_of_ours_is_checked() -> None:
+    others = {"grafana", "prometheus"}  # dashboards and alert rules belong to the observability work
+    ours = {p.name for p in DEPLOY.iterdir() if p.is_dir()} - others
+    assert ours == {"crd", "openapi", "image", *(d for d in KUSTOMIZATIONS if d)}
 
 
 def test_default_install_contents() -> None:
@@ -115,8 +127,9 @@ def test_default_install_contents() -> None:
         ("MutatingWebhookConfiguration", "jobset-mutating-webhook-configuration"),
         ("ValidatingWebhookConfiguration", "jobset-validating-webhook-configuration"),
     }
-    # Optional pieces must not leak into the default install (no prometheus-operator or PDB required).
-    assert not {k for k, _ in kinds_names} & {"ServiceMonitor", "PodDisruptionBudget"}
+    # Optional pieces must not leak into the default install (no prometheus-operator, PDB or cert-manager).
+    assert not {k for k, _ in kinds_names} & {"ServiceMonitor", "PodDisruptionBudget", "Certificate", "Issuer"}
+    assert "components" not in kustomization(DEPLOY)
 
 
 def test_namespaced_objects_live_in_jobset_system(objects: dict[tuple[str, str], JSON]) -> None:
@@ -148,6 +161,41 @@ def test_kubectl_kustomize_builds(directory: str) -> None:
         deployment = next(d for d in docs if d["kind"] == "Deployment")
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "pyjobset:latest"
         assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "jobset" for d in docs)
+
+
+def _build_with_certmanager(tmp_path: Path) -> list[JSON]:
+    # Kustomize refuses absolute paths and overlays inside the base, so reach deploy/ through a symlink.
+    (tmp_path / "deploy").symlink_to(DEPLOY, target_is_directory=True)
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../deploy]\ncomponents: [../deploy/certmanager]\n", encoding="utf-8"
+    )
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_certmanager_component_replaces_internal_certificates(tmp_path: Path) -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in _build_with_certmanager(tmp_path)}
+    assert ("Secret", "jobset-webhook-server-cert") not in docs  # cert-manager owns it
+    cert = docs[("Certificate", "jobset-serving-cert")]
+    assert cert["spec"]["secretName"] == "jobset-webhook-server-cert"
+    assert "jobset-webhook-service.jobset-system.svc" in cert["spec"]["dnsNames"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        config = next(d for (k, _), d in docs.items() if k == kind)
+        annotations = config["metadata"]["annotations"]
+        assert annotations["cert-manager.io/inject-ca-from"] == "jobset-system/jobset-serving-cert"
+    config = yaml.safe_load(docs[("ConfigMap", "jobset-manager-config")]["data"]["controller_manager_config.yaml"])
+    assert config["internalCertManagement"] == {"enable": False}
+    pod = docs[("Deployment", "jobset-controller-manager")]["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    cert_volume = volumes[mounts[config["webhook"]["certDir"]]]
+    assert cert_volume["secret"]["secretName"] == "jobset-webhook-server-cert"
 
 
 # --------------------------------------------------------------------------------------------- RBAC
@@ -462,3 +510,13 @@ def test_image_copies_every_package(dockerfile: str) -> None:
     for package in packages:
         assert f"COPY {package}/ {package}/" in dockerfile
         assert f"!{package}/" in ignore
+
+
+def test_certmanager_config_is_accepted_by_the_strict_decoder(tmp_path: Path) -> None:
+    settings_mod = pytest.importorskip("controller.settings")
+    (patch,) = load_all(DEPLOY / "certmanager" / "manager_config_patch.yaml")
+    path = tmp_path / "controller_manager_config.yaml"
+    path.write_text(patch["data"]["controller_manager_config.yaml"], encoding="utf-8")
+    settings = settings_mod.load_settings(path)
+    assert settings.internal_cert_management.enable is False
+    assert settings.webhook.cert_dir == "/tmp/k8s-webhook-server/serving-certs"
