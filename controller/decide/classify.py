@@ -1,16 +1,24 @@
-"""Child classification (spec 4.3) and the per-replicated-job status counts (spec 1.6).
+"""Child classification (spec 4.3) and the per-replicated-job status counts (spec 1.6), in one pass.
 
 Invariants: a Job belongs to exactly one bucket; the previous attempt is decided by the ``restart-attempt``
-label alone (and ``job-restart-attempt`` when gate RestartJob is on); deletion timestamps are not considered.
+label alone (and ``job-restart-attempt`` when gate RestartJob is on); deletion timestamps are not considered;
+a label the controller cannot interpret raises ``ClassifyError`` (turned into ``Plan.error`` by ``decide``).
+
+Cost: exactly one loop over the Jobs (decision D5); per Job a few dict look-ups. The same pass counts, per
+replicated job, the status numbers of 1.6, the suspended active Jobs (for resume) and how many children of any
+bucket carry the replicated job's label (for creation), so no later step needs another full scan.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cache import constants as c
 from cache.jobset_types import JobSet, ReplicatedJobStatus
 from cache.records import Job
+
+_RJOB = c.REPLICATED_JOB_NAME_KEY
+_ATTEMPT = c.RESTART_ATTEMPT_KEY
 
 
 class ClassifyError(ValueError):
@@ -23,6 +31,12 @@ class Children:
     successful: tuple[Job, ...] = ()
     failed: tuple[Job, ...] = ()
     previous: tuple[Job, ...] = ()
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    """rjob name → [ready, succeeded, failed, active, suspended] over current-attempt Jobs."""
+    present: dict[str, int] = field(default_factory=dict)
+    """rjob name → number of children of any bucket (previous included) labelled with it."""
+    suspended_active: tuple[Job, ...] = ()
+    """Active Jobs whose ``spec.suspend`` is true (the candidates for resume)."""
 
     def names(self) -> set[str]:
         return {j.metadata.name for b in (self.active, self.successful, self.failed, self.previous) for j in b}
@@ -44,35 +58,81 @@ def _int_label(job: Job, key: str) -> int:
         raise ClassifyError(f"job {job.metadata.name!r} has a non-integer label {key}={raw!r}") from err
 
 
+def is_job_ready(job: Job) -> bool:
+    """``succeeded + ready >= min(parallelism, completions or parallelism)`` (spec 1.6)."""
+    parallelism = job.spec.parallelism if job.spec.parallelism is not None else 1
+    completions = job.spec.completions if job.spec.completions is not None else parallelism
+    ready = job.status.ready or 0
+    return job.status.succeeded + ready >= min(parallelism, completions)
+
+
 def classify(js: JobSet, jobs: tuple[Job, ...], *, restart_job_gate: bool = False) -> Children:
     active: list[Job] = []
     successful: list[Job] = []
     failed: list[Job] = []
     previous: list[Job] = []
-    restart_arrays = {r.name: (0,) * r.replicas for r in js.spec.replicated_jobs}
-    restart_arrays.update({s.name: s.job_restarts for s in js.status.replicated_jobs_status if s.job_restarts})
+    suspended_active: list[Job] = []
+    # rjob name -> [ready, succeeded, failed, active, suspended, present (any bucket)]
+    counts: dict[str, list[int]] = {r.name: [0, 0, 0, 0, 0, 0] for r in js.spec.replicated_jobs}
+    restarts = js.status.restarts
+    current_label = str(restarts)
+    restart_arrays: dict[str, tuple[int, ...]] = {}
+    if restart_job_gate:
+        restart_arrays = {r.name: (0,) * r.replicas for r in js.spec.replicated_jobs}
+        restart_arrays.update({s.name: s.job_restarts for s in js.status.replicated_jobs_status if s.job_restarts})
+    scratch = [0, 0, 0, 0, 0, 0]  # counts of Jobs labelled with an rjob that is not in the spec (ignored)
+    counts_get = counts.get
     for job in jobs:
-        if c.RESTART_ATTEMPT_KEY not in job.metadata.labels:
-            raise ClassifyError(f"job {job.metadata.name!r} is missing label {c.RESTART_ATTEMPT_KEY}")
-        if _int_label(job, c.RESTART_ATTEMPT_KEY) < js.status.restarts:
-            previous.append(job)
-            continue
+        labels = job.metadata.labels
+        bucket = counts_get(labels.get(_RJOB, "")) or scratch
+        bucket[5] += 1
+        attempt = labels.get(_ATTEMPT)
+        if attempt != current_label:  # fast path: the label is the decimal of status.restarts
+            if attempt is None:
+                raise ClassifyError(f"job {job.metadata.name!r} is missing label {_ATTEMPT}")
+            if _int_label(job, _ATTEMPT) < restarts:
+                previous.append(job)
+                continue
         if restart_job_gate and _is_previous_job_attempt(job, restart_arrays):
             previous.append(job)
             continue
-        finished, ctype = is_finished(job)
-        if not finished:
-            active.append(job)
-        elif ctype == "Complete":
-            successful.append(job)
-        else:
-            failed.append(job)
-    return Children(tuple(active), tuple(successful), tuple(failed), tuple(previous))
+        status = job.status
+        if status.conditions:
+            finished, ctype = is_finished(job)
+            if finished:
+                if ctype == "Complete":
+                    successful.append(job)
+                    bucket[1] += 1
+                else:
+                    failed.append(job)
+                    bucket[2] += 1
+                continue
+        active.append(job)
+        spec = job.spec
+        parallelism = spec.parallelism if spec.parallelism is not None else 1
+        completions = spec.completions
+        needed = parallelism if completions is None or completions > parallelism else completions
+        if status.succeeded + (status.ready or 0) >= needed:
+            bucket[0] += 1
+        if status.active > 0:
+            bucket[3] += 1
+        if spec.suspend:
+            bucket[4] += 1
+            suspended_active.append(job)
+    return Children(
+        tuple(active),
+        tuple(successful),
+        tuple(failed),
+        tuple(previous),
+        counts={name: v[:5] for name, v in counts.items()},
+        present={name: v[5] for name, v in counts.items()},
+        suspended_active=tuple(suspended_active),
+    )
 
 
 def _is_previous_job_attempt(job: Job, restart_arrays: dict[str, tuple[int, ...]]) -> bool:
     labels = job.metadata.labels
-    rjob = labels.get(c.REPLICATED_JOB_NAME_KEY)
+    rjob = labels.get(_RJOB)
     if rjob is None or c.JOB_INDEX_KEY not in labels:
         raise ClassifyError(f"job {job.metadata.name!r} is missing its replicated-job name or job-index label")
     index = _int_label(job, c.JOB_INDEX_KEY)
@@ -85,51 +145,25 @@ def _is_previous_job_attempt(job: Job, restart_arrays: dict[str, tuple[int, ...]
     return attempt < restarts[index]
 
 
-def is_job_ready(job: Job) -> bool:
-    """``succeeded + ready >= min(parallelism, completions or parallelism)`` (spec 1.6)."""
-    parallelism = job.spec.parallelism if job.spec.parallelism is not None else 1
-    completions = job.spec.completions if job.spec.completions is not None else parallelism
-    ready = job.status.ready or 0
-    return job.status.succeeded + ready >= min(parallelism, completions)
-
-
 def replicated_jobs_status(
     js: JobSet, children: Children, *, restart_job_gate: bool
 ) -> tuple[ReplicatedJobStatus, ...]:
-    """One entry per spec replicated job, recomputed from current-attempt children."""
-    counts: dict[str, dict[str, int]] = {
-        r.name: {"ready": 0, "succeeded": 0, "failed": 0, "active": 0, "suspended": 0} for r in js.spec.replicated_jobs
-    }
-
-    def bucket(job: Job) -> dict[str, int] | None:
-        return counts.get(job.metadata.labels.get(c.REPLICATED_JOB_NAME_KEY, ""))
-
-    for job in children.successful:
-        if (b := bucket(job)) is not None:
-            b["succeeded"] += 1
-    for job in children.failed:
-        if (b := bucket(job)) is not None:
-            b["failed"] += 1
-    for job in children.active:
-        if (b := bucket(job)) is None:
-            continue
-        if is_job_ready(job):
-            b["ready"] += 1
-        if job.status.active > 0:
-            b["active"] += 1
-        if job.spec.suspend:
-            b["suspended"] += 1
-    old = {s.name: s for s in js.status.replicated_jobs_status}
+    """One entry per spec replicated job, from the counts of current-attempt children (spec order)."""
+    old = {s.name: s for s in js.status.replicated_jobs_status} if restart_job_gate else {}
     out = []
     for rjob in js.spec.replicated_jobs:
+        ready, succeeded, failed, active, suspended = children.counts.get(rjob.name, (0, 0, 0, 0, 0))
         prev = old.get(rjob.name)
-        carried = restart_job_gate and prev is not None
         out.append(
             ReplicatedJobStatus(
                 name=rjob.name,
-                **counts[rjob.name],
-                job_restarts=prev.job_restarts if carried and prev else None,
-                job_restarts_count_towards_max=prev.job_restarts_count_towards_max if carried and prev else None,
+                ready=ready,
+                succeeded=succeeded,
+                failed=failed,
+                active=active,
+                suspended=suspended,
+                job_restarts=prev.job_restarts if prev is not None else None,
+                job_restarts_count_towards_max=prev.job_restarts_count_towards_max if prev is not None else None,
             )
         )
     return tuple(out)

@@ -98,7 +98,7 @@ def decide(snap: Snapshot, now: dt.datetime) -> Plan:
     if suspended:
         updates.extend(suspend_jobs(kids.active, draft))
     else:
-        updates.extend(resume_jobs(js, kids.active, statuses, draft))
+        updates.extend(resume_jobs(js, kids.suspended_active, statuses, draft))
 
     # 14. In-place restart barrier.
     error = None

@@ -37,7 +37,7 @@ def suspend_jobs(active: tuple[Job, ...], draft: cond.StatusDraft) -> list[JobUp
 
 def resume_jobs(
     js: JobSet,
-    active: tuple[Job, ...],
+    active: tuple[Job, ...],  # the active Jobs, or just the suspended ones (only those are resumed)
     statuses: Mapping[str, ReplicatedJobStatus],
     draft: cond.StatusDraft,
 ) -> list[JobUpdate]:

@@ -1,0 +1,126 @@
+"""Micro-benchmark of the pure decision ``controller.decide.decide`` on large JobSets.
+
+Workload: one JobSet with a single replicated job of N = 1k / 5k / 15k single-pod Jobs (plus a 1-replica leader
+rjob), decided in four states:
+* ``steady``     every Job ready, nothing to do (the common reconcile: status unchanged, empty Plan);
+* ``failure``    one Job failed: the failure policy bumps ``restarts`` (the pass that starts a restart);
+* ``restart``    ``restarts`` bumped, every Job is previous-attempt: N foreground deletes are planned;
+* ``recreate``   no Jobs left: N Job manifests are built (the creation pass of a restart or a new JobSet).
+Prints and writes JSON (µs per decide, best of several rounds) to ``scale_tests/results/bench_decide.json``.
+Figures are recorded, never asserted: this is not a timed test. Run: ``.venv/bin/python scale_tests/bench_decide.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cache.jobset_types import JobSet  # noqa: E402
+from cache.records import Job  # noqa: E402
+from controller.decide import children  # noqa: E402
+from controller.decide.plan import Snapshot  # noqa: E402
+from controller.decide.reconcile import decide  # noqa: E402
+from tests.builders import JobSetBuilder, failed_status, ready_status  # noqa: E402
+
+NOW = dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC)
+SIZES = (1000, 5000, 15000)
+
+
+def make_jobset(n: int, *, restarts: int = 0) -> JobSet:
+    return (
+        JobSetBuilder("big")
+        .rjob("leader", 1)
+        .rjob("workers", n)
+        .set("spec.failurePolicy", {"maxRestarts": 10})
+        .record(restarts=restarts)
+    )
+
+
+def make_jobs(js: JobSet) -> list[Job]:
+    ready = ready_status()
+    out = []
+    for rjob in js.spec.replicated_jobs:
+        for i in range(rjob.replicas):
+            manifest = children.build_job(js, rjob, i)
+            manifest["metadata"]["uid"] = f"uid-{i}-{rjob.name}"
+            manifest["status"] = ready
+            out.append(msgspec.convert(manifest, Job))
+    return out
+
+
+def timed(snap: Snapshot, rounds: int) -> tuple[float, Any]:
+    best = float("inf")
+    plan = None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        plan = decide(snap, NOW)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e6, plan
+
+
+def with_status_of(js: JobSet, plan: Any) -> JobSet:
+    return msgspec.structs.replace(js, status=plan.status) if plan.status is not None else js
+
+
+def bench(n: int) -> dict[str, Any]:
+    rounds = 7 if n <= 5000 else 5
+    js = make_jobset(n)
+    jobs = make_jobs(js)
+    # Settle the status (replicatedJobsStatus) so the steady state really is steady.
+    _, first = timed(Snapshot(jobset=js, jobs=tuple(jobs), service_exists=True), 1)
+    js = with_status_of(js, first)
+    steady_us, steady = timed(Snapshot(jobset=js, jobs=tuple(jobs), service_exists=True), rounds)
+    assert steady.is_empty, steady
+
+    failed_job = msgspec.convert({**msgspec.to_builtins(jobs[-1]), "status": failed_status()}, Job)
+    failing = (*jobs[:-1], failed_job)
+    failure_us, failure = timed(Snapshot(jobset=js, jobs=failing, service_exists=True), rounds)
+    assert failure.status is not None
+    assert failure.status.restarts == 1
+
+    restarted = with_status_of(js, failure)
+    restart_us, restart = timed(Snapshot(jobset=restarted, jobs=failing, service_exists=True), rounds)
+    assert len(restart.delete_jobs) == n + 1
+
+    recreate_us, recreate = timed(Snapshot(jobset=restarted, jobs=(), service_exists=True), max(2, rounds // 2))
+    assert len(recreate.create_jobs) == n + 1
+
+    return {
+        "jobs": n + 1,
+        "steady_us": round(steady_us, 1),
+        "failure_us": round(failure_us, 1),
+        "restart_delete_us": round(restart_us, 1),
+        "recreate_build_us": round(recreate_us, 1),
+        "steady_us_per_job": round(steady_us / (n + 1), 3),
+        "recreate_us_per_job": round(recreate_us / (n + 1), 3),
+    }
+
+
+def main() -> None:
+    results = [bench(n) for n in SIZES]
+    out = {
+        "benchmark": "decide",
+        "workload": "1 leader + N single-pod workers; steady (all ready), failure (1 failed), "
+        "restart (all previous -> deletes), recreate (no Jobs -> N manifests); best of rounds",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "results": results,
+    }
+    text = json.dumps(out, indent=2)
+    print(text)
+    target = ROOT / "scale_tests" / "results" / "bench_decide.json"
+    target.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
