@@ -33,20 +33,22 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from cache.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB
+from cache.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GROUP, KIND
 from controller.webhooks.dns import (
     is_dns1035_label,
     is_dns1123_subdomain,
     is_domain_prefixed_path,
     is_valid_label_value,
 )
-from controller.webhooks.fielderrors import ErrorList, FieldError, Path
+from controller.webhooks.fielderrors import ErrorList, FieldError, Path, invalid_status
 from controller.webhooks.jsonview import INT32_MAX, JobSetView, RJobView, check_depth, parse_jobset
 
 __all__ = [
     "PvcLookup",
+    "rejection_status",
     "semantic_equal",
     "validate_create",
+    "validate_delete",
     "validate_schema_rules",
     "validate_update",
 ]
@@ -564,6 +566,21 @@ def _put(obj: Any, keys: Sequence[str], value: Any) -> None:
             obj.pop(keys[-1], None)
         else:
             obj[keys[-1]] = copy.deepcopy(value)
+
+
+def validate_delete(_obj: Any) -> ErrorList:
+    """DELETE is always allowed (the reference's ``ValidateDelete`` returns nothing)."""
+    return ErrorList()
+
+
+def rejection_status(obj: Any, errors: Sequence[FieldError]) -> dict[str, Any]:
+    """The 422 ``Status`` the webhook answers with: ``JobSet.jobset.x-k8s.io "<name>" is invalid: ...``.
+
+    The name is ``metadata.name`` as sent (empty for ``generateName`` objects, like the reference).
+    """
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return invalid_status(KIND, GROUP, name if isinstance(name, str) else "", errors)
 
 
 # ============================================================================================= equality

@@ -21,6 +21,8 @@ from controller.webhooks import (
     validate_schema_rules,
     validate_update,
 )
+from controller.webhooks.jobset_defaults import defaulting_patch
+from tests.unit.test_jobset_defaults import apply_add_patch
 
 JSON = dict[str, Any]
 
@@ -172,7 +174,8 @@ def lookup(name: str) -> JSON | None:
 def test_create_never_crashes_and_names_fields(obj: JSON, gates: dict[str, bool]) -> None:
     before = copy.deepcopy(obj)
     assert_clean(validate_create(obj, gates, lookup))
-    defaulted = default_jobset(obj)
+    defaulted, ops = defaulting_patch(obj)
+    assert apply_add_patch(obj, ops) == defaulted
     assert_clean(validate_create(defaulted, gates, lookup))
     assert_clean(validate_schema_rules(defaulted))
     assert obj == before  # nothing here mutates its input

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from controller.webhooks import default_jobset, validate_create
+from controller.webhooks.jobset_defaults import defaulting_patch
 from tests.builders import JobSetBuilder
 
 JSON = dict[str, Any]
@@ -195,3 +196,65 @@ def test_missing_spec_is_filled_like_the_zero_value() -> None:
     out = default_jobset({"metadata": {"name": "x"}})
     assert out["spec"]["successPolicy"] == {"operator": "All"}
     assert out["spec"]["network"] == {"enableDNSHostnames": True, "publishNotReadyAddresses": True}
+
+
+# ----------------------------------------------------------------------------------------------- JSON patch
+
+
+def apply_add_patch(obj: Any, ops: list[JSON]) -> Any:
+    """A minimal RFC 6902 applier for the ``add`` operations the defaulter emits."""
+    out = copy.deepcopy(obj)
+    for op in ops:
+        assert op["op"] == "add"
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in op["path"].split("/")[1:]]
+        node = out
+        for token in tokens[:-1]:
+            node = node[int(token)] if isinstance(node, list) else node[token]
+        assert isinstance(node, dict)
+        node[tokens[-1]] = copy.deepcopy(op["value"])
+    return out
+
+
+def test_patch_lists_exactly_the_additions() -> None:
+    obj = {
+        "metadata": {"name": "x"},
+        "spec": {
+            "replicatedJobs": [{"name": "a", "template": {"spec": {"template": {"spec": {"restartPolicy": ""}}}}}],
+            "network": {"subdomain": "s", "enableDNSHostnames": False},
+            "successPolicy": {"operator": "Any"},
+            "startupPolicy": None,
+        },
+    }
+    _, ops = defaulting_patch(obj)
+    assert ops == [
+        {"op": "add", "path": "/spec/startupPolicy", "value": {"startupPolicyOrder": "AnyOrder"}},
+        {"op": "add", "path": "/spec/replicatedJobs/0/template/spec/completionMode", "value": "Indexed"},
+        {"op": "add", "path": "/spec/replicatedJobs/0/template/spec/template/spec/restartPolicy", "value": "OnFailure"},
+        {"op": "add", "path": "/spec/network/publishNotReadyAddresses", "value": True},
+    ]
+
+
+def test_patch_creates_missing_parents_before_their_children() -> None:
+    obj = {"metadata": {"name": "x"}}
+    defaulted, ops = defaulting_patch(obj)
+    assert ops[0] == {"op": "add", "path": "/spec", "value": {}}
+    assert apply_add_patch(obj, ops) == defaulted
+
+
+def test_already_defaulted_object_needs_no_patch() -> None:
+    assert defaulting_patch(default_jobset(bare()))[1] == []
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        pytest.param(bare(), id="bare"),
+        pytest.param({"spec": {"replicatedJobs": [{"name": "a"}], "failurePolicy": {"rules": [{}, {}]}}}, id="rules"),
+        pytest.param({"spec": {"volumeClaimPolicies": [{}, {"retentionPolicy": None}]}}, id="claims"),
+        pytest.param({"spec": {"network": None, "replicatedJobs": [{"template": None}]}}, id="nulls"),
+    ],
+)
+def test_patch_applied_to_input_gives_the_defaulted_object(obj: JSON) -> None:
+    defaulted, ops = defaulting_patch(obj)
+    assert apply_add_patch(obj, ops) == defaulted
+    assert defaulted == default_jobset(obj)

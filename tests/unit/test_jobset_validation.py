@@ -31,7 +31,7 @@ from controller.webhooks.dns import (
     is_valid_label_value,
 )
 from controller.webhooks.fielderrors import go_quote, render_value
-from controller.webhooks.jobset_validation import semantic_equal
+from controller.webhooks.jobset_validation import rejection_status, semantic_equal, validate_delete
 from tests.builders import JobSetBuilder
 
 JSON = dict[str, Any]
@@ -1261,3 +1261,21 @@ def test_semantic_equal_treats_null_empty_and_absent_alike_but_not_false_and_zer
     assert semantic_equal({"a": None, "b": [], "c": {"d": {}}}, {})
     assert not semantic_equal({"a": False}, {"a": 0})
     assert not semantic_equal({"a": ""}, {})
+
+
+def test_rejection_status_names_the_jobset_like_the_reference() -> None:
+    obj = valid("my-js")
+    obj["spec"]["successPolicy"]["targetReplicatedJobs"] = ["q"]
+    status = rejection_status(obj, validate_create(obj, {}))
+    assert status["message"] == (
+        'JobSet.jobset.x-k8s.io "my-js" is invalid: spec.successPolicy.targetReplicatedJobs[0]: Internal error: '
+        "invalid replicatedJob name 'q' does not appear in .spec.ReplicatedJobs"
+    )
+    assert status["details"]["kind"] == "JobSet"
+    assert status["details"]["group"] == "jobset.x-k8s.io"
+    unnamed = rejection_status({"metadata": {"generateName": "g-"}}, [])
+    assert unnamed["message"] == 'JobSet.jobset.x-k8s.io "" is invalid'
+
+
+def test_delete_is_always_allowed() -> None:
+    assert validate_delete({"spec": "garbage"}) == []
