@@ -65,6 +65,7 @@ class Scheduler:
         self._retry_timer: Timer | None = None
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._sleeping = False
         self.bound = 0
         index.handlers.append(self._on_change)
 
@@ -124,7 +125,8 @@ class Scheduler:
                 await self._task
 
     def idle(self) -> bool:
-        return not self._queue and not self._busy
+        """No work possible without time passing (an empty queue, or waiting for the next binding slot)."""
+        return (not self._queue or self._sleeping) and not self._busy
 
     async def _loop(self) -> None:
         next_at = self.clock.now()
@@ -132,8 +134,12 @@ class Scheduler:
             while not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            if self.rate > 0:
-                await wait_until(self.clock, next_at)
+            if self.rate > 0 and self.clock.now() < next_at:
+                self._sleeping = True
+                try:
+                    await wait_until(self.clock, next_at)
+                finally:
+                    self._sleeping = False
             key = self._queue.popleft()
             self._queued.discard(key)
             self._busy = True
@@ -154,12 +160,33 @@ class Scheduler:
             await self._mark_unschedulable(pod, message)
             return False
         try:
-            await self.store.bind(key[1], key[0], node)
+            bound = await self.store.bind(key[1], key[0], node)
+            if not any(
+                c.get("type") == "PodScheduled" and c.get("status") == "True"
+                for c in (bound.get("status") or {}).get("conditions") or []
+            ):
+                # The binding subresource should set PodScheduled=True itself; make sure it is there.
+                await self._set_scheduled(bound)
         except ApiError:
             return False
         self.bound += 1
         await self.recorder.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key[0]}/{key[1]} to {node}")
         return True
+
+    async def _set_scheduled(self, pod: JSON) -> None:
+        new = copy.deepcopy(pod)
+        st = new.setdefault("status", {})
+        kept = [c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        kept.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": rfc3339(self.clock.now()),
+            }
+        )
+        st["conditions"] = kept
+        await self.store.update_status("pods", new, pod["metadata"].get("namespace"))
 
     async def _mark_unschedulable(self, pod: JSON, message: str) -> None:
         conds = (pod.get("status") or {}).get("conditions") or []

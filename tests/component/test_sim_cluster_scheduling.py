@@ -1,0 +1,78 @@
+"""The simulated scheduler against the store: gates, unschedulable pods, throughput."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubesim.cluster.testing import Harness
+
+JSON = dict[str, Any]
+
+
+def bare_pod(name: str, **spec: Any) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}], **spec},
+    }
+
+
+async def test_scheduling_gates_hold_a_pod_until_removed() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create("pods", bare_pod("gated", schedulingGates=[{"name": "example.com/wait"}]))
+        pod = await h.store.get("pods", "gated", "default")
+        assert not pod["spec"].get("nodeName")
+        await h.store.patch("pods", "gated", {"spec": {"schedulingGates": None}}, "default")
+        await h.settle()
+        pod = await h.store.get("pods", "gated", "default")
+        assert pod["spec"]["nodeName"] == "sim-node-00000"
+        assert h.condition(pod, "PodScheduled") is not None
+        assert pod["status"]["phase"] == "Running"
+
+
+async def test_unschedulable_pod_reports_why_and_is_placed_when_capacity_appears() -> None:
+    async with Harness(nodes=1, gpus_per_node=8) as h:
+        big = {"limits": {"nvidia.com/gpu": "16"}}
+        pod = bare_pod("big")
+        pod["spec"]["containers"][0]["resources"] = big
+        await h.create("pods", pod)
+        stuck = await h.store.get("pods", "big", "default")
+        cond = h.condition(stuck, "PodScheduled")
+        assert cond is not None
+        assert (cond["status"], cond["reason"]) == ("False", "Unschedulable")
+        assert cond["message"].startswith("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
+        assert ("big", "FailedScheduling", cond["message"]) in await h.events()
+
+        node = await h.store.get("nodes", "sim-node-00000")
+        node["status"]["allocatable"]["nvidia.com/gpu"] = "16"
+        await h.store.update_status("nodes", node)
+        await h.advance(1)
+        placed = await h.store.get("pods", "big", "default")
+        assert placed["spec"]["nodeName"] == "sim-node-00000"
+
+
+async def test_other_scheduler_names_are_left_alone() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create("pods", bare_pod("mine", schedulerName="my-scheduler"))
+        pod = await h.store.get("pods", "mine", "default")
+        assert not pod["spec"].get("nodeName")
+
+
+async def test_throughput_limit_spaces_bindings() -> None:
+    async with Harness(nodes=4, scheduler_pods_per_second=2) as h:
+        for i in range(6):
+            await h.store.create("pods", bare_pod(f"p{i}"))
+        await h.settle()
+
+        async def bound() -> int:
+            return sum(1 for p in await h.store.list("pods", "default") if p["spec"].get("nodeName"))
+
+        first = await bound()
+        await h.advance(1, step=0.25)
+        second = await bound()
+        await h.advance(2, step=0.25)
+        third = await bound()
+        assert first <= 1
+        assert second - first == 2
+        assert third == 6
