@@ -73,10 +73,11 @@ class Outcome:
 
     kind: Literal["failed", "completed", "restarted"]
     reason: str
-    """Condition/event reason: FailedJobs, ReachedMaxRestarts, FailJobSetFailurePolicyAction, AllJobsCompleted,
-    FailurePolicy_<rule>, DefaultFailurePolicy, or the action-event reason for per-Job restarts."""
+    """Condition reason: FailedJobs, ReachedMaxRestarts, FailJobSetFailurePolicyAction, AllJobsCompleted, or for
+    restarts (global and per-Job alike) FailurePolicy_<rule> / DefaultFailurePolicy."""
     action: str = ""
-    """The failure-policy action applied (FailJobSet, RestartJobSet, ...); "" when no policy was involved."""
+    """The failure-policy action applied (FailJobSet, RestartJobSet, ...), "InPlaceRestart" for the in-place
+    barrier failing the JobSet; "" when no policy was involved."""
     rule: str = ""
     """Name of the failure-policy rule that matched; "" for the default policy or none."""
     job: str = ""
