@@ -150,7 +150,11 @@ class SchemaHooks:
         if unknown:
             mode = FIELD_VALIDATION.get()
             if mode == "Strict":
-                raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+                raise errors.bad_request(
+                    f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                    f"strict decoding error: {fields}"
+                )
             if mode == "Warn":
                 for u in unknown:
                     warn(f'unknown field "{u}"')

@@ -961,7 +961,9 @@ class Store:
                 raise errors.bad_request("apply patch must be an object")
             obj.setdefault("metadata", {})["name"] = name
             obj = patching.apply({}, obj, manager, force, info_store.strategic, "", creating=True)
-            return await self.create(info, obj, ns or None, dry_run=dry_run, field_manager=manager)
+            return await self.create(
+                info, obj, ns or None, dry_run=dry_run, field_manager=manager, field_validation=FIELD_VALIDATION.get()
+            )
 
         return await self._guaranteed_update(
             info,
@@ -1210,8 +1212,7 @@ class Store:
 
 
 def _set_field_validation(value: str | None) -> None:
-    if value is None:
-        return
+    value = value or "Warn"
     if value not in ("Strict", "Warn", "Ignore"):
         raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{value}"')
     FIELD_VALIDATION.set(value)
