@@ -13,7 +13,7 @@ nesting is bounded (``MAX_DEPTH``) before any recursive code (equality, renderin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -31,9 +31,12 @@ __all__ = [
     "RuleView",
     "TemplateView",
     "check_depth",
+    "get_path",
     "json_copy",
     "json_type",
     "parse_jobset",
+    "raw_list",
+    "semantic_equal",
 ]
 
 JSON = dict[str, Any]
@@ -477,3 +480,40 @@ def _is_terminal(status: Any) -> bool:
         isinstance(c, Mapping) and c.get("type") in ("Completed", "Failed") and c.get("status") == "True"
         for c in status["conditions"]
     )
+
+
+# ============================================================================================= raw JSON helpers
+
+
+def get_path(obj: Any, keys: Sequence[str]) -> Any:
+    """``obj[k1][k2]...`` or ``None`` when a step is missing or not an object."""
+    for key in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def raw_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+_EMPTY: Final = object()
+
+
+def _prune(value: Any) -> Any:
+    if value is None:
+        return _EMPTY
+    if isinstance(value, Mapping):
+        out = {k: p for k, v in value.items() if (p := _prune(v)) is not _EMPTY}
+        return out or _EMPTY
+    if isinstance(value, list | tuple):
+        return [_prune(v) for v in value] or _EMPTY
+    if isinstance(value, bool):
+        return (bool, value)  # JSON true is not the number 1
+    return value
+
+
+def semantic_equal(a: Any, b: Any) -> bool:
+    """``Semantic.DeepEqual`` on raw JSON: null, absent, ``[]`` and ``{}`` compare equal; scalars exactly."""
+    return bool(_prune(a) == _prune(b))
