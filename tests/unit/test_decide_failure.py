@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from cache import constants as c
-from cache.jobset_types import JobSet
+from cache.jobset_types import FailurePolicyRule, JobSet
+from cache.records import Job
 from controller.decide import failure
 from tests.builders import DecideWorld, JobSetBuilder, failed_status, ready_status
 
@@ -260,12 +261,10 @@ def test_invalid_pattern_is_reported_as_a_note_not_raised() -> None:
 
 
 def test_job_without_rjob_label_never_matches_a_rule() -> None:
-    job = msgspec.convert(
-        {"metadata": {"name": "j", "labels": {}}, "status": failed_status("PodFailurePolicy")}, failure.Job
-    )
+    job = msgspec.convert({"metadata": {"name": "j", "labels": {}}, "status": failed_status("PodFailurePolicy")}, Job)
     fc = failure.failed_condition(job)
     assert fc is not None
-    assert not failure.rule_applies(msgspec.convert(rule("FailJobSet"), failure.FailurePolicyRule), job, fc, [])
+    assert not failure.rule_applies(msgspec.convert(rule("FailJobSet"), FailurePolicyRule), job, fc, [])
 
 
 def test_c21_restart_rule_gate_off_arrays_nil() -> None:
