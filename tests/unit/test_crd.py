@@ -7,8 +7,12 @@ or defaulted, defaults only on optional fields), so a broken generator fails her
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterator
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -620,3 +624,128 @@ def test_vendored_file_is_the_one_the_crd_was_built_from() -> None:
     assert crdgen.K8S_VERSION in data["source"]
     for root in crdgen.VENDOR_ROOTS:
         assert root in data["definitions"]
+
+
+# --------------------------------------------------------------------------------------------- real apiserver
+
+
+E2E_KUBECONFIG = os.environ.get("PYJOBSET_E2E_KUBECONFIG", "")
+UNMANAGED = "example.com/not-this-controller"  # spec.managedBy: keeps a running controller away from the objects
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """``kubectl`` against the real control plane of the e2e tier, in a namespace of its own."""
+    if not E2E_KUBECONFIG or shutil.which("kubectl") is None:
+        pytest.skip("needs PYJOBSET_E2E_KUBECONFIG (tests/e2e/run.sh exports it) and kubectl")
+    namespace = f"crd-{uuid.uuid4().hex[:8]}"
+
+    def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", E2E_KUBECONFIG, "--namespace", namespace, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+    run("create", "namespace", namespace)
+    try:
+        yield run
+    finally:
+        run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _jobset(name: str, **spec: Any) -> str:
+    pod = {"containers": [{"name": "c", "image": "busybox"}]}
+    body = {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {"name": name},
+        "spec": {
+            "managedBy": UNMANAGED,
+            "replicatedJobs": [{"name": "a", "template": {"spec": {"template": {"spec": pod}}}}],
+            **spec,
+        },
+    }
+    return json.dumps(body)
+
+
+@pytest.mark.e2e
+def test_real_apiserver_accepts_the_crd_with_client_side_apply(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    kubectl("apply", "-f", str(crdgen.CRD_PATH.parent))
+    kubectl("wait", "--for=condition=Established", f"crd/{crdgen.CRD_NAME}", "--timeout=60s")
+    crd = json.loads(kubectl("get", "crd", crdgen.CRD_NAME, "-o", "json").stdout)
+    assert "NonStructuralSchema" not in {c["type"] for c in crd["status"]["conditions"]}
+
+
+@pytest.mark.e2e
+def test_real_apiserver_prunes_and_defaults_inside_templates(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    body = json.loads(_jobset("pruned"))
+    rjob = body["spec"]["replicatedJobs"][0]
+    rjob["template"]["spec"]["bogus"] = 1
+    container = rjob["template"]["spec"]["template"]["spec"]["containers"][0]
+    container["contaniers"] = "typo"
+    container["ports"] = [{"containerPort": 80}]
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(body))
+    got = json.loads(kubectl("get", "jobset", "pruned", "-o", "json").stdout)
+    stored = got["spec"]["replicatedJobs"][0]
+    assert (stored["replicas"], stored["groupName"]) == (1, "default")
+    assert "bogus" not in stored["template"]["spec"]
+    stored_container = stored["template"]["spec"]["template"]["spec"]["containers"][0]
+    assert "contaniers" not in stored_container
+    assert stored_container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {
+                "startupPolicy": {"startupPolicyOrder": "InOrder"},
+                "replicatedJobs": [
+                    {"name": "a", "template": {"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}}},
+                    {
+                        "name": "b",
+                        "dependsOn": [{"name": "a", "status": "Ready"}],
+                        "template": {"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+                    },
+                ],
+            },
+            "StartupPolicy and DependsOn APIs are mutually exclusive",
+        ),
+        (
+            {"volumeClaimPolicies": [{"templates": [{"metadata": {"name": "d", "namespace": "x"}}]}]},
+            "namespace cannot be set for VolumeClaimPolicies templates",
+        ),
+    ],
+)
+def test_real_apiserver_enforces_the_cel_rules(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], spec: JSON, message: str
+) -> None:
+    result = kubectl("create", "-f", "-", stdin=_jobset(f"cel-{uuid.uuid4().hex[:6]}", **spec), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.e2e
+def test_real_apiserver_keeps_network_immutable_and_requires_wire_fields_in_status(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    kubectl("create", "-f", "-", stdin=_jobset("immutable", network={"enableDNSHostnames": True}))
+    patch = kubectl(
+        "patch", "jobset", "immutable", "--type=merge", "-p", '{"spec":{"network":{"enableDNSHostnames":false}}}',
+        check=False,
+    )  # fmt: skip
+    assert "Value is immutable" in patch.stderr
+    partial = {"status": {"replicatedJobsStatus": [{"name": "a", "ready": 1}]}}
+    status = kubectl(
+        "patch", "jobset", "immutable", "--subresource=status", "--type=merge", "-p", json.dumps(partial), check=False
+    )  # fmt: skip
+    assert "status.replicatedJobsStatus[0].active: Required value" in status.stderr
