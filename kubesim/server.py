@@ -135,6 +135,7 @@ class ApiServer:
             target = self._parse(path)
             return await self._dispatch(request, target)
         except ApiError as err:
+            log.debug("%s %s -> %d %s", request.method, request.path_qs, err.code, err.message)
             return error_response(err)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
