@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import sys
 import time
@@ -107,6 +108,7 @@ def bench(n: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     results = [bench(n) for n in SIZES]
     out = {
         "benchmark": "decide",
@@ -114,6 +116,9 @@ def main() -> None:
         "restart (all previous -> deletes), recreate (no Jobs -> N manifests); best of rounds",
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "results": results,
     }
     text = json.dumps(out, indent=2)
