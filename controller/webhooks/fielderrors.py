@@ -81,26 +81,65 @@ class _Omit:
 OMIT: Final = _Omit()
 
 
-@dataclass(frozen=True, slots=True)
 class Path:
-    """A field path such as ``spec.replicatedJobs[0].name``; cheap to extend, rendered once."""
+    """A field path such as ``spec.replicatedJobs[0].name``.
 
-    text: str = ""
+    Extending is O(1) (a parent link and a segment); the text is rendered on first use and cached, because
+    parsing builds a path for every field it reads but only the few that carry an error are ever printed.
+    """
+
+    __slots__ = ("_parent", "_segment", "_text")
+
+    def __init__(self, text: str = "") -> None:
+        self._parent: Path | None = None
+        self._segment = ""
+        self._text: str | None = text
+
+    @classmethod
+    def _extend(cls, parent: Path, segment: str) -> Path:
+        path = cls.__new__(cls)
+        path._parent, path._segment, path._text = parent, segment, None
+        return path
 
     def child(self, *names: str) -> Path:
-        text = self.text
+        path = self
         for name in names:
-            text = f"{text}.{name}" if text else name
-        return Path(text)
+            path = Path._extend(path, "." + name)
+        return path
 
     def index(self, i: int) -> Path:
-        return Path(f"{self.text}[{i}]")
+        return Path._extend(self, f"[{i}]")
 
     def key(self, k: str) -> Path:
-        return Path(f"{self.text}[{k}]")
+        return Path._extend(self, f"[{k}]")
+
+    @property
+    def text(self) -> str:
+        if self._text is not None:
+            return self._text
+        segments: list[str] = []
+        node: Path | None = self
+        while node is not None and node._text is None:
+            segments.append(node._segment)
+            node = node._parent
+        text: str = node._text if node is not None and node._text is not None else ""
+        for segment in reversed(segments):
+            # A child of the empty root has no leading dot.
+            text = segment[1:] if not text and segment.startswith(".") else text + segment
+        self._text = text
+        return text
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"Path({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Path) and self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
 def go_quote(s: str) -> str:

@@ -374,7 +374,16 @@ def _coordinator_errors(view: JobSetView) -> ErrorList:
 
 def _volume_claim_errors(view: JobSetView, pvc_lookup: PvcLookup | None) -> ErrorList:
     errs = ErrorList()
+    if not view.policies:
+        return errs
     claim_names: set[str] = set()
+    # Indexed once so that many claims times many replicated jobs stays linear.
+    mounted = frozenset().union(*(rjob.mounted_names for rjob in view.rjobs))
+    volumes: dict[str, list[Path]] = {}
+    for rjob in view.rjobs:
+        vpath = rjob.path.child("template", "spec", "template", "spec", "volumes")
+        for i, name in enumerate(rjob.volume_names):
+            volumes.setdefault(name, []).append(vpath.index(i).child("name"))
     for policy in view.policies:
         for index, template in enumerate(policy.templates):
             # The reference names this path ``template[j]`` although the field is ``templates``; kept verbatim.
@@ -392,7 +401,7 @@ def _volume_claim_errors(view: JobSetView, pvc_lookup: PvcLookup | None) -> Erro
                 errs.append(
                     FieldError.invalid(name_path, template.name, "VolumeClaimPolicies template name is too long")
                 )
-            errs.extend(_claim_mount_errors(view, template.name))
+            errs.extend(_claim_mount_errors(view, template.name, mounted, volumes.get(template.name, ())))
             if pvc_lookup is not None:
                 errs.extend(
                     _existing_pvc_errors(
@@ -403,20 +412,12 @@ def _volume_claim_errors(view: JobSetView, pvc_lookup: PvcLookup | None) -> Erro
     return errs
 
 
-def _claim_mount_errors(view: JobSetView, claim: str) -> ErrorList:
-    errs = ErrorList()
-    for rjob in view.rjobs:
-        volumes = rjob.path.child("template", "spec", "template", "spec", "volumes")
-        errs.extend(
-            FieldError.invalid(
-                volumes.index(i).child("name"),
-                name,
-                f"volume name conflicts with VolumeClaimPolicy template name: {claim}",
-            )
-            for i, name in enumerate(rjob.volume_names)
-            if name == claim
-        )
-    if not any(claim in rjob.mounted_names for rjob in view.rjobs):
+def _claim_mount_errors(view: JobSetView, claim: str, mounted: frozenset[str], conflicts: Sequence[Path]) -> ErrorList:
+    errs = ErrorList(
+        FieldError.invalid(path, claim, f"volume name conflicts with VolumeClaimPolicy template name: {claim}")
+        for path in conflicts
+    )
+    if claim not in mounted:
         errs.append(
             FieldError.invalid(
                 _SPEC.child("replicatedJobs"),

@@ -270,19 +270,19 @@ def test_valid_jobsets_are_accepted_after_defaulting(obj: JSON, gates: dict[str,
 def test_huge_jobset_is_answered() -> None:
     rjobs = [
         {"name": f"r{i}", "replicas": 1, "template": {"spec": {"template": {"spec": {"containers": []}}}}}
-        for i in range(5000)
+        for i in range(2000)
     ]
     rjobs[-1]["dependsOn"] = [{"name": "r0", "status": "Ready"}, {"name": "nope", "status": "Ready"}]
     obj = default_jobset({"metadata": {"name": "big"}, "spec": {"replicatedJobs": rjobs}})
-    obj["spec"]["failurePolicy"] = {"rules": [{"name": "dup", "action": "FailJobSet"}] * 3000}
+    obj["spec"]["failurePolicy"] = {"rules": [{"name": "dup", "action": "FailJobSet"}] * 1000}
     errors = validate_create(obj, {})
     assert_clean(errors)
     assert [e.field for e in errors] == [
-        "spec.replicatedJobs[4999].dependsOn[1].name",
+        "spec.replicatedJobs[1999].dependsOn[1].name",
         "spec.failurePolicy.rules[0].name",
     ]
     changed = copy.deepcopy(obj)
-    changed["spec"]["replicatedJobs"][2500]["replicas"] = 2
+    changed["spec"]["replicatedJobs"][1000]["replicas"] = 2
     assert [e.field for e in validate_update(changed, obj, {})] == ["spec.replicatedJobs"]
 
 
@@ -309,3 +309,19 @@ def test_deeply_nested_input_is_answered(depth: int, where: str, as_list: bool) 
     shallow = default_jobset({"metadata": {"name": "deep"}, "spec": {}})
     assert_clean(validate_update(shallow, obj, {}))
     assert_clean(validate_schema_rules(shallow, obj))
+
+
+def test_many_claims_times_many_rjobs_stays_linear() -> None:
+    claims = [f"c{i}" for i in range(2000)]
+    rjobs = [
+        {"name": f"r{i}", "template": {"spec": {"template": {"spec": {"volumes": [{"name": "scratch"}]}}}}}
+        for i in range(3000)
+    ]
+    rjobs[0]["template"]["spec"]["template"]["spec"]["containers"] = [
+        {"name": "main", "volumeMounts": [{"name": c} for c in claims]}
+    ]
+    policies = [{"templates": [{"metadata": {"name": c}} for c in claims[i : i + 50]]} for i in range(0, 2000, 50)]
+    obj = default_jobset(
+        {"metadata": {"name": "big"}, "spec": {"replicatedJobs": rjobs, "volumeClaimPolicies": policies}}
+    )
+    assert validate_create(obj, {}, lambda _name: None) == []
