@@ -25,6 +25,7 @@ import yaml
 from cache import crdgen, jobset_types
 
 JSON = dict[str, Any]
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRD is ~300 KB; libyaml parses it 20x faster
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_check_mode_passes_on_the_repo_and_fails_on_drift(
 def test_stdout_mode_prints_the_yaml(capsys: pytest.CaptureFixture[str]) -> None:
     assert crdgen.main([]) == 0
     out = capsys.readouterr().out
-    docs = list(yaml.safe_load_all(out))
+    docs = list(yaml.load_all(out, Loader=_LOADER))
     assert len(docs) == 1
     assert docs[0]["metadata"]["name"] == "jobsets.jobset.x-k8s.io"
 
@@ -112,7 +113,7 @@ def test_crd_directory_holds_only_the_crd() -> None:
 
 def test_client_side_apply_annotation_fits() -> None:
     # kubectl apply (client side) stores the object as JSON in an annotation limited to 256 KiB in total.
-    loaded = yaml.safe_load(crdgen.CRD_PATH.read_text(encoding="utf-8"))
+    loaded = yaml.load(crdgen.CRD_PATH.read_text(encoding="utf-8"), Loader=_LOADER)
     assert len(json.dumps(loaded, separators=(",", ":"))) < 200 * 1024
 
 

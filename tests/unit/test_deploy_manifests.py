@@ -7,6 +7,8 @@ accepted by the controller's strict decoder, and that Services, probes and ports
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import shutil
 import subprocess
@@ -27,8 +29,17 @@ NAMESPACE = "jobset-system"
 SA = "jobset-controller-manager"
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRD is ~300 KB; libyaml parses it 20x faster
+
+
+@functools.cache
+def _load_cached(path: Path) -> tuple[JSON, ...]:
+    return tuple(d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER) if d is not None)
+
+
 def load_all(path: Path) -> list[JSON]:
-    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    """The documents of a YAML file (deep copies, so tests may not disturb each other)."""
+    return copy.deepcopy(list(_load_cached(path.resolve())))
 
 
 def kustomization(directory: Path) -> JSON:
@@ -155,7 +166,7 @@ def test_kubectl_kustomize_builds(directory: str) -> None:
     out = subprocess.run(
         ["kubectl", "kustomize", str(DEPLOY / directory)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = [d for d in yaml.load_all(out, Loader=_LOADER) if d]
     assert docs
     if not directory:
         deployment = next(d for d in docs if d["kind"] == "Deployment")
@@ -174,7 +185,7 @@ def _build_with_certmanager(tmp_path: Path) -> list[JSON]:
     out = subprocess.run(
         ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.load_all(out, Loader=_LOADER) if d]
 
 
 @pytest.mark.kubectl
