@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import celpy
+import celpy.adapter
 import msgspec
 import msgspec.inspect as mi
 import pytest
@@ -336,7 +337,7 @@ def _rule(node: JSON) -> tuple[celpy.Runner, str]:
 
 
 def _holds(program: celpy.Runner, obj: JSON) -> bool:
-    return bool(program.evaluate({"self": celpy.json_to_cel(obj)}))
+    return bool(program.evaluate({"self": celpy.adapter.json_to_cel(obj)}))
 
 
 RJOBS_WITH_DEPENDS_ON = [{"name": "a"}, {"name": "b", "dependsOn": [{"name": "a", "status": "Ready"}]}]
