@@ -63,8 +63,9 @@ from cache import constants, jobset_types
 
 JSON = dict[str, Any]
 
-K8S_VERSION: Final = "v1.35.0"
-"""Kubernetes release whose OpenAPI the embedded schemas come from (the reference builds against k8s.io/api 0.35)."""
+K8S_VERSION: Final = "v1.36.3"
+"""Kubernetes release whose OpenAPI the embedded schemas come from: the reference builds against k8s.io/api 0.36
+(its pod templates carry 1.36 fields such as `schedulingGroup`, used by the workload-aware scheduling e2e)."""
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 OPENAPI_SUBSET: Final = REPO_ROOT / "deploy" / "openapi" / f"kubernetes-{K8S_VERSION}.json"

@@ -498,6 +498,12 @@ def test_pod_spec_facts(pod_spec: JSON) -> None:
     assert at(pod_spec, "terminationGracePeriodSeconds") == {"type": "integer", "format": "int64"}
 
 
+def test_pod_spec_is_the_one_of_the_reference_kubernetes_version(pod_spec: JSON) -> None:
+    # Workload-aware scheduling (k8s 1.36) puts the pod group in the template; it must survive pruning.
+    assert at(pod_spec, "schedulingGroup.podGroupName") == {"type": "string"}
+    assert at(pod_spec, "containers.[].restartPolicyRules.[].action") == {"type": "string"}
+
+
 def test_quantities_and_int_or_string(pod_spec: JSON) -> None:
     limit = at(pod_spec, "containers.[].resources.limits")["additionalProperties"]
     assert limit["x-kubernetes-int-or-string"] is True
