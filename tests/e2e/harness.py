@@ -1,0 +1,686 @@
+"""The real Kubernetes control plane as local processes: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and KWOK with fake nodes, all on 127.0.0.1 with random free ports.
+
+Start order and readiness (each step waits for the previous one to be ready):
+etcd (``/health``) → kube-apiserver (``/readyz``; generated PKI, RBAC authorization, ServiceAccount signing keys)
+→ kube-controller-manager (``/healthz`` and the ``default`` ServiceAccount created by its serviceaccount
+controller) → kube-scheduler (``/healthz``) → KWOK with the annotation-contract Stages
+(``tests/e2e/stages/sim-contract.yaml``) → N Nodes shaped like kubesim's (same names, labels, capacities) → all
+Nodes Ready.
+
+Invariants:
+- Every process runs in its own process group, logs to ``<workdir>/logs/<name>.log`` and is stopped (SIGTERM to the
+  group, then SIGKILL) in reverse start order by ``stop()``, which is idempotent and also runs from ``atexit``;
+  processes started from the main thread additionally get SIGKILL if the harness process dies (PR_SET_PDEATHSIG),
+  so nothing is left behind even when a test run is killed.
+- Nothing listens outside loopback. The workdir (PKI, etcd data, logs, kubeconfigs) is private to one control
+  plane and removed by ``stop()`` unless ``keep_workdir`` is set.
+- Binaries come from ``tests/e2e/build.sh`` (``bin_dir()``); the harness never builds implicitly.
+
+Command line (``python -m tests.e2e.harness`` or ``scale_tests/controlplane.py``): ``start`` runs in the foreground
+until SIGINT/SIGTERM and prints the admin kubeconfig path; ``start --detach`` leaves the processes running and
+records them in ``<workdir>/state.json``; ``stop --workdir DIR`` stops a detached plane; ``bin-dir`` prints where
+the binaries are expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.e2e import pki
+from tests.e2e.kube import ApiError, Client, has_condition
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+STAGES_FILE = HERE / "stages" / "sim-contract.yaml"
+VERSIONS_FILE = HERE / "cluster" / "versions.env"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+SERVICE_CIDR = "10.0.0.0/24"
+FIRST_SERVICE_IP = "10.0.0.1"
+JSON = dict[str, Any]
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for raw in VERSIONS_FILE.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def bin_dir() -> Path:
+    """Where ``build.sh`` puts the binaries (``$PYJOBSET_CACHE`` or ``~/.cache/pyjobset``, keyed by version)."""
+    root = Path(os.environ.get("PYJOBSET_CACHE") or Path.home() / ".cache" / "pyjobset")
+    return root / f"k8s-{versions()['K8S_VERSION']}" / "bin"
+
+
+def missing_binaries(directory: Path | None = None) -> list[str]:
+    directory = directory or bin_dir()
+    return [b for b in BINARIES if not os.access(directory / b, os.X_OK)]
+
+
+def build() -> Path:
+    """Run ``build.sh`` (a no-op when the binaries are current) and return the binary directory."""
+    subprocess.run([str(HERE / "build.sh")], check=True)
+    return bin_dir()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Process:
+    """One component process in its own process group."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+
+class StartError(RuntimeError):
+    """A component failed to start or become ready; the message carries the tail of its log."""
+
+
+@dataclass
+class NodeShape:
+    """Shape of the fake nodes; defaults and naming follow kubesim (``kubesim/cluster/nodes.py``)."""
+
+    count: int = 4
+    gpus_per_node: int = 8
+    nodes_per_pool: int = 2
+
+
+@dataclass
+class ControlPlane:
+    """A running (after ``start()``) real control plane. Use as a context manager or call ``stop()``."""
+
+    nodes: NodeShape = field(default_factory=NodeShape)
+    workdir: Path | None = None
+    binaries: Path | None = None
+    keep_workdir: bool = False
+    verbosity: int = 1
+    processes: list[Process] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+    node_names: list[str] = field(default_factory=list)
+    ca_pem: bytes = b""
+    admin: Client = field(init=False, repr=False)
+    ca: pki.Pki = field(init=False, repr=False)
+    serving: pki.CertPair = field(init=False, repr=False)
+    sa_keys: pki.CertPair = field(init=False, repr=False)
+    _owns_workdir: bool = False
+    _kubeconfig: Path | None = None
+    _server: str | None = None
+    _detach: bool = False
+    _stopped: bool = False
+
+    # ---- paths -------------------------------------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin (system:masters) kubeconfig."""
+        if self._kubeconfig is not None:
+            return self._kubeconfig
+        assert self.workdir is not None
+        return self.workdir / "admin.kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return self._server or f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    def _bin(self, name: str) -> str:
+        assert self.binaries is not None
+        return str(self.binaries / name)
+
+    @classmethod
+    def attach(cls, kubeconfig: Path) -> ControlPlane:
+        """A handle on a control plane started elsewhere (``start --detach``): ``stop()`` leaves it running."""
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        plane = cls(workdir=kubeconfig.parent, binaries=bin_dir())
+        plane._stopped = True
+        plane._kubeconfig = kubeconfig
+        plane._server = cluster["server"]
+        plane.ca_pem = base64.b64decode(cluster["certificate-authority-data"])
+        plane.admin = Client(kubeconfig)
+        return plane
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, *, detach: bool = False) -> None:
+        self.binaries = self.binaries or bin_dir()
+        missing = missing_binaries(self.binaries)
+        if missing:
+            raise StartError(f"missing binaries in {self.binaries}: {missing}; run tests/e2e/build.sh first")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="pyjobset-cp-"))
+            self._owns_workdir = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        self._detach = detach
+        if not detach:
+            atexit.register(self.stop)
+        try:
+            self._pki()
+            self._start_etcd()
+            self._start_apiserver()
+            self._start_controller_manager()
+            self._start_scheduler()
+            self._start_kwok()
+            self._create_nodes()
+            self._write_state()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for proc in reversed(self.processes):
+            proc.stop()
+        if self.workdir is not None and self._owns_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+        assert self.workdir is not None
+        log = self.workdir / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+                # Only async-signal-safe work (one prctl call) runs in the child; see _die_with_parent.
+                preexec_fn=None  # noqa: PLW1509
+                if self._detach or threading.current_thread() is not threading.main_thread()
+                else _die_with_parent,
+            )
+        proc = Process(name, popen, log)
+        self.processes.append(proc)
+        return proc
+
+    def _wait(self, proc: Process, what: str, check: Any, timeout: float = 60.0) -> None:
+        """Poll ``check()`` (health endpoints have no event to await) until true, the process dies, or timeout."""
+        deadline = time.monotonic() + timeout
+        last_error: object = None
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise StartError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+            try:
+                if check():
+                    return
+            except (OSError, ApiError, ValueError) as err:
+                last_error = err
+            time.sleep(0.2)
+        raise StartError(f"{proc.name}: {what} not ready after {timeout}s ({last_error}):\n{proc.tail()}")
+
+    # ---- steps -------------------------------------------------------------------------------------------
+    def _pki(self) -> None:
+        assert self.workdir is not None
+        for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"):
+            self.ports[name] = free_port()
+        ca = pki.Pki(self.workdir / "pki")
+        self.ca_pem = ca.ca_pem
+        self.ca = ca
+        self.serving = ca.serving("apiserver", ips=(FIRST_SERVICE_IP,))
+        self.sa_keys = ca.service_account_keys()
+        identities = {
+            "admin": ("pyjobset-e2e-admin", ("system:masters",)),
+            "controller-manager": ("system:kube-controller-manager", ()),
+            "scheduler": ("system:kube-scheduler", ()),
+            "kwok": ("kwok-controller", ("system:masters",)),
+        }
+        for stem, (user, groups) in identities.items():
+            pair = ca.client(stem, user, groups)
+            pki.write_kubeconfig(
+                self.workdir / f"{stem}.kubeconfig",
+                server=f"https://127.0.0.1:{self.ports['apiserver']}",
+                ca_pem=ca.ca_pem,
+                user=user,
+                client=pair,
+            )
+
+    def _start_etcd(self) -> None:
+        assert self.workdir is not None
+        client = f"http://127.0.0.1:{self.ports['etcd']}"
+        peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
+        proc = self._spawn(
+            "etcd",
+            [
+                self._bin("etcd"),
+                "--name=pyjobset-e2e",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=pyjobset-e2e={peer}",
+                "--unsafe-no-fsync=true",  # throw-away data: durability is not worth the fsync latency
+                "--log-level=warn",
+            ],
+        )
+        self._wait(proc, "/health", lambda: b'"true"' in _http_get(f"{client}/health"))
+
+    def _start_apiserver(self) -> None:
+        assert self.workdir is not None
+        proc = self._spawn(
+            "kube-apiserver",
+            [
+                self._bin("kube-apiserver"),
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.ports['apiserver']}",
+                f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+                f"--cert-dir={self.workdir / 'pki' / 'apiserver-generated'}",
+                f"--tls-cert-file={self.serving.cert}",
+                f"--tls-private-key-file={self.serving.key}",
+                f"--client-ca-file={self.ca.ca.cert}",
+                "--authorization-mode=RBAC",
+                "--anonymous-auth=true",  # /healthz, /readyz, /version stay readable, as on kubeadm clusters
+                f"--service-account-key-file={self.sa_keys.cert}",
+                f"--service-account-signing-key-file={self.sa_keys.key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # The built-in "kubernetes" Service endpoints would point at 127.0.0.1, which Endpoints reject.
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--v={self.verbosity}",
+            ],
+        )
+        admin = Client(self.kubeconfig, timeout=5)
+        self._wait(proc, "/readyz", lambda: admin.get_raw("/readyz", timeout=5) == b"ok", timeout=90)
+        self.admin = Client(self.kubeconfig)
+
+    def _component_flags(self, stem: str) -> list[str]:
+        assert self.workdir is not None
+        kubeconfig = self.workdir / f"{stem}.kubeconfig"
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports[stem]}",
+            f"--cert-dir={self.workdir / 'pki' / (stem + '-generated')}",
+            "--leader-elect=false",
+            f"--v={self.verbosity}",
+        ]
+
+    def _start_controller_manager(self) -> None:
+        proc = self._spawn(
+            "kube-controller-manager",
+            [
+                self._bin("kube-controller-manager"),
+                *self._component_flags("controller-manager"),
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={self.sa_keys.key}",
+                f"--root-ca-file={self.ca.ca.cert}",
+                f"--cluster-signing-cert-file={self.ca.ca.cert}",
+                f"--cluster-signing-key-file={self.ca.ca.key}",
+            ],
+        )
+        url = f"https://127.0.0.1:{self.ports['controller-manager']}/healthz"
+        self._wait(proc, "/healthz", lambda: _http_get(url) == b"ok", timeout=90)
+        self._wait(
+            proc,
+            "the default ServiceAccount",
+            lambda: bool(self.admin.get("/api/v1/namespaces/default/serviceaccounts/default")),
+            timeout=90,
+        )
+
+    def _start_scheduler(self) -> None:
+        proc = self._spawn("kube-scheduler", [self._bin("kube-scheduler"), *self._component_flags("scheduler")])
+        url = f"https://127.0.0.1:{self.ports['scheduler']}/healthz"
+        self._wait(proc, "/healthz", lambda: _http_get(url) == b"ok", timeout=90)
+
+    def _start_kwok(self) -> None:
+        assert self.workdir is not None
+        home = self.workdir / "kwok-home"  # keeps a user's ~/.kwok/kwok.yaml out of the picture
+        home.mkdir(exist_ok=True)
+        proc = self._spawn(
+            "kwok",
+            [
+                self._bin("kwok"),
+                f"--kubeconfig={self.workdir / 'kwok.kubeconfig'}",
+                f"--config={STAGES_FILE}",
+                "--manage-all-nodes=true",
+                f"--server-address=127.0.0.1:{self.ports['kwok']}",
+                "--node-lease-duration-seconds=40",
+                "--cidr=10.64.0.1/10",
+                "--node-ip=10.127.0.1",
+            ],
+            env={"HOME": str(home)},
+        )
+        url = f"http://127.0.0.1:{self.ports['kwok']}/healthz"
+        self._wait(proc, "/healthz", lambda: _http_get(url).strip() == b"ok", timeout=60)
+
+    def _create_nodes(self) -> None:
+        from kubesim.cluster import nodes as simnodes
+
+        shape = simnodes.NodeShape(gpus=self.nodes.gpus_per_node)
+        names = []
+        for i in range(self.nodes.count):
+            node = simnodes.make_node(i, nodes_per_pool=self.nodes.nodes_per_pool, shape=shape, now=time.time())
+            status = node.get("status", {})
+            # KWOK's Stages own conditions and heartbeats; we only declare what a kubelet would register.
+            body = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": node["metadata"],
+                "spec": {k: v for k, v in node.get("spec", {}).items() if k != "podCIDR"},
+                "status": {k: status[k] for k in ("capacity", "allocatable", "addresses", "nodeInfo") if k in status},
+            }
+            created = self.admin.ensure("/api/v1/nodes", body)
+            names.append(created["metadata"]["name"])
+        ready: set[str] = set()
+
+        def all_ready(node: JSON) -> bool:
+            if has_condition(node, "Ready"):
+                ready.add(node["metadata"]["name"])
+            return ready >= set(names)
+
+        if names:
+            self.admin.wait_for("/api/v1/nodes", all_ready, timeout=60, what=f"{len(names)} Ready nodes")
+        self.node_names = names
+
+    def _write_state(self) -> None:
+        assert self.workdir is not None
+        state = {
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "ports": self.ports,
+            "processes": [{"name": p.name, "pid": p.popen.pid} for p in self.processes],
+        }
+        (self.workdir / "state.json").write_text(json.dumps(state, indent=2))
+
+    # ---- helpers for tests -------------------------------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, kubeconfig: Path | None = None) -> str:
+        """Run the pinned kubectl against this control plane (admin by default); raises on failure."""
+        result = subprocess.run(
+            [self._bin("kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        return result.stdout
+
+    def service_account_kubeconfig(
+        self,
+        namespace: str,
+        name: str,
+        rbac_manifests: Iterable[Path],
+        out: Path,
+        *,
+        token_seconds: int = 86400,
+    ) -> Path:
+        """Create ServiceAccount ``namespace/name``, bind it with the given RBAC manifests, write a kubeconfig.
+
+        See ``bind_service_account``; the kubeconfig carries a TokenRequest token for the ServiceAccount, so the
+        holder has exactly the permissions those manifests grant (plus what every authenticated user has).
+        """
+        return bind_service_account(
+            self.admin, self.server, self.ca_pem, namespace, name, rbac_manifests, out, token_seconds
+        )
+
+
+def rbac_manifests(directory: Path) -> list[Path]:
+    """The manifest files of an RBAC directory: its kustomization's ``resources`` if any, else every YAML file."""
+    kustomization = directory / "kustomization.yaml"
+    if kustomization.exists():
+        resources = yaml.safe_load(kustomization.read_text()).get("resources") or []
+        return [directory / r for r in resources if (directory / r).is_file()]
+    return sorted(p for p in directory.glob("*.yaml"))
+
+
+def bind_service_account(
+    admin: Client,
+    server: str,
+    ca_pem: bytes,
+    namespace: str,
+    name: str,
+    rbac_manifests: Iterable[Path],
+    out: Path,
+    token_seconds: int = 86400,
+) -> Path:
+    """Apply RBAC manifests for ServiceAccount ``namespace/name`` and write a token kubeconfig to ``out``.
+
+    Every ``ServiceAccount`` subject of the manifests' (Cluster)RoleBindings is rewritten to ``namespace/name``,
+    so the manifests may name another account (as in ``deploy/``). Objects are created, or replaced when they
+    exist. Supported kinds: Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding.
+    """
+    admin.ensure("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    admin.ensure(f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}})
+    for manifest in rbac_manifests:
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            if doc:
+                _apply_rbac_doc(admin, doc, namespace, name)
+    token = admin.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": token_seconds},
+        },
+    )["status"]["token"]
+    return pki.write_kubeconfig(
+        out,
+        server=server,
+        ca_pem=ca_pem,
+        user=f"system:serviceaccount:{namespace}:{name}",
+        token=token,
+        namespace=namespace,
+    )
+
+
+_RBAC_PATHS = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
+}
+
+
+def _apply_rbac_doc(admin: Client, doc: JSON, namespace: str, name: str) -> None:
+    kind = doc.get("kind", "")
+    if kind.endswith("List"):
+        for item in doc.get("items") or []:
+            _apply_rbac_doc(admin, item, namespace, name)
+        return
+    if kind not in _RBAC_PATHS:
+        raise ValueError(f"unsupported kind in RBAC manifest: {kind}")
+    prefix, plural, namespaced = _RBAC_PATHS[kind]
+    doc = json.loads(json.dumps(doc))
+    if kind.endswith("Binding"):
+        for subject in doc.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount":
+                subject["name"], subject["namespace"] = name, namespace
+    meta = doc.setdefault("metadata", {})
+    if namespaced:
+        meta["namespace"] = meta.get("namespace") or namespace
+        admin.ensure("/api/v1/namespaces", {"metadata": {"name": meta["namespace"]}})
+        collection = f"{prefix}/namespaces/{meta['namespace']}/{plural}"
+    else:
+        collection = f"{prefix}/{plural}"
+    try:
+        admin.create(collection, doc)
+    except ApiError as err:
+        if err.status != 409:
+            raise
+        current = admin.get(f"{collection}/{meta['name']}")
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        admin.request("PUT", f"{collection}/{meta['name']}", doc)
+
+
+def _http_get(url: str, timeout: float = 5.0) -> bytes:
+    """GET without client credentials; TLS is not verified (self-signed component serving certificates)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, context=ctx if url.startswith("https") else None, timeout=timeout) as r:
+            return bytes(r.read())
+    except urllib.error.HTTPError as err:
+        return bytes(err.read())
+
+
+# ---- command line ----------------------------------------------------------------------------------------------
+
+
+def _stop_detached(workdir: Path) -> int:
+    state = json.loads((workdir / "state.json").read_text())
+    for proc in reversed(state["processes"]):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in reversed(state["processes"]):
+        while time.monotonic() < deadline and _pid_alive(proc["pid"]):
+            time.sleep(0.1)
+        if _pid_alive(proc["pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc["pid"], signal.SIGKILL)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie of ours would count as alive: reap it when it is our child.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the real Kubernetes control plane (with KWOK) locally.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start etcd, kube-apiserver, controller-manager, scheduler and KWOK")
+    start.add_argument("--nodes", type=int, default=4, help="number of fake nodes (default 4)")
+    start.add_argument("--gpus-per-node", type=int, default=8, help="nvidia.com/gpu per node (default 8)")
+    start.add_argument("--nodes-per-pool", type=int, default=2, help="nodes per gke-nodepool (default 2)")
+    start.add_argument("--workdir", type=Path, default=None, help="state directory (default: a new temp dir)")
+    start.add_argument("--kubeconfig", type=Path, default=None, help="also copy the admin kubeconfig here")
+    start.add_argument("--build", action="store_true", help="run tests/e2e/build.sh first (no-op when current)")
+    start.add_argument("--detach", action="store_true", help="leave it running; stop later with `stop --workdir`")
+    stop = sub.add_parser("stop", help="stop a control plane started with --detach")
+    stop.add_argument("--workdir", type=Path, required=True)
+    sub.add_parser("bin-dir", help="print where the binaries are expected")
+    args = parser.parse_args(argv)
+
+    if args.command == "bin-dir":
+        print(bin_dir())
+        return 0
+    if args.command == "stop":
+        return _stop_detached(args.workdir)
+    if args.build:
+        build()
+    plane = ControlPlane(
+        nodes=NodeShape(args.nodes, args.gpus_per_node, args.nodes_per_pool),
+        workdir=args.workdir,
+        keep_workdir=args.detach,
+    )
+    plane.start(detach=args.detach)
+    if args.kubeconfig:
+        shutil.copyfile(plane.kubeconfig, args.kubeconfig)
+    print(f"kubeconfig: {args.kubeconfig or plane.kubeconfig}", flush=True)
+    print(f"server: {plane.server}", flush=True)
+    print(f"workdir: {plane.workdir}", flush=True)
+    if args.detach:
+        print(f"stop with: {sys.executable} -m tests.e2e.harness stop --workdir {plane.workdir}", flush=True)
+        return 0
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        while not stopping.wait(1.0):
+            dead = [p.name for p in plane.processes if not p.alive()]
+            if dead:
+                print(f"component(s) exited: {dead}; stopping", file=sys.stderr, flush=True)
+                return 1
+        return 0
+    finally:
+        plane.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,483 @@
+"""KWOK Stage definitions implementing the simulated-cluster annotation contract on the real control plane.
+
+The contract (``/work/shared/design/simulated-cluster.md``, "the annotation contract") is honoured by kubesim's
+kubelet emulation and, on the real control plane, by these Stages, which KWOK plays against pods and nodes bound to
+its fake nodes. This module is the single source of the Stage objects: ``python -m tests.e2e.kwok_stages`` prints
+them as a multi-document YAML file, committed as ``tests/e2e/stages/sim-contract.yaml`` (the harness and the kind
+scripts load that file; a unit test keeps it equal to this module's output).
+
+Invariants:
+- For any object at most one Stage matches at a time (KWOK picks a random Stage among several matches), so every
+  selector below is written to be mutually exclusive with its siblings.
+- Deadlines are absolute: delays are given as RFC 3339 instants computed from the object (binding time, container
+  start time), so a pod update while a delay is pending (KWOK then re-plans from scratch) never restarts the clock.
+- Only the kubelet's share of the lifecycle is emulated. Eviction of pods from a failed node is done by the real
+  taint-eviction controller: the failed node gets the NoExecute taint ``sim.pyjobset.io/failed``, so its pods are
+  deleted with a ``DisruptionTarget`` condition (reason ``DeletionByTaintManager``), exactly as after an eviction.
+
+Contract details decided here (kubesim must agree; see tests/e2e/README.md):
+- ``start-seconds`` counts from the PodScheduled transition (binding); ``run-seconds`` from the container start.
+- A non-zero exit with ``restartPolicy`` OnFailure/Always restarts the container at once (restartCount + 1,
+  lastState terminated, no crash-loop back-off), as the kubelet would minus the back-off; with Never the pod
+  fails. ``exit-now`` is consumed (removed) when it causes a restart, so it acts once.
+- A deleted pod that is not terminal turns Failed (containers terminated, exit code 137, reason Error) and is then
+  removed with grace period 0; finalizers are left to their owners (the Job controller's tracking finalizer).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+PREFIX = "sim.pyjobset.io/"
+FAILED_TAINT = PREFIX + "failed"
+
+Stage = dict[str, Any]
+
+# --- jq building blocks (KWOK evaluates selector keys and delay expressions with gojq) --------------------------
+
+
+def _ann(name: str) -> str:
+    """jq: the value of the contract annotation ``name`` (null when absent)."""
+    return '(.metadata.annotations // {})["' + PREFIX + name + '"]'
+
+
+# An equality-based label selector over the pod's own labels: "k=v", "k==v", "k!=v", "k" (exists), "!k" (absent),
+# joined by commas. An empty or missing selector matches nothing (unlike a Kubernetes empty selector).
+FAIL_WHEN_MATCHES = (
+    "(.metadata.labels // {}) as $l"
+    f' | [({_ann("fail-when")} // "") | splits(",") | gsub("^\\\\s+|\\\\s+$"; "") | select(length > 0)]'
+    " | length > 0 and all(.[];"
+    ' if test("!=") then (split("!=") | map(gsub("^\\\\s+|\\\\s+$"; ""))) as $p | $l[$p[0]] != $p[1]'
+    ' elif test("=") then (sub("=="; "=") | split("=") | map(gsub("^\\\\s+|\\\\s+$"; ""))) as $p'
+    " | $l[$p[0]] == $p[1]"
+    ' elif startswith("!") then ($l | has(.[1:]) | not)'
+    " else ($l | has(.)) end)"
+)
+
+
+def _code(name: str) -> str:
+    """jq: the integer in annotation ``name`` (0 when missing or malformed)."""
+    return f'((({_ann(name)} // "0") | tonumber?) // 0)'
+
+
+EXIT_CODE = _code("exit-code")
+EXIT_NOW_CODE = _code("exit-now")
+NEVER_RESTARTS = '(.spec.restartPolicy == "Never")'
+
+
+def _instant(base: str, seconds_annotation: str) -> str:
+    """jq: RFC 3339 instant = timestamp ``base`` + the (possibly fractional) seconds in an annotation."""
+    return (
+        f'(({base}) | fromdate) + ((({_ann(seconds_annotation)} // "0") | tonumber?) // 0)'
+        ' | (floor | strftime("%Y-%m-%dT%H:%M:%S")) + "."'
+        ' + ("00" + ((. - floor) * 1000 | floor | tostring))[-3:] + "Z"'
+    )
+
+
+# The binding time (PodScheduled turned True), or the creation time for pods created with a nodeName.
+BOUND_AT = (
+    '([.status.conditions[]? | select(.type == "PodScheduled" and .status == "True") | .lastTransitionTime]'
+    " + [.metadata.creationTimestamp])[0]"
+)
+RUNNING_SINCE = "([.status.containerStatuses[]?.state.running.startedAt | select(. != null)] + [.status.startTime])[0]"
+
+START_AT = _instant(BOUND_AT, "start-seconds")
+EXIT_AT = _instant(RUNNING_SINCE, "run-seconds")
+
+
+def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
+    expr: dict[str, Any] = {"key": key, "operator": operator}
+    if values:
+        expr["values"] = list(values)
+    return expr
+
+
+def _is_true(jq: str) -> dict[str, Any]:
+    return _expr(jq, "In", "true")
+
+
+def _is_false(jq: str) -> dict[str, Any]:
+    return _expr(jq, "In", "false")
+
+
+NOT_DELETED = _expr(".metadata.deletionTimestamp", "DoesNotExist")
+DELETED = _expr(".metadata.deletionTimestamp", "Exists")
+RUNNING = _expr(".status.phase", "In", "Running")
+
+
+def _stage(kind: str, name: str, exprs: list[dict[str, Any]], steps: list[dict[str, Any]], at: str | None) -> Stage:
+    spec: dict[str, Any] = {
+        "resourceRef": {"apiGroup": "v1", "kind": kind},
+        "selector": {"matchExpressions": exprs},
+        "steps": steps,
+    }
+    if at is not None:
+        spec["delay"] = {"durationMilliseconds": 0, "durationFrom": {"expressionFrom": at}}
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec}
+
+
+def _status_patch(template: str) -> dict[str, Any]:
+    return {"patch": {"subresource": "status", "root": "status", "type": "strategic", "template": template}}
+
+
+# --- Go templates (KWOK renders them with sprig; the data is the object as JSON) ------------------------------
+
+_POD_IPS = """\
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) \
+( or .metadata.namespace "" ) | Quote }}
+"""
+
+POD_CREATE = (
+    """\
+{{ $now := Now }}
+conditions:
+- {type: PodReadyToStartContainers, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state: {waiting: {reason: ContainerCreating}}
+{{ end }}
+"""
+    + _POD_IPS
+    + """\
+phase: Pending
+startTime: {{ $now | Quote }}
+"""
+)
+
+POD_START = """\
+{{ $now := Now }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "True", reason: "", lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "True", reason: "", lastTransitionTime: {{ $now | Quote }}}
+{{ with .spec.initContainers }}
+initContainerStatuses:
+{{ range . }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: true
+  started: false
+  restartCount: 0
+  state: {terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
+{{ end }}
+{{ end }}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: true
+  started: true
+  restartCount: 0
+  state: {running: {startedAt: {{ $now | Quote }}}}
+{{ end }}
+phase: Running
+"""
+
+# {{ $code }} is defined by the prefix each stage puts in front of these templates.
+_TERMINATE = """\
+{{ $now := Now }}
+{{ $root := . }}
+{{ $reason := "Error" }}{{ if eq $code 0 }}{{ $reason = "Completed" }}{{ end }}
+conditions:
+- {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range $i, $c := .spec.containers }}
+{{ $old := dict }}{{ if lt $i (len (or $root.status.containerStatuses list)) }}\
+{{ $old = index $root.status.containerStatuses $i }}{{ end }}
+{{ $started := $now }}{{ with $old.state }}{{ with .running }}{{ $started = .startedAt }}{{ end }}{{ end }}
+- name: {{ $c.name | Quote }}
+  image: {{ $c.image | Quote }}
+  ready: false
+  started: false
+  restartCount: {{ or $old.restartCount 0 }}
+  state:
+    terminated:
+      exitCode: {{ $code }}
+      reason: {{ $reason }}
+      startedAt: {{ $started | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ end }}
+phase: {{ if eq $code 0 }}Succeeded{{ else }}Failed{{ end }}
+"""
+
+_RESTART = """\
+{{ $now := Now }}
+{{ $root := . }}
+containerStatuses:
+{{ range $i, $c := .spec.containers }}
+{{ $old := dict }}{{ if lt $i (len (or $root.status.containerStatuses list)) }}\
+{{ $old = index $root.status.containerStatuses $i }}{{ end }}
+{{ $started := $now }}{{ with $old.state }}{{ with .running }}{{ $started = .startedAt }}{{ end }}{{ end }}
+- name: {{ $c.name | Quote }}
+  image: {{ $c.image | Quote }}
+  ready: true
+  started: true
+  restartCount: {{ add1 (or $old.restartCount 0) }}
+  lastState:
+    terminated:
+      exitCode: {{ $code }}
+      reason: Error
+      startedAt: {{ $started | Quote }}
+      finishedAt: {{ $now | Quote }}
+  state: {running: {startedAt: {{ $now | Quote }}}}
+{{ end }}
+"""
+
+
+def _indent(template: str) -> str:
+    return "".join(
+        "  " + line if line.strip() and not line.startswith("{{") else line for line in template.splitlines(True)
+    )
+
+
+def _code_from(annotation: str) -> str:
+    return '{{ $code := index (or .metadata.annotations dict) "' + PREFIX + annotation + '" | default "0" | atoi }}\n'
+
+
+_CODE_ONE = "{{ $code := 1 }}\n"
+_CODE_KILLED = "{{ $code := 137 }}\n"
+
+
+def pod_stages() -> list[Stage]:
+    live_exit = [NOT_DELETED, RUNNING, _expr(_ann("run-seconds"), "Exists"), _expr(_ann("exit-now"), "DoesNotExist")]
+    exit_now = [NOT_DELETED, RUNNING, _expr(_ann("exit-now"), "Exists")]
+    return [
+        _stage(
+            "Pod",
+            "sim-pod-create",
+            [
+                NOT_DELETED,
+                _expr(".status.podIP", "DoesNotExist"),
+                _expr(".status.phase", "NotIn", "Running", "Succeeded", "Failed"),
+            ],
+            [_status_patch(POD_CREATE)],
+            None,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-start",
+            [NOT_DELETED, _expr(".status.podIP", "Exists"), _expr(".status.phase", "In", "Pending")],
+            [_status_patch(POD_START)],
+            START_AT,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-fail-when",
+            [*live_exit, _is_true(FAIL_WHEN_MATCHES), _is_true(NEVER_RESTARTS)],
+            [_status_patch(_CODE_ONE + _TERMINATE)],
+            EXIT_AT,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-fail-when-restart",
+            [*live_exit, _is_true(FAIL_WHEN_MATCHES), _is_false(NEVER_RESTARTS)],
+            [_status_patch(_CODE_ONE + _RESTART)],
+            EXIT_AT,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-exit",
+            [*live_exit, _is_false(FAIL_WHEN_MATCHES), _is_true(f"{NEVER_RESTARTS} or {EXIT_CODE} == 0")],
+            [_status_patch(_code_from("exit-code") + _TERMINATE)],
+            EXIT_AT,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-exit-restart",
+            [*live_exit, _is_false(FAIL_WHEN_MATCHES), _is_false(f"{NEVER_RESTARTS} or {EXIT_CODE} == 0")],
+            [_status_patch(_code_from("exit-code") + _RESTART)],
+            EXIT_AT,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-exit-now",
+            [*exit_now, _is_true(f"{NEVER_RESTARTS} or {EXIT_NOW_CODE} == 0")],
+            [_status_patch(_code_from("exit-now") + _TERMINATE)],
+            None,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-exit-now-restart",
+            [*exit_now, _is_false(f"{NEVER_RESTARTS} or {EXIT_NOW_CODE} == 0")],
+            [
+                # One patch for both, so no intermediate state (restarted but still annotated, or the reverse)
+                # is ever observed and re-planned; the pods/status endpoint persists metadata annotations.
+                {
+                    "patch": {
+                        "subresource": "status",
+                        "type": "strategic",
+                        "template": _code_from("exit-now")
+                        + "metadata: {annotations: {"
+                        + PREFIX
+                        + "exit-now: null}}\nstatus:\n"
+                        + _indent(_RESTART),
+                    }
+                },
+            ],
+            None,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-killed",
+            [DELETED, _expr(".status.phase", "NotIn", "Succeeded", "Failed")],
+            [_status_patch(_CODE_KILLED + _TERMINATE)],
+            None,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-remove",
+            [DELETED, _expr(".status.phase", "In", "Succeeded", "Failed")],
+            [{"delete": True}],
+            None,
+        ),
+    ]
+
+
+# --- nodes ---------------------------------------------------------------------------------------------------
+
+NODE_FAILED = f'({_ann("fail")} // "") == "true"'
+HAS_FAILED_TAINT = f'any(.spec.taints[]?; .key == "{FAILED_TAINT}")'
+READY = '([.status.conditions[]? | select(.type == "Ready") | .status] + [""])[0] == "True"'
+
+NODE_HEALTHY_STATUS = """\
+{{ $now := Now }}
+{{ $since := or .metadata.creationTimestamp $now }}
+conditions:
+{{ range NodeConditions }}
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $since | Quote }}
+  message: {{ .message | Quote }}
+  reason: {{ .reason | Quote }}
+  status: {{ .status | Quote }}
+  type: {{ .type | Quote }}
+{{ end }}
+{{ if not .status.addresses }}
+addresses:
+{{ with NodeIP }}
+- {address: {{ . | Quote }}, type: InternalIP}
+{{ end }}
+- {address: {{ .metadata.name | Quote }}, type: Hostname}
+{{ end }}
+{{ with NodePort }}
+daemonEndpoints: {kubeletEndpoint: {Port: {{ . }}}}
+{{ end }}
+{{ $info := or .status.nodeInfo dict }}
+{{ if not $info.kubeletVersion }}
+nodeInfo:
+  architecture: amd64
+  bootID: ""
+  containerRuntimeVersion: {{ printf "kwok-%s" Version | Quote }}
+  kernelVersion: {{ printf "kwok-%s" Version | Quote }}
+  kubeProxyVersion: {{ printf "kwok-%s" Version | Quote }}
+  kubeletVersion: {{ printf "kwok-%s" Version | Quote }}
+  machineID: ""
+  operatingSystem: linux
+  osImage: ""
+  systemUUID: ""
+{{ end }}
+phase: Running
+"""
+
+NODE_FAILED_STATUS = """\
+{{ $now := Now }}
+conditions:
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $now | Quote }}
+  message: "node failed (sim.pyjobset.io/fail)"
+  reason: SimulatedNodeFailure
+  status: "False"
+  type: Ready
+"""
+
+_KEEP_OTHER_TAINTS = (
+    "{{ $kept := list }}{{ range .spec.taints }}{{ if ne .key "
+    + f'"{FAILED_TAINT}"'
+    + " }}{{ $kept = append $kept . }}{{ end }}{{ end }}\n"
+)
+TAINT_FAILED = (
+    _KEEP_OTHER_TAINTS
+    + "{{ $kept = append $kept (dict "
+    + f'"key" "{FAILED_TAINT}" "value" "true" "effect" "NoExecute"'
+    + ") }}\ntaints: {{ toJson $kept }}\n"
+)
+UNTAINT_FAILED = _KEEP_OTHER_TAINTS + "taints: {{ toJson $kept }}\n"
+
+
+def _spec_patch(template: str) -> dict[str, Any]:
+    return {"patch": {"root": "spec", "type": "merge", "template": template}}
+
+
+def node_stages() -> list[Stage]:
+    return [
+        _stage(
+            "Node",
+            "sim-node-initialize",
+            [_is_false(NODE_FAILED), _is_false(HAS_FAILED_TAINT), _is_false(READY)],
+            [_status_patch(NODE_HEALTHY_STATUS)],
+            None,
+        ),
+        _stage(
+            "Node",
+            "sim-node-heartbeat",
+            [_is_false(NODE_FAILED), _is_false(HAS_FAILED_TAINT), _is_true(READY)],
+            [_status_patch(NODE_HEALTHY_STATUS)],
+            None,
+        ),
+        _stage(
+            "Node",
+            "sim-node-fail",
+            [_is_true(NODE_FAILED), _is_false(f"{HAS_FAILED_TAINT} and ({READY} | not)")],
+            [_spec_patch(TAINT_FAILED), _status_patch(NODE_FAILED_STATUS)],
+            None,
+        ),
+        _stage(
+            "Node",
+            "sim-node-recover",
+            [_is_false(NODE_FAILED), _is_true(HAS_FAILED_TAINT)],
+            [_spec_patch(UNTAINT_FAILED), _status_patch(NODE_HEALTHY_STATUS)],
+            None,
+        ),
+    ]
+
+
+def _with_heartbeat_delay(stages: list[Stage]) -> list[Stage]:
+    # KWOK renews node Leases itself (--node-lease-duration-seconds); the status heartbeat can be rare.
+    for stage in stages:
+        if stage["metadata"]["name"] == "sim-node-heartbeat":
+            stage["spec"]["delay"] = {"durationMilliseconds": 60_000, "jitterDurationMilliseconds": 90_000}
+    return stages
+
+
+def all_stages() -> list[Stage]:
+    return _with_heartbeat_delay(node_stages()) + pod_stages()
+
+
+HEADER = (
+    "# Generated by `python -m tests.e2e.kwok_stages` from tests/e2e/kwok_stages.py; do not edit by hand.\n"
+    "# KWOK Stages implementing the sim.pyjobset.io annotation contract (see tests/e2e/README.md).\n"
+)
+
+
+def render() -> str:
+    return HEADER + yaml.safe_dump_all(all_stages(), sort_keys=False, width=120)
+
+
+def main() -> None:
+    sys.stdout.write(render())
+
+
+if __name__ == "__main__":
+    main()
