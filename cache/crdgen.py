@@ -145,7 +145,7 @@ _CONDITION_MARKERS: Final[dict[str, JSON]] = {
 _CONDITION_REQUIRED: Final = ["lastTransitionTime", "message", "reason", "status", "type"]
 
 # Descriptions of our own API, in our words; ``kubectl explain jobset.spec...`` shows them. Keys are
-# ``<Record>.<wire name>`` (a description given on the record itself wins); tests check every key exists.
+# ``<Record>.<wire name>`` of fields whose record carries no description itself; tests check every key exists.
 TYPE_DESCRIPTIONS: Final[dict[str, str]] = {
     "JobSet": "JobSet runs a group of Kubernetes Jobs (replicated from templates) as one unit of work.",
     "JobSetSpec": "Desired state of a JobSet.",
@@ -174,7 +174,6 @@ FIELD_DESCRIPTIONS: Final[dict[str, str]] = {
     "jobset.sigs.k8s.io/jobset-controller are skipped by this controller. Immutable.",
     "JobSetSpec.ttlSecondsAfterFinished": "Seconds after the JobSet finished before it is deleted.",
     "JobSetSpec.volumeClaimPolicies": "Shared PersistentVolumeClaims created for the JobSet. Immutable.",
-    "ReplicatedJob.template": "Template of every Job of this ReplicatedJob.",
     "ReplicatedJob.replicas": "Number of Jobs created from the template.",
     "ReplicatedJob.dependsOn": "ReplicatedJobs (listed earlier) that must reach a status before this one starts. "
     "Immutable.",
@@ -269,7 +268,10 @@ class _RecordWalker:
         for field in info.fields:
             node, wire_required = self.node(field.type, _literal_order(hints[field.name]))
             key = f"{cls.__name__}.{field.encode_name}"
-            if "description" not in node and key in FIELD_DESCRIPTIONS:
+            if key in FIELD_DESCRIPTIONS:
+                if _own_description(field.type):
+                    raise CRDGenError(f"{key} is described both on the record and in FIELD_DESCRIPTIONS")
+                # A field's description wins over its type's, as in Go doc comments.
                 node = {**node, "description": FIELD_DESCRIPTIONS[key]}
             props[field.encode_name] = node
             if field.required or wire_required:
@@ -338,6 +340,13 @@ class _RecordWalker:
             value, _ = self.node(t.value_type, order)
             return {"type": "object", "additionalProperties": value}
         raise CRDGenError(f"type {t!r} has no structural-schema form")
+
+
+def _own_description(t: mi.Type) -> bool:
+    """Whether the annotation of a field itself (not its type's record) carries a description."""
+    if isinstance(t, mi.UnionType):
+        return any(_own_description(m) for m in t.types)
+    return isinstance(t, mi.Metadata) and ("description" in (t.extra_json_schema or {}) or _own_description(t.type))
 
 
 def _drop_none(d: JSON) -> JSON:

@@ -14,7 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import celpy
 import celpy.adapter
@@ -570,6 +570,21 @@ def test_free_form_json_without_embed_marker_is_rejected() -> None:
     walker = crdgen._RecordWalker(crdgen._K8sConverter({}))
     with pytest.raises(crdgen.CRDGenError, match="x-pyjobset-embed"):
         walker.struct(mi.type_info(Loose))  # type: ignore[arg-type]
+
+
+def test_field_descriptions_win_over_type_descriptions(schema: JSON) -> None:
+    assert at(schema, "spec.failurePolicy")["description"] == crdgen.FIELD_DESCRIPTIONS["JobSetSpec.failurePolicy"]
+    assert at(schema, "spec.failurePolicy.rules.[]")["description"] == crdgen.TYPE_DESCRIPTIONS["FailurePolicyRule"]
+
+
+def test_a_field_described_twice_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Twice(msgspec.Struct):
+        value: Annotated[int, msgspec.Meta(description="on the record")] = 0
+
+    monkeypatch.setitem(crdgen.FIELD_DESCRIPTIONS, "Twice.value", "in the table")
+    walker = crdgen._RecordWalker(crdgen._K8sConverter({}))
+    with pytest.raises(crdgen.CRDGenError, match="described both"):
+        walker.struct(mi.type_info(Twice))  # type: ignore[arg-type]
 
 
 def test_unions_other_than_optional_are_rejected() -> None:
