@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from kubesim import admission, schema
 from kubesim.errors import ApiError
 from kubesim.gc import GarbageCollector
 from kubesim.server import ApiServer, Faults
@@ -81,6 +82,7 @@ class SimCluster:
         self._with_cluster = with_cluster
         self._cluster_options = dict(cluster_options or {})
         self.cluster: Any = None  # the runner kubesim.cluster.start returned
+        self.admission: admission.Admission | None = None  # .endpoints maps webhook services to URLs
         self.url = ""
 
     @property
@@ -92,10 +94,8 @@ class SimCluster:
         return self.server.port
 
     async def start(self) -> SimCluster:
-        from kubesim import admission, schema
-
         schema.install(self.store)
-        admission.install(self.store)
+        self.admission = admission.install(self.store)
         port = await self.server.start(self._port)
         self.url = f"http://127.0.0.1:{port}"
         self.gc.start()
@@ -135,6 +135,8 @@ class SimCluster:
                 await stop()
         await self.gc.stop()
         await self.server.stop()
+        if self.admission is not None:
+            await self.admission.close()
 
     async def __aenter__(self) -> SimCluster:
         return await self.start()

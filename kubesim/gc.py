@@ -37,6 +37,12 @@ log = logging.getLogger("kubesim.gc")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as "
+    "the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of "
+    "Kubernetes clusters."
+)
+SIMULATED_CA = "-----BEGIN CERTIFICATE-----\nkubesim has no serving CA\n-----END CERTIFICATE-----\n"
 
 
 class GarbageCollector:
@@ -53,6 +59,8 @@ class GarbageCollector:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="kubesim-gc")
+            for _, name in self.store.bucket(self.store.info("namespaces")).sorted_keys():
+                self._put(("namespace_added", name))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -96,6 +104,8 @@ class GarbageCollector:
             fins = meta.get("finalizers") or []
             if FOREGROUND in fins or ORPHAN in fins or CRD_CLEANUP in fins:
                 self._put(("deleting", info.storage, ev.key))
+        if ev.type == ADDED and info.storage == ("", "namespaces"):
+            self._put(("namespace_added", ev.key[1]))
         if ev.type == ADDED and b'"ownerReferences"' in raw:
             self._put(("check", info.storage, ev.key))
         elif ev.type == MODIFIED and ev.prev_raw is not None and b'"ownerReferences"' in ev.prev_raw:
@@ -137,6 +147,8 @@ class GarbageCollector:
                 await self._deleting(info, item[2])
         elif kind == "namespace":
             await self._namespace(item[1])
+        elif kind == "namespace_added":
+            await self._namespace_added(item[1])
 
     def _info(self, storage: tuple[str, str]) -> ResourceInfo | None:
         for info in self.store.registry.all():
@@ -259,6 +271,29 @@ class GarbageCollector:
                 return
             self.store.unregister(target.group, target.resource)
         await self.store.remove_finalizer("customresourcedefinitions.apiextensions.k8s.io", name, None, CRD_CLEANUP)
+
+    async def _namespace_added(self, ns: str) -> None:
+        """What the serviceaccount and root-CA publisher controllers put in every new namespace."""
+        seeds: tuple[tuple[str, JSON], ...] = (
+            ("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+            (
+                "configmaps",
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {
+                        "name": "kube-root-ca.crt",
+                        "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION},
+                    },
+                    "data": {"ca.crt": SIMULATED_CA},
+                },
+            ),
+        )
+        for resource, obj in seeds:
+            name = "default" if resource == "serviceaccounts" else "kube-root-ca.crt"
+            if self.store.get_nowait(resource, name, ns) is None:
+                with contextlib.suppress(ApiError):
+                    await self.store.create(resource, obj, ns, field_manager="kube-controller-manager")
 
     async def _namespace(self, ns: str) -> None:
         ns_info = self.store.info("namespaces")

@@ -337,7 +337,7 @@ class Registry:
         for info in self._by_gr.values():
             if group and info.group != group:
                 continue
-            if low in (info.singular, info.kind.lower()) or low in info.short_names:
+            if low in (info.resource, info.singular, info.kind.lower()) or low in info.short_names:
                 if not group and info.storage != (info.group, info.resource):
                     continue  # prefer the storage view (core events over events.k8s.io) for bare names
                 return info

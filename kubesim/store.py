@@ -203,6 +203,7 @@ class Store:
         self.mutating: list[AdmissionHook] = []
         self.validating: list[AdmissionHook] = []
         self.schema: Any = None  # kubesim.schema.SchemaHooks once CRD support is wired in
+        self.admission: Any = None  # kubesim.admission.Admission once webhooks are wired in
         self.ips = builtins.ClusterIPs()
         for info in builtin_resources():
             self.register(info)
@@ -212,6 +213,9 @@ class Store:
                 "serviceaccounts",
                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
             )
+        # Like a freshly started apiserver's watch cache: history before start-up is not replayable.
+        for bucket in self._buckets.values():
+            bucket.compacted = self._rv
 
     # ------------------------------------------------------------------------------------ registry
 
@@ -220,7 +224,8 @@ class Store:
         self.registry.add(info)
         bucket = self._buckets.get(info.storage)
         if bucket is None:
-            self._buckets[info.storage] = Bucket(info, self._window)
+            bucket = self._buckets[info.storage] = Bucket(info, self._window)
+            bucket.compacted = self._rv
         elif info.storage == (info.group, info.resource):
             bucket.info = info
 
@@ -592,12 +597,13 @@ class Store:
             builtins.default(info, obj)
 
     async def _admit(self, hooks: Hooks, attrs: AdmissionAttributes) -> JSON | None:
-        obj = attrs.obj
+        """Run hooks in order; the changed object, or None when no hook changed it."""
+        changed = None
         for hook in hooks:
             result = await hook(attrs)
             if result is not None:
-                obj = attrs.obj = result
-        return obj
+                changed = attrs.obj = result
+        return changed
 
     # ------------------------------------------------------------------------------------ create
 
@@ -639,9 +645,11 @@ class Store:
                 dry_run,
                 {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
             )
-            obj = await self._admit(self.mutating, attrs) or obj
-            meta = obj.setdefault("metadata", {})
-            self._default(info_store, obj)
+            mutated = await self._admit(self.mutating, attrs)
+            if mutated is not None:
+                obj = mutated
+                meta = obj.setdefault("metadata", {})
+                self._default(info_store, obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + random_suffix()
         name = meta.get("name", "")
@@ -861,8 +869,9 @@ class Store:
                     dry_run,
                     {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
                 )
-                new = await self._admit(self.mutating, attrs) or new
-                new = self._prepare_update(info_store, new, old, subresource)
+                mutated = await self._admit(self.mutating, attrs)
+                if mutated is not None:
+                    new = self._prepare_update(info_store, mutated, old, subresource)
             patching.record_manager(
                 new, field_manager or "unknown", operation, now_rfc3339(self.clock), info.api_version, subresource
             )

@@ -1,0 +1,106 @@
+"""Fixtures of the API contract suite: a cluster reached only through a kubeconfig.
+
+By default every test gets a fresh ``kubesim.SimCluster`` (4 nodes) on 127.0.0.1; with
+``PYJOBSET_CONTRACT_KUBECONFIG=/path/to/kubeconfig`` the same tests run against that cluster instead (for
+example the real control plane of the e2e tier), so what passes here is the Kubernetes contract, not a kubesim
+accident. Each test works in its own namespace, deleted afterwards. ``kubectl`` is the binary named by
+``PYJOBSET_KUBECTL`` or the one on PATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.contract.client import Kube
+
+EXTERNAL = os.environ.get("PYJOBSET_CONTRACT_KUBECONFIG")
+JSON = dict[str, Any]
+
+
+@pytest.fixture
+async def kubeconfig(tmp_path: Path) -> AsyncIterator[str]:
+    if EXTERNAL:
+        yield EXTERNAL
+        return
+    import kubesim
+
+    async with kubesim.SimCluster(nodes=4, bookmark_interval=0.2) as sim:
+        yield sim.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+async def kube(kubeconfig: str) -> AsyncIterator[Kube]:
+    client = Kube(kubeconfig)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def ns(kube: Kube) -> AsyncIterator[str]:
+    name = f"c-{uuid.uuid4().hex[:10]}"
+    reply = await kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    assert reply.status == 201, reply.body
+    # Pods need the namespace's default ServiceAccount (made by a controller on real clusters).
+    for _ in range(100):
+        if (await kube.get(f"/api/v1/namespaces/{name}/serviceaccounts/default")).ok:
+            break
+        await asyncio.sleep(0.05)
+    yield name
+    await kube.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+def kubectl_bin() -> str:
+    path = os.environ.get("PYJOBSET_KUBECTL") or shutil.which("kubectl")
+    if not path:
+        pytest.skip("no kubectl binary (set PYJOBSET_KUBECTL or put kubectl on PATH)")
+    return path
+
+
+def cm(name: str, ns: str, labels: dict[str, str] | None = None, data: dict[str, str] | None = None) -> JSON:
+    meta: JSON = {"name": name, "namespace": ns}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data or {"k": "v"}}
+
+
+def pod(name: str, ns: str, **spec: Any) -> JSON:
+    body: JSON = {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}], **spec}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": body}
+
+
+def owner_ref(obj: JSON, block: bool | None = None, controller: bool | None = None) -> JSON:
+    ref: JSON = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+    }
+    if block is not None:
+        ref["blockOwnerDeletion"] = block
+    if controller is not None:
+        ref["controller"] = controller
+    return ref
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:  # noqa: ASYNC109
+    """Poll an async ``check`` until it returns a truthy value (for state with no watchable event)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
