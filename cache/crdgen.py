@@ -7,6 +7,7 @@ walking the msgspec records of ``cache.jobset_types`` with ``msgspec.inspect``; 
 (``deploy/openapi/kubernetes-<version>.json``), converted the way controller-gen converts Go types.
 
     python -m cache.crdgen > deploy/crd/jobset.x-k8s.io_jobsets.yaml   # print the CRD
+    python -m cache.crdgen --write                                     # the same, into that file
     python -m cache.crdgen --check                                     # exit 1 if the checked-in file drifted
     python -m cache.crdgen --refresh-openapi DIR                       # re-vendor from api/openapi-spec/v3
 
@@ -20,7 +21,8 @@ What the records say and how it maps (invariants):
   definition a plain JSON field stands for, ``x-pyjobset-required`` marks a field the reference always
   serialises (Go ``json:"x"`` without omitempty), which the API server therefore requires.
 * ``Literal`` values become ``enum`` in declaration order; ``int`` constraints become ``minimum``/``maximum``;
-  tuple lengths become ``minItems``/``maxItems``.
+  tuple lengths become ``minItems``/``maxItems``. The ``Condition`` record stands for ``metav1.Condition`` and
+  gets that type's schema with its kubebuilder markers (required reason/message, patterns, lengths).
 
 Why the embedded templates carry their full schema (and not ``x-kubernetes-preserve-unknown-fields``): the
 reference CRD embeds the complete OpenAPI schema of ``JobTemplateSpec`` and ``PersistentVolumeClaim``, so the API
@@ -41,7 +43,8 @@ stays well under the 256 KiB ``last-applied-configuration`` annotation limit, so
 ``kubectl apply -f deploy/crd/`` works (the reference CRD needs ``--server-side``).
 
 The output is deterministic: keys are sorted, lists keep their meaning-bearing order, and nothing depends on
-time, hash seeds or the environment.
+time, hash seeds or the environment. Checked against a real kube-apiserver (1.37): client-side apply works, the
+schema is structural, pruning/defaulting inside templates and every CEL rule behave as described above.
 """
 
 from __future__ import annotations
@@ -96,20 +99,8 @@ _OPENAPI_FILES: Final = ("api__v1_openapi.json", "apis__batch__v1_openapi.json")
 # Keys of a Kubernetes OpenAPI node that carry schema facts a CRD can hold. Everything else (descriptions,
 # patch strategies, unions, discriminators, group-version-kind) is dropped when vendoring.
 _VENDORED_KEYS: Final = frozenset(
-    {
-        "type",
-        "format",
-        "properties",
-        "items",
-        "additionalProperties",
-        "required",
-        "default",
-        "$ref",
-        "allOf",
-        "x-kubernetes-list-type",
-        "x-kubernetes-list-map-keys",
-        "x-kubernetes-map-type",
-    }
+    {"type", "format", "properties", "items", "additionalProperties", "required", "default", "$ref", "allOf"}
+    | {"x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type"}
 )
 
 # The grammar of resource.Quantity as a regular expression (sign, decimal number, then a binary SI suffix, a
@@ -216,21 +207,14 @@ FIELD_DESCRIPTIONS: Final[dict[str, str]] = {
 }
 
 PRINTER_COLUMNS: Final[list[JSON]] = [
-    {
-        "name": "TerminalState",
-        "type": "string",
-        "jsonPath": ".status.terminalState",
-        "description": "Final state of the JobSet",
-    },
-    {"name": "Restarts", "type": "string", "jsonPath": ".status.restarts", "description": "Number of restarts"},
-    {"name": "Completed", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Completed")].status'},
-    {
-        "name": "Suspended",
-        "type": "string",
-        "jsonPath": ".spec.suspend",
-        "description": "Whether the JobSet is suspended",
-    },
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Time since creation"},
+    {"name": name, "type": kind, "jsonPath": path, **({"description": text} if text else {})}
+    for name, kind, path, text in (
+        ("TerminalState", "string", ".status.terminalState", "Final state of the JobSet"),
+        ("Restarts", "string", ".status.restarts", "Number of restarts"),
+        ("Completed", "string", '.status.conditions[?(@.type=="Completed")].status', ""),
+        ("Suspended", "string", ".spec.suspend", "Whether the JobSet is suspended"),
+        ("Age", "date", ".metadata.creationTimestamp", "Time since creation"),
+    )
 ]
 
 
