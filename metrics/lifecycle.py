@@ -335,6 +335,8 @@ class LifecycleTracker:
 
     def on_jobset(self, old: JobSet | None, new: JobSet | None) -> None:
         try:
+            if not self.synced:
+                self.poll_synced()
             if new is None:
                 if old is not None:
                     self._deleted(old)
@@ -402,6 +404,8 @@ class LifecycleTracker:
 
     def on_job(self, old: Job | None, new: Job | None) -> None:
         try:
+            if not self.synced:
+                self.poll_synced()
             obj = new if new is not None else old
             if obj is None:
                 return
@@ -429,6 +433,8 @@ class LifecycleTracker:
 
     def on_pod(self, old: Pod | None, new: Pod | None) -> None:
         try:
+            if not self.synced:
+                self.poll_synced()
             obj = new if new is not None else old
             if obj is None:
                 return

@@ -1,0 +1,133 @@
+"""Controller-health metrics fed by hooks: reconciles, the real work queue, the REST client, leader, informers."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY, Histogram
+
+from cache.clock import FakeClock
+from cache.queue import WorkQueue
+from metrics import synthetic as syn
+from metrics.hub import MetricsHub, attach
+from metrics.registry import SCRAPE_FAMILIES
+
+
+def v(hub: MetricsHub, metric: str, /, **labels: str) -> float | None:
+    return hub.registry.get_sample_value(metric, labels)
+
+
+@pytest.mark.parametrize(
+    ("results", "totals", "errors"),
+    [
+        (["success", "success"], {"success": 2}, 0),
+        (["error", "success", "error"], {"error": 2, "success": 1}, 2),
+        (["requeue_after"], {"requeue_after": 1}, 0),
+    ],
+)
+def test_reconcile_counts_results_errors_and_times(results: list[str], totals: dict[str, int], errors: int) -> None:
+    hub = MetricsHub()
+    hub.reconcile.declare("jobset")
+    for i, result in enumerate(results):
+        hub.reconcile.reconcile_done("jobset", result, 0.002 * (i + 1))
+    for result in ("success", "error", "requeue_after"):
+        assert v(hub, "controller_runtime_reconcile_total", controller="jobset", result=result) == totals.get(result, 0)
+    assert v(hub, "controller_runtime_reconcile_errors_total", controller="jobset") == errors
+    assert v(hub, "controller_runtime_reconcile_time_seconds_count", controller="jobset") == len(results)
+    expected_sum = sum(0.002 * (i + 1) for i in range(len(results)))
+    assert v(hub, "controller_runtime_reconcile_time_seconds_sum", controller="jobset") == pytest.approx(expected_sum)
+
+
+def test_rest_client_counts_by_code_method_and_host() -> None:
+    hub = MetricsHub()
+    hook = hub.rest_client("10.0.0.1:6443")
+    for method, code in [("GET", 200), ("GET", 200), ("POST", 201), ("POST", 409), ("PUT", 0)]:
+        hook(method, code)
+    assert v(hub, "rest_client_requests_total", code="200", method="GET", host="10.0.0.1:6443") == 2
+    assert v(hub, "rest_client_requests_total", code="409", method="POST", host="10.0.0.1:6443") == 1
+    assert v(hub, "rest_client_requests_total", code="<error>", method="PUT", host="10.0.0.1:6443") == 1
+
+
+def test_leader_status_goes_up_and_down() -> None:
+    hub = MetricsHub()
+    lead = hub.leader("6d4f6a47.jobset.x-k8s.io")
+    assert v(hub, "leader_election_master_status", name="6d4f6a47.jobset.x-k8s.io") == 0
+    lead.started_leading()
+    assert v(hub, "leader_election_master_status", name="6d4f6a47.jobset.x-k8s.io") == 1
+    lead.stopped_leading()
+    assert v(hub, "leader_election_master_status", name="6d4f6a47.jobset.x-k8s.io") == 0
+
+
+def test_informer_collector_reads_counters_sizes_and_sync_at_scrape_time() -> None:
+    hub = MetricsHub()
+    infs = syn.fake_informers()
+    hub.add_informers(infs.values())
+    infs["nodes"].upsert(syn.node("n0", "p"))
+    infs["nodes"].upsert(syn.node("n1", "p"))
+    infs["pods"].watch_restarts = 3
+    infs["pods"].relists = 2
+    infs["jobs"].synced = False
+    assert v(hub, "informer_cache_objects", resource="nodes") == 2
+    assert v(hub, "informer_watch_restarts_total", resource="pods") == 3
+    assert v(hub, "informer_relists_total", resource="pods") == 2
+    assert v(hub, "informer_synced", resource="jobs") == 0
+    assert v(hub, "informer_synced", resource="jobsets") == 1
+
+
+class _Observed:
+    def __init__(self) -> None:
+        self.observers: list[object] = []
+
+
+class _Reconciler(_Observed):
+    def __init__(self) -> None:
+        super().__init__()
+        self.actor = _Observed()
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.on_request: list[object] = []
+        self.config = type("Cfg", (), {"server": "https://api.example:6443"})()
+
+
+class _Ctl:
+    def __init__(self) -> None:
+        self.client = _Client()
+        self.queue: WorkQueue[str] = WorkQueue(name="jobset", clock=FakeClock())
+        self.reconciler = _Reconciler()
+        self.informers = list(syn.fake_informers().values())
+
+
+def test_attach_plugs_every_hook_without_replacing_lists() -> None:
+    hub = MetricsHub()
+    ctl = _Ctl()
+    attach(hub, ctl)
+    assert ctl.reconciler.observers == [hub.reconcile]
+    assert ctl.reconciler.actor.observers == [hub.tracker]
+    assert len(ctl.client.on_request) == 1
+    ctl.client.on_request[0]("GET", 200)  # type: ignore[operator]
+    assert v(hub, "rest_client_requests_total", code="200", method="GET", host="api.example:6443") == 1
+    by_name = {inf.name: inf for inf in ctl.informers}
+    assert by_name["jobsets"].handlers == [hub.tracker.on_jobset]
+    assert by_name["pods"].handlers == [hub.tracker.on_pod]
+    assert by_name["nodes"].handlers == []
+    by_name["nodes"].upsert(syn.node("n", "pool-x", gpus=8))
+    assert v(hub, "jobset_gpu_allocatable", node_pool="pool-x") == 8
+    assert v(hub, "controller_runtime_reconcile_total", controller="jobset", result="success") == 0
+
+
+def test_registry_is_dedicated_and_every_metric_documented_with_explicit_buckets() -> None:
+    hub = MetricsHub()
+    hub.queue_metrics("jobset").added()
+    assert REGISTRY.get_sample_value("workqueue_adds_total", {"name": "jobset"}) is None
+    assert hub.registry.get_sample_value("workqueue_adds_total", {"name": "jobset"}) == 1
+    names = [f.name for f in SCRAPE_FAMILIES]
+    assert len(names) == len(set(names))
+    assert all(f.help for f in SCRAPE_FAMILIES)
+    for family in hub.registry.collect():
+        assert family.documentation, family.name
+    default = list(Histogram.DEFAULT_BUCKETS)
+    histograms = [m for m in vars(hub.metrics).values() if isinstance(m, Histogram)]
+    assert len(histograms) == 6
+    for hist in histograms:
+        assert list(hist._upper_bounds) != default, hist._name
