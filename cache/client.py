@@ -50,8 +50,8 @@ class ClusterConfig:
 
 async def load_cluster_config(kubeconfig: str | None = None, *, context: str | None = None) -> ClusterConfig:
     """Read a kubeconfig (or in-cluster configuration when ``kubeconfig`` is None) into a ``ClusterConfig``."""
-    from kubernetes_asyncio import config as kconfig  # noqa: PLC0415 - heavy import, only needed at start-up
-    from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
+    from kubernetes_asyncio import config as kconfig  # heavy import, only needed at start-up
+    from kubernetes_asyncio.client import Configuration
 
     cfg = Configuration()
     if kubeconfig is None:

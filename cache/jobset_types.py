@@ -281,8 +281,16 @@ def to_obj(record: msgspec.Struct) -> Any:
     return msgspec.to_builtins(record)
 
 
+_RJS_COUNTERS = ("ready", "succeeded", "failed", "active", "suspended")
+
+
 def encode_status(status: JobSetStatus) -> JSON:
-    """The wire form of a status: like ``to_obj`` but ``restarts`` is always present, as upstream writes it."""
+    """The wire form of a status, as upstream writes it: like ``to_obj``, but ``restarts`` and every
+    ``replicatedJobsStatus`` counter are always present (the CRD marks the counters required)."""
     obj: JSON = msgspec.to_builtins(status)
     obj["restarts"] = status.restarts
+    rjs_list = obj.get("replicatedJobsStatus") or []
+    for rjs, rec in zip(rjs_list, status.replicated_jobs_status, strict=True):
+        for name in _RJS_COUNTERS:
+            rjs[name] = getattr(rec, name)
     return obj

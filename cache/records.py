@@ -11,10 +11,13 @@ place. A record's ``key`` is ``namespace/name`` (``name`` for cluster-scoped kin
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import sys
+from typing import Any, Literal
 
 import msgspec
 
+from cache import constants as c
 from cache.jobset_types import ObjectMeta
 
 JSON = dict[str, Any]
@@ -46,8 +49,11 @@ class OwnerRef(_Slim, frozen=True, gc=False):
     uid: str = ""
     controller: bool | None = None
 
+    def __post_init__(self) -> None:
+        _intern(self, "api_version", "kind")
 
-def controller_uid(meta: Meta | ObjectMeta) -> str | None:
+
+def controller_uid(meta: Meta | PodMeta | ObjectMeta) -> str | None:
     """UID of the controlling owner, or None."""
     for ref in meta.owner_references:
         if ref.controller:
@@ -113,9 +119,9 @@ class Job(_Slim, frozen=True, gc=False):
         return f"{self.metadata.namespace}/{self.metadata.name}"
 
     def condition(self, ctype: str) -> JobCondition | None:
-        for c in self.status.conditions:
-            if c.type == ctype:
-                return c
+        for cond in self.status.conditions:
+            if cond.type == ctype:
+                return cond
         return None
 
     def has_true_condition(self, ctype: str) -> bool:
@@ -124,24 +130,122 @@ class Job(_Slim, frozen=True, gc=False):
 
 
 # --------------------------------------------------------------------------------------------- Pod
+#
+# Pods are the most numerous objects (100k+), so their metadata keeps only the label and annotation keys that
+# some part of pyjobset reads, as fixed struct fields: unknown keys are skipped by the decoder instead of
+# building a 30-entry dict per pod. ``get``/``in``/``[]`` keep the mapping-style reads working.
+
+
+class _KeyedFields(_Slim, frozen=True, gc=False):
+    """A fixed set of label/annotation keys, read like a mapping."""
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        attr = _wire_to_attr(type(self)).get(key)
+        value = getattr(self, attr) if attr is not None else None
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(k, v) for k in _wire_to_attr(type(self)) if (v := self.get(k)) is not None]
+
+
+class _InternedKeyedFields(_KeyedFields, frozen=True, gc=False):
+    def __post_init__(self) -> None:
+        # Values repeat across all pods of a JobSet (its name, the rjob name, the attempt, the job key ...).
+        for f in msgspec.structs.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                msgspec.structs.force_setattr(self, f.name, sys.intern(value))
+
+
+class PodLabels(_InternedKeyedFields, frozen=True, gc=False):
+    jobset_name: str | None = msgspec.field(default=None, name=c.JOBSET_NAME_KEY)
+    jobset_uid: str | None = msgspec.field(default=None, name=c.JOBSET_UID_KEY)
+    replicated_job_name: str | None = msgspec.field(default=None, name=c.REPLICATED_JOB_NAME_KEY)
+    job_index: str | None = msgspec.field(default=None, name=c.JOB_INDEX_KEY)
+    job_key: str | None = msgspec.field(default=None, name=c.JOB_KEY)
+    restart_attempt: str | None = msgspec.field(default=None, name=c.RESTART_ATTEMPT_KEY)
+    job_restart_attempt: str | None = msgspec.field(default=None, name=c.JOB_RESTART_ATTEMPT_KEY)
+    priority: str | None = msgspec.field(default=None, name=c.PRIORITY_KEY)
+    completion_index: str | None = msgspec.field(default=None, name=c.JOB_COMPLETION_INDEX_ANNOTATION)
+
+
+class PodAnnotations(_InternedKeyedFields, frozen=True, gc=False):
+    jobset_name: str | None = msgspec.field(default=None, name=c.JOBSET_NAME_KEY)
+    completion_index: str | None = msgspec.field(default=None, name=c.JOB_COMPLETION_INDEX_ANNOTATION)
+    exclusive_topology: str | None = msgspec.field(default=None, name=c.EXCLUSIVE_TOPOLOGY_KEY)
+    node_selector_strategy: str | None = msgspec.field(default=None, name=c.NODE_SELECTOR_STRATEGY_KEY)
+    in_place_restart_attempt: str | None = msgspec.field(default=None, name=c.IN_PLACE_RESTART_ATTEMPT_KEY)
+
+
+@functools.cache
+def _wire_to_attr(cls: type[msgspec.Struct]) -> dict[str, str]:
+    return {f.encode_name: f.name for f in msgspec.structs.fields(cls)}
+
+
+class PodMeta(_Slim, frozen=True, gc=False):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    labels: PodLabels = msgspec.field(default_factory=PodLabels)
+    annotations: PodAnnotations = msgspec.field(default_factory=PodAnnotations)
+    owner_references: tuple[OwnerRef, ...] = ()
+
+    def __post_init__(self) -> None:
+        _intern(self, "namespace")
 
 
 class ContainerStatus(_Slim, frozen=True, gc=False):
-    name: str = ""
     restart_count: int = 0
     ready: bool = False
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+"""Decoded as the shared literal objects: no per-object copy of "True"."""
+
+
+def _intern(obj: msgspec.Struct, *names: str) -> None:
+    """Replace repeated strings by one shared copy (they recur in every object of a kind)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value:
+            msgspec.structs.force_setattr(obj, name, sys.intern(value))
+
+
 class PodCondition(_Slim, frozen=True, gc=False):
+    """Only type and status: reasons and messages of pod conditions are never read from the cache."""
+
     type: str
-    status: str
-    reason: str = ""
-    message: str = ""
+    status: ConditionStatus
+
+    def __post_init__(self) -> None:
+        _intern(self, "type")
+
+
+class Accelerators(_InternedKeyedFields, frozen=True, gc=False):
+    """Accelerator quantities of a container's requests or limits; cpu and memory are skipped at decode."""
+
+    nvidia_gpu: str | None = msgspec.field(default=None, name="nvidia.com/gpu")
+    amd_gpu: str | None = msgspec.field(default=None, name="amd.com/gpu")
+    google_tpu: str | None = msgspec.field(default=None, name="google.com/tpu")
 
 
 class ResourceReq(_Slim, frozen=True, gc=False):
-    requests: dict[str, str] = msgspec.field(default_factory=dict)
-    limits: dict[str, str] = msgspec.field(default_factory=dict)
+    """Accelerator requests and limits only (the GPU occupancy metrics); other resources are skipped."""
+
+    requests: Accelerators = msgspec.field(default_factory=Accelerators)
+    limits: Accelerators = msgspec.field(default_factory=Accelerators)
 
 
 class ContainerSlim(_Slim, frozen=True, gc=False):
@@ -154,9 +258,15 @@ class PodSpec(_Slim, frozen=True, gc=False):
     node_selector: dict[str, str] | None = None
     containers: tuple[ContainerSlim, ...] = ()
 
+    def __post_init__(self) -> None:
+        _intern(self, "node_name")
+
+
+PodPhase = Literal["", "Pending", "Running", "Succeeded", "Failed", "Unknown"]
+
 
 class PodStatus(_Slim, frozen=True, gc=False):
-    phase: str = ""
+    phase: PodPhase = ""
     conditions: tuple[PodCondition, ...] = ()
     container_statuses: tuple[ContainerStatus, ...] = ()
     init_container_statuses: tuple[ContainerStatus, ...] = ()
@@ -164,7 +274,7 @@ class PodStatus(_Slim, frozen=True, gc=False):
 
 
 class Pod(_Slim, frozen=True, gc=False):
-    metadata: Meta = msgspec.field(default_factory=Meta)
+    metadata: PodMeta = msgspec.field(default_factory=PodMeta)
     spec: PodSpec = msgspec.field(default_factory=PodSpec)
     status: PodStatus = msgspec.field(default_factory=PodStatus)
 
@@ -185,8 +295,21 @@ class NodeStatus(_Slim, frozen=True, gc=False):
     conditions: tuple[PodCondition, ...] = ()
 
 
+class NodeMeta(_Slim, frozen=True, gc=False):
+    """Nodes keep every label (exclusive placement may name any node label as its topology key)."""
+
+    name: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Node label keys and most values (os, zone, pool, instance type) repeat across 65k nodes.
+        msgspec.structs.force_setattr(self, "labels", {sys.intern(k): sys.intern(v) for k, v in self.labels.items()})
+
+
 class Node(_Slim, frozen=True, gc=False):
-    metadata: Meta = msgspec.field(default_factory=Meta)
+    metadata: NodeMeta = msgspec.field(default_factory=NodeMeta)
     spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
     status: NodeStatus = msgspec.field(default_factory=NodeStatus)
 
