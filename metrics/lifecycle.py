@@ -107,9 +107,9 @@ def pod_gpus(pod: Pod, resource: str) -> int:
     return total
 
 
-def _attempt(labels: dict[str, str]) -> int:
-    raw = labels.get(c.RESTART_ATTEMPT_KEY, "0")
-    return int(raw) if raw.isdigit() else 0
+def _attempt(raw: str | None) -> int:
+    """The ``restart-attempt`` label value as a number (0 when absent or malformed)."""
+    return int(raw) if raw and raw.isdigit() else 0
 
 
 def _pods_per_job(template: dict[str, Any]) -> int:
@@ -131,8 +131,8 @@ class _PodState:
         labels = pod.metadata.labels
         phase = pod.status.phase
         finished = phase in ("Succeeded", "Failed")
-        self.uid = labels.get(c.JOBSET_UID_KEY, "")
-        self.attempt = _attempt(labels)
+        self.uid = labels.get(c.JOBSET_UID_KEY) or ""
+        self.attempt = _attempt(labels.get(c.RESTART_ATTEMPT_KEY))
         self.counted = pod.metadata.deletion_timestamp is None and phase != "Failed"
         self.bound = bool(pod.spec.node_name)
         self.running = phase in ("Running", "Succeeded")
@@ -423,7 +423,11 @@ class LifecycleTracker:
                 view.n_jobs -= 1
             if new is not None:
                 labels = new.metadata.labels
-                entry = (labels.get(c.JOBSET_UID_KEY, ""), _attempt(labels), new.metadata.deletion_timestamp is None)
+                entry = (
+                    labels.get(c.JOBSET_UID_KEY) or "",
+                    _attempt(labels.get(c.RESTART_ATTEMPT_KEY)),
+                    new.metadata.deletion_timestamp is None,
+                )
                 view.jobs[key] = entry
                 if entry[2] and view.matches(entry[0], entry[1]):
                     view.n_jobs += 1

@@ -21,7 +21,8 @@ class MetricsSettings:
     * ``max_jobsets`` — at most this many JobSets get their own series (first come, first served; a slot is
       freed when its JobSet is deleted); the rest aggregate under ``"__other__"``. Each JobSet costs about ten
       series, so the default (5,000) bounds the per-JobSet part near 50k series.
-    * ``gpu_resource`` — the extended resource counted as a GPU.
+    * ``gpu_resource`` — the extended resource counted as a GPU; it must be one the slim Pod record keeps
+      (``cache.records``: ``nvidia.com/gpu``, ``amd.com/gpu``, ``google.com/tpu``), others decode as absent.
     * ``node_pool_label`` — node label that names a node pool; nodes without it are in pool ``""``.
     * ``threaded_exposition`` — render ``/metrics`` in a worker thread, so a 65k-series scrape (~0.4 s of CPU)
       does not stall the event loop (the GIL is still handed back every switch interval, 5 ms by default).
