@@ -575,6 +575,7 @@ class ApiServer:
                 )
             )
         patch = await self._body(request)
+        existed = t.subresource != "" or ptype != "apply" or self._exists(t)
         warnings = WARNINGS.set([])
         try:
             obj = await self.store.patch(
@@ -589,9 +590,17 @@ class ApiServer:
                 force=_bool(request.query.get("force")),
                 field_validation=request.query.get("fieldValidation"),
             )
-            return self._out(t, obj, 200, self._warnings(warnings.var.get() or []))
+            return self._out(t, obj, 200 if existed else 201, self._warnings(warnings.var.get() or []))
         finally:
             WARNINGS.reset(warnings)
+
+    def _exists(self, t: Target) -> bool:
+        assert t.name is not None
+        try:
+            self.store.get_entry(t.info, t.name, t.namespace)
+        except ApiError:
+            return False
+        return True
 
     def _delete_options(self, request: web.Request, body: Any) -> JSON:
         opts: JSON = body if isinstance(body, dict) else {}

@@ -104,3 +104,103 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+WIDGET_SCHEMA: JSON = {
+    "type": "object",
+    "properties": {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "required": ["size"],
+            "x-kubernetes-validations": [
+                {"rule": "self.size <= self.maxSize", "message": "size must not exceed maxSize"},
+                {
+                    "rule": "!has(oldSelf.color) || self.color == oldSelf.color",
+                    "message": "color is immutable",
+                    "reason": "FieldValueForbidden",
+                    "fieldPath": ".color",
+                },
+            ],
+            "properties": {
+                "size": {"type": "integer", "minimum": 0},
+                "maxSize": {"type": "integer", "default": 10},
+                "color": {"type": "string", "enum": ["red", "green", "blue"], "default": "red"},
+                "name": {"type": "string", "maxLength": 8, "pattern": "^[a-z]+$"},
+                "mode": {
+                    "type": "string",
+                    "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}],
+                },
+                "parts": {
+                    "type": "array",
+                    "maxItems": 3,
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}, "count": {"type": "integer", "default": 1}},
+                    },
+                },
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        },
+        "status": {"type": "object", "properties": {"phase": {"type": "string"}, "ready": {"type": "integer"}}},
+    },
+}
+
+
+def widget_crd(group: str) -> JSON:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "widgets",
+                "singular": "widget",
+                "kind": "Widget",
+                "listKind": "WidgetList",
+                "shortNames": ["wdg"],
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": WIDGET_SCHEMA},
+                    "additionalPrinterColumns": [
+                        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture
+async def widgets(kube: Kube) -> AsyncIterator[str]:
+    """A Widget CRD in a unique group; yields the API path prefix ``/apis/<group>/v1``."""
+    group = f"g{uuid.uuid4().hex[:8]}.contract.pyjobset.io"
+    reply = await kube.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", widget_crd(group))
+    assert reply.status == 201, reply.body
+
+    async def established() -> bool:
+        crd = (await kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}")).obj()
+        conds = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+        served = (await kube.get(f"/apis/{group}/v1")).ok
+        return conds.get("Established") == "True" and served
+
+    await eventually(established)
+    yield f"/apis/{group}/v1"
+    await kube.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}")
+
+
+def widget(name: str, **spec: Any) -> JSON:
+    return {"apiVersion": "", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
