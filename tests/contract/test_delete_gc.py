@@ -92,7 +92,7 @@ async def test_orphan_deletion_keeps_dependents_without_the_reference(kube: Kube
 
 async def test_foreground_deletion_holds_owner_until_blocking_dependents_are_gone(kube: Kube, ns: str) -> None:
     path = f"/api/v1/namespaces/{ns}/configmaps"
-    owner, deps = await _owner_and_dependents(kube, ns)
+    _, deps = await _owner_and_dependents(kube, ns)
     # One dependent carries a finalizer, so the owner must wait for it.
     await kube.patch(f"{path}/{deps[0]}", {"metadata": {"finalizers": ["example.com/hold"]}})
     reply = await kube.delete(f"{path}/owner", propagationPolicy="Foreground")
