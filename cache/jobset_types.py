@@ -285,10 +285,16 @@ _RJS_COUNTERS = ("ready", "succeeded", "failed", "active", "suspended")
 
 
 def encode_status(status: JobSetStatus) -> JSON:
-    """The wire form of a status, as upstream writes it: like ``to_obj``, but ``restarts`` and every
-    ``replicatedJobsStatus`` counter are always present (the CRD marks the counters required)."""
+    """The wire form of a status, as upstream writes it: like ``to_obj``, but ``restarts``, every
+    ``replicatedJobsStatus`` counter and every condition's reason/message/time are always present (the CRD
+    marks them required)."""
     obj: JSON = msgspec.to_builtins(status)
     obj["restarts"] = status.restarts
+    for cond, rec in zip(obj.get("conditions") or [], status.conditions, strict=True):
+        # metav1.Condition requires reason, message and lastTransitionTime on the wire (message may be "").
+        cond["reason"] = rec.reason
+        cond["message"] = rec.message
+        cond["lastTransitionTime"] = rec.last_transition_time
     rjs_list = obj.get("replicatedJobsStatus") or []
     for rjs, rec in zip(rjs_list, status.replicated_jobs_status, strict=True):
         for name in _RJS_COUNTERS:

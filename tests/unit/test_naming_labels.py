@@ -147,3 +147,24 @@ def test_exclusive_node_selector_strategy() -> None:
     assert pod_spec["nodeSelector"] == {c.NAMESPACED_JOB_KEY: "ns_js-w-0"}
     assert {"key": c.NO_SCHEDULE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in pod_spec["tolerations"]
     assert job["metadata"]["annotations"][c.EXCLUSIVE_TOPOLOGY_KEY] == "cloud.google.com/gke-nodepool"
+
+
+def test_status_wire_form_keeps_required_fields() -> None:
+    from cache.jobset_types import Condition, JobSetStatus, ReplicatedJobStatus, encode_status
+
+    status = JobSetStatus(
+        conditions=(Condition(type="Suspended", status="False", reason="ResumeJobs", message=""),),
+        replicated_jobs_status=(ReplicatedJobStatus(name="a"),),
+    )
+    wire = encode_status(status)
+    assert wire["restarts"] == 0
+    assert wire["conditions"][0]["message"] == ""
+    assert "lastTransitionTime" in wire["conditions"][0]
+    assert wire["replicatedJobsStatus"][0] == {
+        "name": "a",
+        "ready": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "active": 0,
+        "suspended": 0,
+    }

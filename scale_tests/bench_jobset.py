@@ -1,0 +1,247 @@
+"""Large-JobSet benchmarks P1 and P2 against the simulated API server, beside the reference's arithmetic bound.
+
+Workload: one JobSet with one replicated job of N single-pod Jobs. The simulated API server runs in its own
+process (API server + garbage collector only: no Job controller, so no pods are created and the figures are the
+controller's and the API server's alone); the controller runs in this process, as in production.
+
+    P1  JobSet created → all N child Jobs exist: capped (500 QPS / 500 burst, the reference's defaults) and
+        uncapped; printed beside the token-bucket bound max(0, N - burst) / qps.
+    P2  full restart: one Job is marked Failed → restarts bumped, every Job deleted (Foreground) and re-created:
+        wall time and the controller's API calls by verb, beside the bound 2N + 5 calls.
+
+Prints JSON and writes ``scale_tests/results/bench_jobset.json``. Run:
+``.venv/bin/python -m scale_tests.bench_jobset [--sizes 1000,5000,15000] [--quick]``. Never a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from cache import constants as c
+from cache.client import ApiClient, load_cluster_config, resource_path
+from controller.app import Controller
+from controller.settings import load_settings
+
+RESULTS = Path(__file__).parent / "results"
+
+SIM_PROC = """
+import asyncio, sys
+import kubesim
+
+async def main(path):
+    async with kubesim.SimCluster(nodes=0, with_cluster=False) as sim:
+        sim.write_kubeconfig(path)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@contextlib.asynccontextmanager
+async def sim_process() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bench-jobset-") as tmp:
+        path = os.path.join(tmp, "kubeconfig")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SIM_PROC, path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+        )
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+            if line.strip() != "ready":
+                raise RuntimeError("simulated cluster did not start")
+            yield path
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def jobset(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "network": {"enableDNSHostnames": True},
+            "successPolicy": {"operator": "All"},
+            "failurePolicy": {"maxRestarts": 5},
+            "replicatedJobs": [
+                {
+                    "name": "w",
+                    "replicas": replicas,
+                    "template": {
+                        "spec": {
+                            "parallelism": 1,
+                            "completions": 1,
+                            "completionMode": "Indexed",
+                            "template": {
+                                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def bound_seconds(n: int, qps: float, burst: int) -> float:
+    return max(0.0, (n - burst) / qps)
+
+
+async def run_one(n: int, qps: float, burst: int, restart: bool) -> dict[str, Any]:
+    async with sim_process() as kubeconfig:
+        config = await load_cluster_config(kubeconfig)
+        from cache.crdgen import build_crd
+
+        async with ApiClient(config) as admin:
+            await admin.create(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions"), build_crd())
+            for _ in range(200):
+                try:
+                    await admin.get(resource_path(c.GROUP, c.VERSION, c.PLURAL))
+                    break
+                except Exception:
+                    await asyncio.sleep(0.05)
+            settings = load_settings(
+                overrides={
+                    "leader_election.leader_elect": False,
+                    "client_connection.qps": qps,
+                    "client_connection.burst": burst,
+                }
+            )
+            async with ApiClient(config, qps=qps, burst=burst) as client:
+                calls: Counter[str] = Counter()
+                client.on_request.append(lambda method, code: calls.update([method]))
+                ctl = Controller(settings, client)
+                stop = asyncio.Event()
+                task = asyncio.create_task(ctl.run(stop))
+                await ctl.ready.wait()
+                reached = asyncio.Event()
+                target = {"n": n, "attempt": "0"}
+
+                live: set[str] = set()
+
+                def on_job(old: Any, new: Any) -> None:
+                    # Incremental: the names of live Jobs of the awaited attempt (O(1) per event).
+                    if old is not None:
+                        live.discard(old.metadata.name)
+                    if (
+                        new is not None
+                        and new.metadata.deletion_timestamp is None
+                        and new.metadata.labels.get(c.RESTART_ATTEMPT_KEY) == target["attempt"]
+                    ):
+                        live.add(new.metadata.name)
+                    if len(live) >= target["n"]:
+                        reached.set()
+
+                for inf in ctl.informers:
+                    if inf.name == "jobs":
+                        inf.add_handler(on_job)
+                calls.clear()
+                t0 = time.perf_counter()
+                cpu0 = time.process_time()
+                await admin.create(resource_path(c.GROUP, c.VERSION, c.PLURAL, "default"), jobset("big", n))
+                await asyncio.wait_for(reached.wait(), 600)
+                p1 = time.perf_counter() - t0
+                p1_cpu = time.process_time() - cpu0
+                out: dict[str, Any] = {
+                    "n": n,
+                    "qps": qps or "uncapped",
+                    "p1_create_all_s": round(p1, 2),
+                    "p1_controller_cpu_s": round(p1_cpu, 2),
+                    "p1_reference_bound_s": round(bound_seconds(n, qps, burst), 2) if qps else None,
+                    "p1_create_calls": calls["POST"],
+                }
+                if restart:
+                    await asyncio.sleep(0.5)  # let the status writes of the creation settle
+                    calls.clear()
+                    target["attempt"] = "1"
+                    live.clear()
+                    reached.clear()
+                    t0 = time.perf_counter()
+                    cpu0 = time.process_time()
+                    job0 = resource_path("batch", "v1", "jobs", "default", "big-w-0", "status")
+                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    await admin.patch(
+                        job0,
+                        {
+                            "status": {
+                                "conditions": [
+                                    {
+                                        "type": "FailureTarget",
+                                        "status": "True",
+                                        "reason": "BackoffLimitExceeded",
+                                        "message": "bench",
+                                        "lastTransitionTime": now,
+                                    },
+                                    {
+                                        "type": "Failed",
+                                        "status": "True",
+                                        "reason": "BackoffLimitExceeded",
+                                        "message": "bench",
+                                        "lastTransitionTime": now,
+                                    },
+                                ]
+                            }
+                        },
+                    )
+                    await asyncio.wait_for(reached.wait(), 900)
+                    out |= {
+                        "p2_restart_s": round(time.perf_counter() - t0, 2),
+                        "p2_controller_cpu_s": round(time.process_time() - cpu0, 2),
+                        "p2_api_calls": dict(calls),
+                        "p2_api_calls_total": sum(calls.values()),
+                        "p2_bound_calls": 2 * n + 5,
+                    }
+                stop.set()
+                await task
+                return out
+
+
+async def main_async(sizes: list[int], restart: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {"capped_500qps": [], "uncapped": []}
+    for n in sizes:
+        results["capped_500qps"].append(await run_one(n, 500.0, 500, restart=False))
+        results["uncapped"].append(await run_one(n, 0.0, 500, restart=restart))
+        print(
+            json.dumps({"n": n, "capped": results["capped_500qps"][-1], "uncapped": results["uncapped"][-1]}),
+            file=sys.stderr,
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,5000,15000")
+    parser.add_argument("--quick", action="store_true", help="only N=1000")
+    parser.add_argument("--no-restart", action="store_true")
+    args = parser.parse_args()
+    sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    results = asyncio.run(main_async(sizes, restart=not args.no_restart))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_jobset.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
