@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ControlPlane, NodeShape, bin_dir, missing_binaries
+from tests.e2e.harness import REPO, ControlPlane, NodeShape, bin_dir, missing_binaries, rbac_manifests
 from tests.e2e.kube import ApiError, Client
 
 
@@ -52,6 +52,29 @@ def kubeconfig(control_plane: ControlPlane) -> Path:
 @pytest.fixture(scope="session")
 def admin(control_plane: ControlPlane) -> Client:
     return control_plane.admin
+
+
+@pytest.fixture(scope="session")
+def jobset_controller(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The JobSet CRD installed and the controller running as its own process, as a ServiceAccount bound to
+    exactly ``deploy/rbac/`` (or, under ``tests/e2e/run.sh``, the controller that script already started)."""
+    if os.environ.get("PYJOBSET_EXTERNAL_CONTROLLER") == "1":
+        yield
+        return
+    control_plane.install_jobset_crd()
+    kubeconfig = control_plane.service_account_kubeconfig(
+        "jobset-system",
+        "pyjobset-e2e",
+        rbac_manifests(REPO / "deploy" / "rbac"),
+        tmp_path_factory.mktemp("controller") / "controller.kubeconfig",
+    )
+    proc = control_plane.start_controller(kubeconfig)
+    try:
+        yield
+    finally:
+        proc.stop()
+        if proc.popen.returncode not in (0, -15):
+            pytest.fail(f"controller exited with {proc.popen.returncode}:\n{proc.tail()}")
 
 
 @pytest.fixture

@@ -164,6 +164,7 @@ class ControlPlane:
     ca: pki.Pki = field(init=False, repr=False)
     serving: pki.CertPair = field(init=False, repr=False)
     sa_keys: pki.CertPair = field(init=False, repr=False)
+    front_proxy: pki.CertPair = field(init=False, repr=False)
     _owns_workdir: bool = False
     _kubeconfig: Path | None = None
     _server: str | None = None
@@ -214,7 +215,9 @@ class ControlPlane:
         if missing:
             raise StartError(f"missing binaries in {self.binaries}: {missing}; run tests/e2e/build.sh first")
         if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="pyjobset-cp-"))
+            _remove_stale_workdirs()
+            self.workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
+            (self.workdir / "owner.pid").write_text(str(os.getpid()))
             self._owns_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
@@ -248,6 +251,7 @@ class ControlPlane:
     def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         assert self.workdir is not None
         log = self.workdir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             popen = subprocess.Popen(
                 list(argv),
@@ -291,6 +295,7 @@ class ControlPlane:
         self.ca = ca
         self.serving = ca.serving("apiserver", ips=(FIRST_SERVICE_IP,))
         self.sa_keys = ca.service_account_keys()
+        self.front_proxy = ca.client("front-proxy-client", "front-proxy-client")
         identities = {
             "admin": ("pyjobset-e2e-admin", ("system:masters",)),
             "controller-manager": ("system:kube-controller-manager", ()),
@@ -342,6 +347,15 @@ class ControlPlane:
                 f"--tls-cert-file={self.serving.cert}",
                 f"--tls-private-key-file={self.serving.key}",
                 f"--client-ca-file={self.ca.ca.cert}",
+                # Front-proxy (aggregation layer) identity: also lets components' delegated authentication
+                # find a request-header CA instead of logging its absence.
+                f"--requestheader-client-ca-file={self.ca.ca.cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={self.front_proxy.cert}",
+                f"--proxy-client-key-file={self.front_proxy.key}",
                 "--authorization-mode=RBAC",
                 "--anonymous-auth=true",  # /healthz, /readyz, /version stay readable, as on kubeadm clusters
                 f"--service-account-key-file={self.sa_keys.cert}",
@@ -476,6 +490,29 @@ class ControlPlane:
             raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result.stdout
 
+    def install_jobset_crd(self) -> None:
+        """Apply ``deploy/crd/`` with the pinned kubectl and wait until the JobSet resource is served."""
+        self.kubectl("apply", "--server-side", "-f", str(REPO / "deploy" / "crd"))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/jobsets.jobset.x-k8s.io")
+
+    def start_controller(self, kubeconfig: Path, *extra_args: str) -> Process:
+        """Run ``pyjobset run`` as its own process (same interpreter) against this plane with ``kubeconfig``.
+
+        The process joins ``processes``, so ``stop()`` stops it first; stop it earlier with ``Process.stop``.
+        """
+        argv = [
+            sys.executable,
+            "-m",
+            "controller.cli",
+            "run",
+            f"--kubeconfig={kubeconfig}",
+            "--metrics-bind-address=0",
+            f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+            *extra_args,
+        ]
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
+        return self._spawn("pyjobset-controller", argv, env=env)
+
     def service_account_kubeconfig(
         self,
         namespace: str,
@@ -583,6 +620,20 @@ def _apply_rbac_doc(admin: Client, doc: JSON, namespace: str, name: str) -> None
         current = admin.get(f"{collection}/{meta['name']}")
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         admin.request("PUT", f"{collection}/{meta['name']}", doc)
+
+
+_WORKDIR_PREFIX = "pyjobset-cp-"
+
+
+def _remove_stale_workdirs() -> None:
+    """Delete temp workdirs whose owning process died without cleaning up (e.g. a SIGKILLed test run)."""
+    for path in Path(tempfile.gettempdir()).glob(_WORKDIR_PREFIX + "*"):
+        try:
+            owner = int((path / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not _pid_alive(owner):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _http_get(url: str, timeout: float = 5.0) -> bytes:
