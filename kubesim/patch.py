@@ -460,6 +460,11 @@ def _drop_leaves(fs: JSON, leaves: set[tuple[str, ...]], prefix: tuple[str, ...]
 def record_manager(obj: JSON, manager: str, operation: str, now: str, api_version: str, subresource: str = "") -> None:
     """Stamp the time on this write's Apply entry (Update writes are not tracked, see module docstring)."""
     for m in (obj.get("metadata") or {}).get("managedFields") or []:
-        if isinstance(m, dict) and m.get("manager") == manager and m.get("operation") == operation == "Apply":
+        if (
+            isinstance(m, dict)
+            and m.get("manager") == manager
+            and m.get("operation") == "Apply"
+            and (operation == "Apply" or not m.get("time"))
+        ):
             m["time"] = now
             m["apiVersion"] = m.get("apiVersion") or api_version
