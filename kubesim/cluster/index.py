@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 JSON = dict[str, Any]
 Key = tuple[str, str]
 Handler = Callable[[str, Key, JSON, bool], None]
@@ -63,7 +65,10 @@ class ClusterIndex:
         kind = KINDS.get(info.storage)
         if kind is None or ev.type not in ("ADDED", "MODIFIED", "DELETED"):
             return
-        self._apply(kind, ev.key, ev.shared_obj(), deleted=ev.type == "DELETED")
+        # Decode privately instead of ``ev.shared_obj()``: that caches the dict on the event, and the store keeps
+        # a window of recent events, which would pin ~10 KB per node/pod in memory.
+        obj = ev._obj if ev._obj is not None else orjson.loads(ev.raw)
+        self._apply(kind, ev.key, obj, deleted=ev.type == "DELETED")
 
     def _apply(self, kind: str, key: Key, obj: JSON, *, deleted: bool) -> None:
         if kind == "pods":

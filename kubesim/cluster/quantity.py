@@ -7,6 +7,7 @@ Unparseable strings raise ``ValueError``.
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal, InvalidOperation
 
@@ -28,6 +29,11 @@ _DECIMAL = {
 def parse_milli(value: str | int | float) -> int:
     if isinstance(value, int | float):
         return math.ceil(Decimal(str(value)) * 1000)
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> int:
     text = value.strip()
     if not text:
         raise ValueError("empty quantity")

@@ -70,7 +70,7 @@ class NodeInfo:
     allocatable: dict[str, int]
     taints: list[JSON]
     unschedulable: bool
-    requested: Counter[str] = field(default_factory=Counter)
+    requested: dict[str, int] = field(default_factory=dict)
     pods: set[PodKey] = field(default_factory=set)
 
 
@@ -192,7 +192,9 @@ class SchedulerState:
         self.placed[key] = placed
         info = self.nodes.get(node)
         if info is not None:
-            info.requested.update(placed.requests)
+            req = info.requested
+            for res, amount in placed.requests.items():
+                req[res] = req.get(res, 0) + amount
             info.pods.add(key)
             for term in placed.anti_terms:
                 dom = info.labels.get(term.topology_key)
@@ -211,7 +213,9 @@ class SchedulerState:
             return
         info = self.nodes.get(placed.node)
         if info is not None:
-            info.requested.subtract(placed.requests)
+            req = info.requested
+            for res, amount in placed.requests.items():
+                req[res] = req.get(res, 0) - amount
             info.pods.discard(key)
             for term in placed.anti_terms:
                 dom = info.labels.get(term.topology_key)
