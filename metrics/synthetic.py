@@ -347,3 +347,62 @@ class ScriptedLife:
     def run(self) -> None:
         for _ in self.steps():
             pass
+
+
+# --------------------------------------------------------------------------------------------- a whole fleet
+
+
+LEASE = "6d4f6a47.jobset.x-k8s.io"
+
+
+async def populate(hub: Any, time: FakeTime) -> dict[str, FakeInformer]:
+    """Give every exported family data: the scripted life (restart, completion), a JobSet that fails, one stuck
+    starting on bound GPUs, reconciles, a real work queue's traffic, API requests, the lease and informers.
+
+    ``hub`` is a ``metrics.hub.MetricsHub`` built with ``clock=time.clock``.
+    """
+    from cache.clock import FakeClock
+    from cache.queue import WorkQueue
+
+    infs = fake_informers()
+    tracker = hub.tracker
+    handlers = {"jobsets": tracker.on_jobset, "jobs": tracker.on_job, "pods": tracker.on_pod}
+    for name, handler in handlers.items():
+        infs[name].add_handler(handler)
+    hub.add_informers(infs.values())
+    hub.watch_gpus(lambda: infs["nodes"].store, lambda: infs["pods"].store)
+    ScriptedLife(infs, tracker, time).run()
+    failing = jobset("doomed", "team-b", rjobs=(("w", 1, 1),), created=time.now)
+    infs["jobsets"].upsert(failing)
+    failed = with_status(failing, conditions=((c.COND_FAILED, "ReachedMaxRestarts"),))
+    tracker.plan_applied(failing, AppliedPlan(Outcome("failed", "ReachedMaxRestarts"), failed.status))
+    infs["jobsets"].upsert(failed)
+    stuck = jobset("waiting", "team-b", rjobs=(("w", 2, 1),), created=time.now)
+    infs["jobsets"].upsert(stuck)
+    for i in range(2):
+        infs["nodes"].upsert(node(f"b-pool-{i}", "b-pool", gpus=4))
+        infs["jobs"].upsert(job(stuck, "w", i))
+    infs["pods"].upsert(pod(stuck, "w", 0, 0, node="b-pool-0", gpus=4))
+    infs["pods"].upsert(pod(stuck, "w", 1, 0, gpus=4))
+    time.advance(60)
+
+    hub.reconcile.declare("jobset")
+    for result, seconds in (("success", 0.004), ("success", 0.02), ("error", 0.3), ("requeue_after", 0.001)):
+        hub.reconcile.reconcile_done("jobset", result, seconds)
+    qclock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(name="jobset", clock=qclock, metrics=hub.queue_metrics("jobset"))
+    for key in ("team-a/train", "team-b/doomed", "team-b/waiting", "team-a/train"):
+        queue.add(key)
+    qclock.advance(0.01)
+    item = await queue.get()
+    qclock.advance(0.05)
+    queue.add_rate_limited(item)
+    queue.done(item)
+    await queue.get()
+    qclock.advance(1.0)
+    queue.report_unfinished()
+    hook = hub.rest_client("127.0.0.1:6443")
+    for method, code in (("GET", 200), ("POST", 201), ("POST", 409), ("PUT", 200), ("DELETE", 200)):
+        hook(method, code)
+    hub.leader(LEASE).started_leading()
+    return infs
