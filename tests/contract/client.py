@@ -12,6 +12,7 @@ an explicit timeout; the session is closed by ``close()``.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import ssl
 import tempfile
@@ -109,7 +110,9 @@ class Kube:
         raw: bytes | None = None,
         accept: str = "application/json",
     ) -> Reply:
-        data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        data: Any = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        if isinstance(data, bytes) and len(data) > 1024 * 1024:
+            data = io.BytesIO(data)
         headers = {"Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type
