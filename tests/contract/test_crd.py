@@ -170,7 +170,7 @@ async def jobset_crd(kube: Kube) -> str:
 async def test_jobset_crd_accepts_a_valid_jobset_and_rejects_dependson_with_inorder(
     kube: Kube, ns: str, jobset_crd: str
 ) -> None:
-    prefix = jobset_crd.split(":")[0]
+    prefix = jobset_crd.split(":", maxsplit=1)[0]
     rj: JSON = {
         "name": "w",
         "replicas": 1,
