@@ -5,7 +5,7 @@ the server is pure: functions take raw JSON objects (what an ``AdmissionReview``
 and return a new object or a list of field errors rendered exactly like Kubernetes'.
 
 Invariants: no I/O except through injected callables (``pvc_lookup``); no exception escapes for any
-JSON-compatible input; every error names a field path under ``metadata`` or ``spec``.
+JSON-compatible input; for a JSON object every error names a field path under ``metadata`` or ``spec``.
 """
 
 from controller.webhooks.fielderrors import ErrorList, FieldError, Path, invalid_status

@@ -40,7 +40,7 @@ from controller.webhooks.dns import (
     is_domain_prefixed_path,
     is_valid_label_value,
 )
-from controller.webhooks.fielderrors import ErrorList, FieldError, Path, invalid_status
+from controller.webhooks.fielderrors import ErrorList, FieldError, Path, go_quote, invalid_status
 from controller.webhooks.jobset_schema import validate_schema_rules
 from controller.webhooks.jsonview import (
     INT32_MAX,
@@ -365,8 +365,9 @@ def _coordinator_errors(view: JobSetView) -> ErrorList:
         errs.append(
             FieldError.internal(
                 path,
-                f'spec will lead to invalid label value "{endpoint}" for coordinator label "{COORDINATOR_KEY}" '
-                f"(long JobSet / ReplicatedJob / SubDomain name?): {', '.join(label_errors)}",
+                f"spec will lead to invalid label value {go_quote(endpoint)} for coordinator label "
+                f"{go_quote(COORDINATOR_KEY)} (long JobSet / ReplicatedJob / SubDomain name?): "
+                f"{', '.join(label_errors)}",
             )
         )
     return errs

@@ -968,6 +968,9 @@ SCHEMA_CASES = {
         setp("spec.failurePolicy", {"rules": [{}]}),
         ["spec.failurePolicy.rules[0].name: Required value", "spec.failurePolicy.rules[0].action: Required value"],
     ),
+    "startup-order-required": SchemaCase(
+        setp("spec.startupPolicy", {}), ["spec.startupPolicy.startupPolicyOrder: Required value"]
+    ),
     "coordinator-rjob-required": SchemaCase(
         setp("spec.coordinator", {"jobIndex": 0}), ["spec.coordinator.replicatedJob: Required value"]
     ),
@@ -1279,3 +1282,14 @@ def test_rejection_status_names_the_jobset_like_the_reference() -> None:
 
 def test_delete_is_always_allowed() -> None:
     assert validate_delete({"spec": "garbage"}) == []
+
+
+def test_cel_transition_rules_with_unreadable_stored_object_are_an_internal_error() -> None:
+    old = valid()
+    node = old["spec"]["network"]
+    for _ in range(150):
+        node["x"] = {}
+        node = node["x"]
+    (err,) = validate_schema_rules(valid(), old)
+    assert err.field == "spec"
+    assert str(err).startswith("spec: Internal error: the stored JobSet cannot be read: spec.network.x.x")
