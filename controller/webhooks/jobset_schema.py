@@ -140,7 +140,11 @@ def _transition_errors(view: JobSetView, old_spec: Mapping[str, Any]) -> ErrorLi
         if new_value is not None and old_value is not None and not _cel_equal(new_value, old_value):
             kind = "array" if isinstance(new_value, list) else "object"
             errs.append(FieldError.invalid(_SPEC.child(key), kind, _CEL_IMMUTABLE))
-    old_by_name = {rj.get("name"): rj for rj in raw_list(old_spec.get("replicatedJobs")) if isinstance(rj, Mapping)}
+    old_by_name = {
+        rj["name"]: rj
+        for rj in raw_list(old_spec.get("replicatedJobs"))
+        if isinstance(rj, Mapping) and isinstance(rj.get("name"), str)
+    }
     for rjob in view.rjobs:
         old_rjob = old_by_name.get(rjob.name)
         new_deps = rjob.raw.get("dependsOn")
