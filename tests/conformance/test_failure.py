@@ -175,7 +175,8 @@ async def test_c16_rule_reason_mismatch_falls_back_to_restart(cluster: Cluster) 
     assert is_active(js)
     assert restarts(js) == (1, 1)
     cond = condition(js, c.COND_RESTARTING)
-    assert cond is not None and (cond["status"], cond["reason"]) == ("True", "DefaultFailurePolicy")
+    assert cond is not None
+    assert (cond["status"], cond["reason"]) == ("True", "DefaultFailurePolicy")
 
 
 @pytest.mark.gates(RestartJob=False)
@@ -195,7 +196,8 @@ async def test_c21_restart_jobset_rule_with_gate_off(cluster: Cluster) -> None:
     assert st.get("jobRestarts") is None
     assert st.get("jobRestartsCountTowardsMax") is None
     cond = condition(js, c.COND_RESTARTING)
-    assert cond is not None and cond["reason"] == "FailurePolicy_restartOnPFP"
+    assert cond is not None
+    assert cond["reason"] == "FailurePolicy_restartOnPFP"
     jobs = await cluster.wait_job_count(4, attempt=1)
     for job in jobs:
         assert c.JOB_RESTART_ATTEMPT_KEY not in job["metadata"]["labels"]
@@ -296,7 +298,9 @@ async def test_c28_restart_jobset_ignoring_max_three_times(cluster: Cluster) -> 
         assert is_active(js)
         assert restarts(js) == (attempt + 1, 0)
         st = rjob_status(js, RJOB_A)
-        assert st is not None and st.get("jobRestarts") is None and st.get("jobRestartsCountTowardsMax") is None
+        assert st is not None
+        assert st.get("jobRestarts") is None
+        assert st.get("jobRestartsCountTowardsMax") is None
     cond = condition(js, c.COND_RESTARTING)
     assert cond is not None
     assert (
@@ -319,7 +323,8 @@ async def test_c30_fail_jobset_on_failed_indexes_targeting_b(cluster: Cluster) -
     await cluster.fail("test-js-replicated-job-b-1", "FailedIndexes", "Job has failed indexes")
     js = await cluster.wait_terminal("test-js", "Failed")
     cond = condition(js, c.COND_FAILED)
-    assert cond is not None and cond["reason"] == "FailJobSetFailurePolicyAction"
+    assert cond is not None
+    assert cond["reason"] == "FailJobSetFailurePolicyAction"
     assert restarts(js) == (0, 0)
 
 
@@ -350,7 +355,8 @@ async def test_c32_first_matching_rule_wins(cluster: Cluster) -> None:
     )
     js = await cluster.wait_terminal("test-js", "Failed")
     cond = condition(js, c.COND_FAILED)
-    assert cond is not None and cond["reason"] == "FailJobSetFailurePolicyAction"
+    assert cond is not None
+    assert cond["reason"] == "FailJobSetFailurePolicyAction"
     assert restarts(js) == (0, 0)
 
 
@@ -366,7 +372,8 @@ async def test_message_pattern_rule_searches_the_failure_message(cluster: Cluste
     await cluster.fail(B0, "PodFailurePolicy", "Container main failed with exit code 42 matching FailJob rule")
     js = await wait_restarts(cluster, 1)
     cond = condition(js, c.COND_RESTARTING)
-    assert cond is not None and cond["reason"] == "FailurePolicy_byMessage"
+    assert cond is not None
+    assert cond["reason"] == "FailurePolicy_byMessage"
     assert restarts(js) == (1, 0)
 
 
