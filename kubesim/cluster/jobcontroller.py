@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import secrets
 from typing import Any
 
@@ -183,8 +182,7 @@ class JobController:
         if status is not None and failed_creates:
             status = dict(status, active=max(0, int(status.get("active", 0)) - failed_creates))
         if status is not None:
-            new_job = copy.deepcopy(job)
-            new_job["status"] = status
+            new_job = dict(job, status=status)
             try:
                 await self.store.update_status("jobs.batch", new_job, ns)
             except ApiError as err:

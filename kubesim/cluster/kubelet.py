@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 from typing import Any
 
 from kubesim.cluster.clock import Clock, Timer
@@ -144,8 +143,7 @@ class Kubelets:
             pod, node_failed=node in self._failed_nodes, now=self.clock.now(), host_ip=self._node_ips.get(node, "")
         )
         if decision.status is not None:
-            new = copy.deepcopy(pod)
-            new["status"] = decision.status
+            new = dict(pod, status=decision.status)  # ``pod`` is our own fresh copy from get_nowait
             written = await self.store.update_status("pods", new, key[0])
             if written["metadata"].get("deletionTimestamp") and decision.status.get("phase") in (
                 "Succeeded",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 from collections import deque
 from typing import Any
 
@@ -174,7 +173,7 @@ class Scheduler:
         return True
 
     async def _set_scheduled(self, pod: JSON) -> None:
-        new = copy.deepcopy(pod)
+        new = dict(pod, status=dict(pod.get("status") or {}))
         st = new.setdefault("status", {})
         kept = [c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"]
         kept.append(
@@ -198,7 +197,7 @@ class Scheduler:
                 and cond.get("message") == message
             ):
                 return
-        new = copy.deepcopy(pod)
+        new = dict(pod, status=dict(pod.get("status") or {}))
         st = new.setdefault("status", {})
         st["phase"] = st.get("phase") or "Pending"
         kept = [c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"]
