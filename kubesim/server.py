@@ -98,7 +98,9 @@ class ApiServer:
     # ------------------------------------------------------------------------------------ lifecycle
 
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await self._site.start()
@@ -129,6 +131,8 @@ class ApiServer:
                 and self.faults.rng.random() < self.faults.error_rate
             ):
                 return error_response(self._injected())
+            if path.startswith("/kubesim/"):
+                return await self._control(request)
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
@@ -142,6 +146,49 @@ class ApiServer:
         except Exception as exc:  # a bug in kubesim must not take the server down
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+    async def _control(self, request: web.Request) -> web.StreamResponse:
+        """Fault injection for out-of-process clusters (``pyjobset sim``): not part of the Kubernetes API.
+
+        ``PUT /kubesim/faults`` with ``{"latency": s, "errorRate": f, "errorCode": 429|500, "retryAfter": s,
+        "paths": [...], "verbs": [...]}`` (``GET`` reads them); ``POST /kubesim/watches`` with
+        ``{"action": "drop"|"expire", "resource": "pods"}`` ends watches (``expire``: with a 410 ERROR event).
+        """
+        f = self.faults
+        if request.path == "/kubesim/faults":
+            if request.method == "PUT":
+                body = await self._body(request)
+                if not isinstance(body, dict):
+                    raise errors.bad_request("expected an object")
+                f.latency = float(body.get("latency", 0.0))
+                f.error_rate = float(body.get("errorRate", 0.0))
+                f.error_code = int(body.get("errorCode", 500))
+                f.retry_after = int(body.get("retryAfter", 1))
+                f.paths = tuple(body.get("paths") or ())
+                f.verbs = tuple(body.get("verbs") or ())
+            return _json_response(
+                orjson.dumps(
+                    {
+                        "latency": f.latency,
+                        "errorRate": f.error_rate,
+                        "errorCode": f.error_code,
+                        "retryAfter": f.retry_after,
+                        "paths": list(f.paths),
+                        "verbs": list(f.verbs),
+                    }
+                )
+            )
+        if request.path == "/kubesim/watches" and request.method == "POST":
+            body = await self._body(request)
+            if not isinstance(body, dict) or body.get("action") not in ("drop", "expire"):
+                raise errors.bad_request('expected {"action": "drop"|"expire"}')
+            resource = body.get("resource")
+            if body["action"] == "drop":
+                self.store.drop_watches(resource)
+            else:
+                self.store.expire_watches(resource)
+            return _json_response(b'{"ok":true}')
+        raise ApiError(errors.status(404, "NotFound", "the server could not find the requested resource", {}))
 
     def _injected(self) -> ApiError:
         if self.faults.error_code == 429:
