@@ -487,13 +487,18 @@ class ControlPlane:
             check=False,
         )
         if result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
 
     def install_jobset_crd(self) -> None:
         """Apply ``deploy/crd/`` with the pinned kubectl and wait until the JobSet resource is served."""
         self.kubectl("apply", "--server-side", "-f", str(REPO / "deploy" / "crd"))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/jobsets.jobset.x-k8s.io")
+        self.admin.wait_for(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            lambda crd: has_condition(crd, "Established"),
+            field_selector="metadata.name=jobsets.jobset.x-k8s.io",
+            what="the JobSet CRD Established",
+        )
 
     def start_controller(self, kubeconfig: Path, *extra_args: str) -> Process:
         """Run ``pyjobset run`` as its own process (same interpreter) against this plane with ``kubeconfig``.

@@ -17,9 +17,10 @@ Invariants:
 
 Contract details decided here (kubesim must agree; see tests/e2e/README.md):
 - ``start-seconds`` counts from the PodScheduled transition (binding); ``run-seconds`` from the container start.
-- A non-zero exit with ``restartPolicy`` OnFailure/Always restarts the container at once (restartCount + 1,
-  lastState terminated, no crash-loop back-off), as the kubelet would minus the back-off; with Never the pod
-  fails. ``exit-now`` is consumed (removed) when it causes a restart, so it acts once.
+- A non-zero exit with ``restartPolicy`` OnFailure/Always restarts the container as the kubelet does: restartCount
+  + 1, lastState terminated, ``waiting: CrashLoopBackOff`` for 10 s doubling up to 300 s, then running again;
+  with Never the pod fails. ``exit-now`` ends the pod (Succeeded on 0, else Failed) whatever its restart policy,
+  from any non-terminal phase, as kubesim does.
 - A deleted pod that is not terminal turns Failed (containers terminated, exit code 137, reason Error) and is then
   removed with grace period 0; finalizers are left to their owners (the Job controller's tracking finalizer).
 """
@@ -64,17 +65,20 @@ def _code(name: str) -> str:
 
 
 EXIT_CODE = _code("exit-code")
-EXIT_NOW_CODE = _code("exit-now")
 NEVER_RESTARTS = '(.spec.restartPolicy == "Never")'
 
 
-def _instant(base: str, seconds_annotation: str) -> str:
-    """jq: RFC 3339 instant = timestamp ``base`` + the (possibly fractional) seconds in an annotation."""
+def _rfc3339(epoch_seconds: str) -> str:
+    """jq: format a (possibly fractional) Unix time as an RFC 3339 instant with milliseconds."""
     return (
-        f'(({base}) | fromdate) + ((({_ann(seconds_annotation)} // "0") | tonumber?) // 0)'
+        f"({epoch_seconds})"
         ' | (floor | strftime("%Y-%m-%dT%H:%M:%S")) + "."'
         ' + ("00" + ((. - floor) * 1000 | floor | tostring))[-3:] + "Z"'
     )
+
+
+def _seconds(annotation: str) -> str:
+    return f'((({_ann(annotation)} // "0") | tonumber?) // 0)'
 
 
 # The binding time (PodScheduled turned True), or the creation time for pods created with a nodeName.
@@ -82,10 +86,14 @@ BOUND_AT = (
     '([.status.conditions[]? | select(.type == "PodScheduled" and .status == "True") | .lastTransitionTime]'
     " + [.metadata.creationTimestamp])[0]"
 )
-RUNNING_SINCE = "([.status.containerStatuses[]?.state.running.startedAt | select(. != null)] + [.status.startTime])[0]"
+RUNNING_SINCE = ".status.containerStatuses[0].state.running.startedAt"
+# Crash-loop back-off as the kubelet's: 10 s after the first restart, doubling, capped at 300 s.
+CRASH_BACKOFF = "([300, 10 * pow(2; ([(.status.containerStatuses[0].restartCount // 1) - 1, 0] | max))] | min)"
+CRASHED_AT = "(.status.containerStatuses[0].lastState.terminated.finishedAt // .status.startTime)"
 
-START_AT = _instant(BOUND_AT, "start-seconds")
-EXIT_AT = _instant(RUNNING_SINCE, "run-seconds")
+START_AT = _rfc3339(f"({BOUND_AT} | fromdate) + {_seconds('start-seconds')}")
+EXIT_AT = _rfc3339(f"({RUNNING_SINCE} | fromdate) + {_seconds('run-seconds')}")
+RESUME_AT = _rfc3339(f"({CRASHED_AT} | fromdate) + {CRASH_BACKOFF}")
 
 
 def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
@@ -203,6 +211,7 @@ containerStatuses:
   ready: false
   started: false
   restartCount: {{ or $old.restartCount 0 }}
+  lastState: {{ toJson (or $old.lastState dict) }}
   state:
     terminated:
       exitCode: {{ $code }}
@@ -213,9 +222,13 @@ containerStatuses:
 phase: {{ if eq $code 0 }}Succeeded{{ else }}Failed{{ end }}
 """
 
+# A failed container under restartPolicy OnFailure/Always waits out the crash-loop back-off (sim-pod-crash-resume).
 _RESTART = """\
 {{ $now := Now }}
 {{ $root := . }}
+conditions:
+- {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
 containerStatuses:
 {{ range $i, $c := .spec.containers }}
 {{ $old := dict }}{{ if lt $i (len (or $root.status.containerStatuses list)) }}\
@@ -223,8 +236,8 @@ containerStatuses:
 {{ $started := $now }}{{ with $old.state }}{{ with .running }}{{ $started = .startedAt }}{{ end }}{{ end }}
 - name: {{ $c.name | Quote }}
   image: {{ $c.image | Quote }}
-  ready: true
-  started: true
+  ready: false
+  started: false
   restartCount: {{ add1 (or $old.restartCount 0) }}
   lastState:
     terminated:
@@ -232,15 +245,29 @@ containerStatuses:
       reason: Error
       startedAt: {{ $started | Quote }}
       finishedAt: {{ $now | Quote }}
-  state: {running: {startedAt: {{ $now | Quote }}}}
+  state: {waiting: {reason: CrashLoopBackOff, message: back-off restarting failed container}}
 {{ end }}
 """
 
-
-def _indent(template: str) -> str:
-    return "".join(
-        "  " + line if line.strip() and not line.startswith("{{") else line for line in template.splitlines(True)
-    )
+_RESUME = """\
+{{ $now := Now }}
+{{ $root := . }}
+conditions:
+- {type: Ready, status: "True", reason: "", lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "True", reason: "", lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range $i, $c := .spec.containers }}
+{{ $old := dict }}{{ if lt $i (len (or $root.status.containerStatuses list)) }}\
+{{ $old = index $root.status.containerStatuses $i }}{{ end }}
+- name: {{ $c.name | Quote }}
+  image: {{ $c.image | Quote }}
+  ready: true
+  started: true
+  restartCount: {{ or $old.restartCount 0 }}
+  lastState: {{ toJson (or $old.lastState dict) }}
+  state: {running: {startedAt: {{ $now | Quote }}}}
+{{ end }}
+"""
 
 
 def _code_from(annotation: str) -> str:
@@ -252,14 +279,16 @@ _CODE_KILLED = "{{ $code := 137 }}\n"
 
 
 def pod_stages() -> list[Stage]:
-    live_exit = [NOT_DELETED, RUNNING, _expr(_ann("run-seconds"), "Exists"), _expr(_ann("exit-now"), "DoesNotExist")]
-    exit_now = [NOT_DELETED, RUNNING, _expr(_ann("exit-now"), "Exists")]
+    no_exit_now = _expr(_ann("exit-now"), "DoesNotExist")
+    container_running = _expr(RUNNING_SINCE, "Exists")
+    live_exit = [NOT_DELETED, RUNNING, container_running, _expr(_ann("run-seconds"), "Exists"), no_exit_now]
     return [
         _stage(
             "Pod",
             "sim-pod-create",
             [
                 NOT_DELETED,
+                no_exit_now,
                 _expr(".status.podIP", "DoesNotExist"),
                 _expr(".status.phase", "NotIn", "Running", "Succeeded", "Failed"),
             ],
@@ -269,7 +298,7 @@ def pod_stages() -> list[Stage]:
         _stage(
             "Pod",
             "sim-pod-start",
-            [NOT_DELETED, _expr(".status.podIP", "Exists"), _expr(".status.phase", "In", "Pending")],
+            [NOT_DELETED, no_exit_now, _expr(".status.podIP", "Exists"), _expr(".status.phase", "In", "Pending")],
             [_status_patch(POD_START)],
             START_AT,
         ),
@@ -303,30 +332,21 @@ def pod_stages() -> list[Stage]:
         ),
         _stage(
             "Pod",
-            "sim-pod-exit-now",
-            [*exit_now, _is_true(f"{NEVER_RESTARTS} or {EXIT_NOW_CODE} == 0")],
-            [_status_patch(_code_from("exit-now") + _TERMINATE)],
-            None,
+            "sim-pod-crash-resume",
+            [
+                NOT_DELETED,
+                RUNNING,
+                no_exit_now,
+                _expr(".status.containerStatuses[0].state.waiting.reason", "In", "CrashLoopBackOff"),
+            ],
+            [_status_patch(_RESUME)],
+            RESUME_AT,
         ),
         _stage(
             "Pod",
-            "sim-pod-exit-now-restart",
-            [*exit_now, _is_false(f"{NEVER_RESTARTS} or {EXIT_NOW_CODE} == 0")],
-            [
-                # One patch for both, so no intermediate state (restarted but still annotated, or the reverse)
-                # is ever observed and re-planned; the pods/status endpoint persists metadata annotations.
-                {
-                    "patch": {
-                        "subresource": "status",
-                        "type": "strategic",
-                        "template": _code_from("exit-now")
-                        + "metadata: {annotations: {"
-                        + PREFIX
-                        + "exit-now: null}}\nstatus:\n"
-                        + _indent(_RESTART),
-                    }
-                },
-            ],
+            "sim-pod-exit-now",
+            [NOT_DELETED, _expr(_ann("exit-now"), "Exists"), _expr(".status.phase", "NotIn", "Succeeded", "Failed")],
+            [_status_patch(_code_from("exit-now") + _TERMINATE)],
             None,
         ),
         _stage(
@@ -396,8 +416,8 @@ NODE_FAILED_STATUS = """\
 conditions:
 - lastHeartbeatTime: {{ $now | Quote }}
   lastTransitionTime: {{ $now | Quote }}
-  message: "node failed (sim.pyjobset.io/fail)"
-  reason: SimulatedNodeFailure
+  message: "simulated node failure (sim.pyjobset.io/fail=true)"
+  reason: KubeletNotReady
   status: "False"
   type: Ready
 """

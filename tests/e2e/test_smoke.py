@@ -129,21 +129,38 @@ def test_exit_code_fails_pod_with_that_code(admin: Client, namespace: str) -> No
     assert terminated(pod)["exitCode"] == 3
 
 
-def test_on_failure_restarts_the_container_instead(admin: Client, namespace: str) -> None:
+def test_on_failure_restarts_the_container_after_crash_loop_back_off(admin: Client, namespace: str) -> None:
     admin.create(
         f"/api/v1/namespaces/{namespace}/pods",
         bare_pod("rs", {SIM + "run-seconds": "0", SIM + "exit-code": "2"}, restart_policy="OnFailure"),
     )
-    pod = wait_pod(
+
+    def container(pod: JSON) -> JSON:
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        return dict(statuses[0])
+
+    crashed = wait_pod(
         admin,
         namespace,
         "rs",
-        lambda p: any(c.get("restartCount", 0) >= 2 for c in p["status"].get("containerStatuses") or []),
-        "restarted twice",
+        lambda p: container(p).get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff",
+        "in CrashLoopBackOff",
     )
-    status = pod["status"]["containerStatuses"][0]
-    assert pod["status"]["phase"] == "Running"
-    assert status["lastState"]["terminated"]["exitCode"] == 2
+    assert crashed["status"]["phase"] == "Running"
+    assert container(crashed)["restartCount"] == 1
+    assert container(crashed)["lastState"]["terminated"]["exitCode"] == 2
+    assert has_condition(crashed, "Ready", "False")
+    # After the 10 s back-off the container runs again, exits again and is restarted a second time.
+    again = wait_pod(admin, namespace, "rs", lambda p: container(p).get("restartCount", 0) >= 2, "restarted twice")
+    assert again["status"]["phase"] == "Running"
+
+
+def test_exit_now_ends_a_pod_whatever_its_restart_policy(admin: Client, namespace: str) -> None:
+    admin.create(f"/api/v1/namespaces/{namespace}/pods", bare_pod("en1", {}, restart_policy="OnFailure"))
+    wait_pod(admin, namespace, "en1", lambda p: has_condition(p, "Ready"), "Ready")
+    admin.patch(f"/api/v1/namespaces/{namespace}/pods/en1", {"metadata": {"annotations": {SIM + "exit-now": "4"}}})
+    pod = wait_pod(admin, namespace, "en1", lambda p: p["status"].get("phase") == "Failed", "Failed")
+    assert (terminated(pod)["exitCode"], terminated(pod)["reason"]) == (4, "Error")
 
 
 def test_exit_now_ends_a_pod_that_runs_until_told(admin: Client, namespace: str) -> None:
