@@ -68,15 +68,12 @@ class JobController:
             self.queue.add(key)
         elif kind == "pods":
             owner = controller_uid(obj)
-            if owner is None:
-                return
-            job_key = self.index.job_by_uid.get(owner)
+            job_key = None if owner is None else self.index.job_by_uid.get(owner)
             if job_key is not None:
                 self.queue.add(job_key)
             elif not deleted and TRACKING_FINALIZER in ((obj.get("metadata") or {}).get("finalizers") or []):
-                refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-                if any(r.get("controller") and r.get("kind") == "Job" for r in refs):
-                    self.orphans.add(key)
+                # Our finalizer on a pod whose Job is gone (or that was orphaned): release it.
+                self.orphans.add(key)
 
     # ------------------------------------------------------------------ lifecycle
 

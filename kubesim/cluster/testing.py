@@ -1,9 +1,9 @@
 """A test harness: an in-process store plus the simulated cluster on fake time.
 
-``async with Harness(nodes=4) as h:`` gives ``h.store`` (a :class:`kubesim.store.Store` sharing the fake clock),
-``h.runner`` and ``await h.advance(seconds)`` which moves fake time (firing timers in order) and lets every
-component settle after each timer, so tests never sleep. Invariant: leaving the ``async with`` stops every
-task the cluster started.
+``async with Harness(nodes=4) as h:`` gives ``h.store`` (a :class:`kubesim.store.Store` sharing the fake
+clock), ``h.runner``, the store's garbage collector (``gc=False`` leaves it out), and ``await
+h.advance(seconds)``, which moves fake time (firing timers in order) and lets every component settle after each
+step, so tests never sleep. Invariant: leaving the ``async with`` stops every task the cluster started.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from typing import Any
 
 from kubesim.cluster import ClusterOptions, Runner, start
 from kubesim.cluster.clock import FakeClock
+from kubesim.gc import GarbageCollector
 from kubesim.store import Store
 
 JSON = dict[str, Any]
 
 
 class Harness:
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, gc: bool = True, **options: Any) -> None:
         self.clock = FakeClock()
         self.store = Store(clock=self.clock.now)
+        self.gc = GarbageCollector(self.store) if gc else None
         self.options = ClusterOptions(clock=self.clock, **options)
         self._runner: Runner | None = None
 
@@ -31,6 +33,8 @@ class Harness:
         return self._runner
 
     async def __aenter__(self) -> Harness:
+        if self.gc is not None:
+            self.gc.start()
         self._runner = await start(self.store, self.options)
         await self.runner.settle()
         return self
@@ -39,9 +43,19 @@ class Harness:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.runner.stop()
+        if self.gc is not None:
+            await self.gc.stop()
 
     async def settle(self) -> None:
-        await self.runner.settle()
+        """Run until the cluster and the garbage collector have nothing left to do without time passing."""
+        for _ in range(1000):
+            await self.runner.settle()
+            if self.gc is None:
+                return
+            await self.gc.idle()
+            if self.runner.idle():
+                return
+        raise TimeoutError("cluster and garbage collector did not settle")
 
     async def advance(self, seconds: float, step: float = 0.5) -> None:
         """Move fake time forward in steps, settling the cluster after each step."""

@@ -258,3 +258,33 @@ async def test_on_failure_restarts_container_and_counts_toward_backoff_limit() -
             "BackoffLimitExceeded",
             "Job has reached the specified backoff limit",
         )
+
+
+async def test_foreground_job_deletion_removes_pods_then_the_job() -> None:
+    async with Harness(nodes=2) as h:
+        await h.create("jobs.batch", job("fg", completionMode="Indexed", completions=2, parallelism=2))
+        assert len(await h.pods()) == 2
+        await h.store.delete("jobs.batch", "fg", "default", propagation_policy="Foreground")
+        await h.settle()
+        assert await h.pods() == []
+        assert h.store.get_nowait("jobs.batch", "fg", "default") is None
+
+
+async def test_background_job_deletion_collects_pods() -> None:
+    async with Harness(nodes=2) as h:
+        await h.create("jobs.batch", job("bg", completionMode="Indexed", completions=2, parallelism=2))
+        await h.store.delete("jobs.batch", "bg", "default", propagation_policy="Background")
+        await h.settle()
+        assert h.store.get_nowait("jobs.batch", "bg", "default") is None
+        assert await h.pods() == []
+
+
+async def test_orphaned_pods_lose_the_tracking_finalizer() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create("jobs.batch", job("orph"))
+        await h.store.delete("jobs.batch", "orph", "default", propagation_policy="Orphan")
+        await h.settle()
+        assert h.store.get_nowait("jobs.batch", "orph", "default") is None
+        (pod,) = await h.pods()
+        assert not pod["metadata"].get("ownerReferences")
+        assert "batch.kubernetes.io/job-tracking" not in (pod["metadata"].get("finalizers") or [])
