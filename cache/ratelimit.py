@@ -20,7 +20,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from cache.clock import Clock, RealClock
 
@@ -144,29 +144,29 @@ class TokenBucketLimiter:
         return 0
 
 
-class MaxOfLimiter:
+class MaxOfLimiter(Generic[T]):
     """The slowest of several limiters: every limiter is consulted, the longest delay wins."""
 
     __slots__ = ("_limiters",)
 
-    def __init__(self, *limiters: RateLimiter[Hashable]) -> None:
+    def __init__(self, *limiters: RateLimiter[T]) -> None:
         if not limiters:
             raise ValueError("MaxOfLimiter needs at least one limiter")
         self._limiters = limiters
 
-    def when(self, item: Hashable) -> float:
+    def when(self, item: T) -> float:
         # Every limiter must see every call (not short-circuit), so each keeps its own count.
         return max([limiter.when(item) for limiter in self._limiters])
 
-    def forget(self, item: Hashable) -> None:
+    def forget(self, item: T) -> None:
         for limiter in self._limiters:
             limiter.forget(item)
 
-    def num_requeues(self, item: Hashable) -> int:
+    def num_requeues(self, item: T) -> int:
         return max(limiter.num_requeues(item) for limiter in self._limiters)
 
 
-def default_controller_limiter(*, clock: Clock | None = None) -> MaxOfLimiter:
+def default_controller_limiter(*, clock: Clock | None = None) -> MaxOfLimiter[Hashable]:
     """max(per-item exponential 5 ms → 1000 s, shared token bucket 10 qps / burst 100)."""
     return MaxOfLimiter(
         ItemExponentialLimiter(0.005, 1000.0),
