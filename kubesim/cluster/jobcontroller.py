@@ -7,7 +7,9 @@ pods that status counted, then record Events (SuccessfulCreate, SuccessfulDelete
 the failure reason, Suspended, Resumed). Errors requeue the Job with per-key exponential backoff; the plan's
 ``requeue_after`` (deadline, pod-failure backoff) arms a delayed resync.
 
-Pods whose controller Job is gone have the tracking finalizer removed (orphan cleanup), so garbage
+Jobs with ``spec.managedBy`` naming another controller are left alone. A finished Job with
+``ttlSecondsAfterFinished`` is deleted (Foreground) once its TTL has run out, as the TTL-after-finished
+controller does. Pods whose controller Job is gone have the tracking finalizer removed (orphan cleanup), so garbage
 collection after a Background or Foreground Job deletion completes.
 
 Invariant: only one sync per Job runs at a time (work-queue guarantee); ``JobMemory`` lives here, keyed by Job.
@@ -20,17 +22,18 @@ import contextlib
 import secrets
 from typing import Any
 
-from kubesim.cluster.clock import Clock
+from kubesim.cluster.clock import Clock, parse_rfc3339
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key, controller_uid
 from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_job
-from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod
+from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod, is_job_finished
 from kubesim.cluster.workqueue import WorkQueue
 from kubesim.errors import ApiError
 
 JSON = dict[str, Any]
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 SLOW_START_INITIAL_BATCH = 1
+JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"
 
 
 def _suffix() -> str:
@@ -132,7 +135,12 @@ class JobController:
         if job is None:
             self.memory.pop(key, None)
             return
+        managed_by = (job.get("spec") or {}).get("managedBy")
+        if managed_by not in (None, "", JOB_CONTROLLER_NAME):
+            return  # another controller (e.g. MultiKueue) owns this Job's status
         self.syncs += 1
+        if is_job_finished(job) and await self._expire_if_due(key, job):
+            return
         uid = job["metadata"].get("uid", "")
         pods = []
         for pkey in list(self.index.pods_by_owner.get(uid, ())):
@@ -144,6 +152,34 @@ class JobController:
         memory.counted &= live
         plan = sync_job(job, pods, self.clock.now(), memory, self.backoff)
         await self._act(key, job, plan, memory)
+
+    async def _expire_if_due(self, key: Key, job: JSON) -> bool:
+        """The TTL-after-finished controller: delete (Foreground) a finished Job whose TTL has run out."""
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return False
+        finished_at = None
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+                finished_at = parse_rfc3339(cond.get("lastTransitionTime"))
+        if finished_at is None:
+            return False
+        due = finished_at + float(ttl)
+        if self.clock.now() < due:
+            self.queue.add_after(key, due - self.clock.now())
+            return False
+        try:
+            await self.store.delete(
+                "jobs.batch",
+                key[1],
+                key[0],
+                propagation_policy="Foreground",
+                preconditions={"uid": job["metadata"].get("uid", "")},
+            )
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+        return True
 
     async def _act(self, key: Key, job: JSON, plan: JobPlan, memory: JobMemory) -> None:
         ns = key[0]

@@ -288,3 +288,23 @@ async def test_orphaned_pods_lose_the_tracking_finalizer() -> None:
         (pod,) = await h.pods()
         assert not pod["metadata"].get("ownerReferences")
         assert "batch.kubernetes.io/job-tracking" not in (pod["metadata"].get("finalizers") or [])
+
+
+async def test_ttl_after_finished_deletes_the_job() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create("jobs.batch", job("ttl", ttlSecondsAfterFinished=30,
+                                         annotations={"sim.pyjobset.io/run-seconds": "1"}))  # fmt: skip
+        await h.advance(1)
+        assert h.condition(h.job("ttl"), "Complete") is not None
+        await h.advance(20)
+        assert h.store.get_nowait("jobs.batch", "ttl", "default") is not None
+        await h.advance(10)
+        assert h.store.get_nowait("jobs.batch", "ttl", "default") is None
+        assert await h.pods() == []
+
+
+async def test_jobs_managed_by_another_controller_are_left_alone() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create("jobs.batch", job("mk", managedBy="kueue.x-k8s.io/multikueue"))
+        assert await h.pods() == []
+        assert not h.job("mk").get("status", {}).get("startTime")
