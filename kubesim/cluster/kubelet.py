@@ -3,6 +3,8 @@
 For each bound pod, ``kubeletsim.decide`` gives the next status and the next wake-up; this module writes the
 status (``update_status`` with the read resourceVersion; a 409 just retries) and arms one timer per pod on the
 injected clock. A pod that is terminal and being deleted gets the kubelet's final ``DELETE`` with grace 0.
+Pods bound to a node that does not exist (deleted, or never there) are failed with DisruptionTarget and
+deleted, as PodGC does.
 
 Nodes: when ``sim.pyjobset.io/fail`` appears or disappears, the node's Ready condition and not-ready taints
 are rewritten (``nodes.desired_node``) and every pod on the node is re-evaluated (pods on a failed node fail
@@ -54,7 +56,10 @@ class Kubelets:
             if deleted:
                 self._failed_nodes.discard(name)
                 self._node_ips.pop(name, None)
+                for pkey in self.index.pods_by_node.get(name, ()):
+                    self.pods.add(pkey)  # PodGC: pods of a vanished node fail and go
                 return
+            self._node_ips.setdefault(name, "")
             for addr in (obj.get("status") or {}).get("addresses") or []:
                 if addr.get("type") == "InternalIP":
                     self._node_ips[name] = addr.get("address", "")
@@ -139,13 +144,18 @@ class Kubelets:
             with contextlib.suppress(ApiError):
                 await self.store.delete("pods", key[1], key[0], grace_period_seconds=0)
             return
+        node_gone = node not in self._node_ips
         decision = decide(
-            pod, node_failed=node in self._failed_nodes, now=self.clock.now(), host_ip=self._node_ips.get(node, "")
+            pod,
+            node_failed=node in self._failed_nodes,
+            now=self.clock.now(),
+            host_ip=self._node_ips.get(node, ""),
+            node_gone=node_gone,
         )
         if decision.status is not None:
             new = dict(pod, status=decision.status)  # ``pod`` is our own fresh copy from get_nowait
             written = await self.store.update_status("pods", new, key[0])
-            if written["metadata"].get("deletionTimestamp") and decision.status.get("phase") in (
+            if (node_gone or written["metadata"].get("deletionTimestamp")) and decision.status.get("phase") in (
                 "Succeeded",
                 "Failed",
             ):

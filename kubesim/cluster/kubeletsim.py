@@ -12,8 +12,10 @@ Pure, no I/O. The pod annotation contract (``docs``: ``shared/design/simulated-c
 - ``sim.pyjobset.io/exit-now``: containers terminate at once with this exit code.
 
 A pod being deleted is killed (exit 137). A pod on a failed node fails with a ``DisruptionTarget`` condition,
-as after an eviction by the taint manager. Terminal pods report ``terminated`` container states (exit code,
-reason Completed or Error, timestamps); running pods report ``ready`` and ``started``.
+as after an eviction by the taint manager; a pod bound to a node that no longer exists fails the same way with
+reason ``DeletionByPodGC`` (the pod garbage collector's doing) and is then deleted. Terminal pods report
+``terminated`` container states (exit code, reason Completed or Error, timestamps); running pods report
+``ready`` and ``started``.
 
 Invariant: ``decide`` returns ``None`` for the status when nothing changes, so feeding our own writes back in
 converges; the returned wake-up is the next instant at which the answer would change on its own.
@@ -139,7 +141,9 @@ def _terminated(code: int, started: str | None, finished: str, container_id: str
     return term
 
 
-def decide(pod: JSON, *, node_failed: bool, now: float, host_ip: str = "10.128.0.1") -> KubeletDecision:
+def decide(
+    pod: JSON, *, node_failed: bool, now: float, host_ip: str = "10.128.0.1", node_gone: bool = False
+) -> KubeletDecision:
     """What the kubelet of a bound pod's node does next."""
     md = pod.get("metadata") or {}
     sp = pod.get("spec") or {}
@@ -151,11 +155,16 @@ def decide(pod: JSON, *, node_failed: bool, now: float, host_ip: str = "10.128.0
     ts = rfc3339(now)
     st = copy.deepcopy(st0)
 
-    if node_failed:
-        _set_condition(st, "DisruptionTarget", "True", ts, "DeletionByTaintManager")
+    if node_failed or node_gone:
+        reason, message = (
+            ("DeletionByPodGC", "PodGC: node no longer exists")
+            if node_gone
+            else ("DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint")
+        )
+        _set_condition(st, "DisruptionTarget", "True", ts, reason)
         for cond in st["conditions"]:
             if cond["type"] == "DisruptionTarget":
-                cond["message"] = "Taint manager: deleting due to NoExecute taint"
+                cond["message"] = message
         return KubeletDecision(_finish(pod, st, KILLED_EXIT_CODE, ts), None)
     if md.get("deletionTimestamp"):
         return KubeletDecision(_finish(pod, st, KILLED_EXIT_CODE, ts), None)

@@ -106,3 +106,26 @@ async def test_pod_failure_policy_can_ignore_node_failures() -> None:
         live = [p for p in await h.pods() if p["status"]["phase"] == "Running"]
         assert len(live) == 1
         assert live[0]["spec"]["nodeName"] != pod["spec"]["nodeName"]  # the failed node is tainted
+
+
+async def test_pods_of_a_deleted_node_fail_and_are_collected() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create(
+            "jobs.batch",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "orphan-node", "namespace": "default"},
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}},
+                },
+            },
+        )
+        (pod,) = await h.pods()
+        await h.store.delete("nodes", pod["spec"]["nodeName"])
+        await h.settle()
+        assert await h.pods() == []
+        job = h.job("orphan-node")
+        assert job["status"]["failed"] == 1
+        assert h.condition(job, "Failed") is not None
