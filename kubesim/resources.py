@@ -301,6 +301,8 @@ class Registry:
     def __init__(self) -> None:
         self._by_gr: dict[tuple[str, str], ResourceInfo] = {}
         self.generation = 0  # bumped on every change, so discovery caches know when to rebuild
+        self._cache: dict[str, ResourceInfo | None] = {}
+        self._cache_gen = -1
 
     def add(self, info: ResourceInfo) -> None:
         self._by_gr[(info.group, info.resource)] = info
@@ -330,6 +332,15 @@ class Registry:
 
     def lookup(self, name: str) -> ResourceInfo | None:
         """Resolve ``pods``, ``jobs.batch``, ``Pod``, ``Job.batch``, ``po`` or ``jobsets.jobset.x-k8s.io``."""
+        if self._cache_gen != self.generation:
+            self._cache.clear()
+            self._cache_gen = self.generation
+        hit = self._cache.get(name)
+        if hit is None:
+            hit = self._cache[name] = self._lookup(name)
+        return hit
+
+    def _lookup(self, name: str) -> ResourceInfo | None:
         res, _, group = name.partition(".")
         if info := self._by_gr.get((group, res)):
             return info

@@ -1,0 +1,249 @@
+"""Benchmark of the simulated API server (kubesim): how big a cluster it serves, and how fast.
+
+Workload (defaults; all tunable by flags):
+
+1. ``SimCluster(nodes=65000)`` start-up: seconds until the server has all 65k simulated nodes (the in-cluster
+   half creates them through the store), then a paginated LIST of the nodes over HTTP.
+2. Pod creation: 100k realistic JobSet-child pods -- a share over HTTP (one aiohttp session, 50 requests in
+   flight, like the controller's client) and the rest through the in-process API -- reported as creates/s.
+3. A paginated LIST of the 100k pods over HTTP (``limit=500``), as an informer's initial list does.
+4. Watch fan-out: W HTTP watchers on pods (``allowWatchBookmarks``) while N status updates are committed;
+   events delivered per second across all watchers, and the time until every watcher has seen every update.
+5. Memory: RSS growth per stored pod and per stored node (the store keeps each object's serialised bytes).
+
+Prints one JSON document and writes it to ``scale_tests/results/bench_kubesim.json``. It measures and
+compares within one run; it never passes or fails on absolute time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kubesim import SimCluster
+
+RESULTS = Path(__file__).resolve().parent / "results"
+JSON = dict[str, Any]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+
+
+def pod(i: int, ns: str = "bench") -> JSON:
+    job = i // 8
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"js-rj-{job}-{i % 8}-abcde",
+            "namespace": ns,
+            "labels": {
+                "jobset.sigs.k8s.io/jobset-name": "js",
+                "jobset.sigs.k8s.io/replicatedjob-name": "rj",
+                "jobset.sigs.k8s.io/job-index": str(job),
+                "jobset.sigs.k8s.io/restart-attempt": "0",
+                "batch.kubernetes.io/job-name": f"js-rj-{job}",
+                "batch.kubernetes.io/job-completion-index": str(i % 8),
+            },
+            "annotations": {
+                "batch.kubernetes.io/job-completion-index": str(i % 8),
+                "jobset.sigs.k8s.io/global-replicas": "12500",
+            },
+        },
+        "spec": {
+            "hostname": f"js-rj-{job}-{i % 8}",
+            "subdomain": "js",
+            "restartPolicy": "Never",
+            "nodeSelector": {"cloud.google.com/gke-nodepool": f"pool-{job % 4000}"},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.example.com/train:1.2.3",
+                    "command": ["python", "-m", "train"],
+                    "env": [{"name": "JOB_COMPLETION_INDEX", "value": str(i % 8)}],
+                    "resources": {
+                        "requests": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "8"},
+                        "limits": {"nvidia.com/gpu": "8"},
+                    },
+                }
+            ],
+        },
+    }
+
+
+async def list_all(http: aiohttp.ClientSession, url: str, limit: int) -> tuple[int, int, int]:
+    """(items, pages, bytes) of a paginated LIST."""
+    items = pages = size = 0
+    token = ""
+    while True:
+        params = {"limit": str(limit)}
+        if token:
+            params["continue"] = token
+        async with http.get(url, params=params) as resp:
+            body = await resp.read()
+        doc = orjson.loads(body)
+        items += len(doc["items"])
+        pages += 1
+        size += len(body)
+        token = doc["metadata"].get("continue", "")
+        if not token:
+            return items, pages, size
+
+
+async def bench_nodes(nodes: int) -> JSON:
+    gc.collect()
+    before = rss_bytes()
+    t0 = time.perf_counter()
+    sim = SimCluster(nodes=nodes)
+    await sim.start()
+    try:
+        started = time.perf_counter() - t0
+        count = len(sim.store.bucket(sim.store.info("nodes")).objects)
+        grown = rss_bytes() - before
+        async with aiohttp.ClientSession() as http:
+            t1 = time.perf_counter()
+            items, pages, size = await list_all(http, f"{sim.url}/api/v1/nodes", 500)
+            listed = time.perf_counter() - t1
+        return {
+            "nodes": count,
+            "start_seconds": round(started, 3),
+            "rss_bytes_per_node": round(grown / max(count, 1)),
+            "list_nodes_seconds": round(listed, 3),
+            "list_nodes_items": items,
+            "list_nodes_pages": pages,
+            "list_nodes_mb": round(size / 2**20, 1),
+        }
+    finally:
+        await sim.stop()
+
+
+async def bench_pods(pods: int, http_pods: int, watchers: int, updates: int, concurrency: int) -> JSON:
+    out: JSON = {}
+    async with SimCluster(with_cluster=False, watch_window=max(200_000, updates * 2)) as sim:
+        store = sim.store
+        await store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+        gc.collect()
+        before = rss_bytes()
+        url = f"{sim.url}/api/v1/namespaces/bench/pods"
+        conn = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=conn) as http:
+            # -- creates over HTTP, bounded concurrency
+            sem = asyncio.Semaphore(concurrency)
+            failures = 0
+
+            async def post(i: int) -> None:
+                nonlocal failures
+                async with (
+                    sem,
+                    http.post(url, data=orjson.dumps(pod(i)), headers={"Content-Type": "application/json"}) as resp,
+                ):
+                    await resp.read()
+                    failures += resp.status != 201
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(post(i) for i in range(http_pods)))
+            http_secs = time.perf_counter() - t0
+            out["http_creates_per_second"] = round(http_pods / http_secs)
+            out["http_create_failures"] = failures
+            # -- creates in process
+            t0 = time.perf_counter()
+            for i in range(http_pods, pods):
+                await store.create("pods", pod(i))
+                if i % 5000 == 0:
+                    await asyncio.sleep(0)
+            inproc = pods - http_pods
+            out["inprocess_creates_per_second"] = round(inproc / max(time.perf_counter() - t0, 1e-9))
+            gc.collect()
+            out["pods"] = len(store.bucket(store.info("pods")).objects)
+            out["rss_bytes_per_pod"] = round((rss_bytes() - before) / max(out["pods"], 1))
+            # -- paginated LIST
+            t0 = time.perf_counter()
+            items, pages, size = await list_all(http, url, 500)
+            secs = time.perf_counter() - t0
+            out["list_pods_seconds"] = round(secs, 3)
+            out["list_pods_items_per_second"] = round(items / secs)
+            out["list_pods_pages"] = pages
+            out["list_pods_mb"] = round(size / 2**20, 1)
+            # -- watch fan-out
+            rv = store.resource_version
+            targets = [f"js-rj-{i // 8}-{i % 8}-abcde" for i in range(updates)]
+            received = [0] * watchers
+            done = asyncio.Event()
+
+            async def watch(k: int) -> None:
+                params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true"}
+                timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+                async with http.get(url, params=params, timeout=timeout) as resp:
+                    async for line in resp.content:
+                        if b'"MODIFIED"' in line[:24]:
+                            received[k] += 1
+                            if all(r >= updates for r in received):
+                                done.set()
+                            if received[k] >= updates:
+                                return
+
+            tasks = [asyncio.create_task(watch(k)) for k in range(watchers)]
+            while sum(len(b.watchers) for b in [store.bucket(store.info("pods"))]) < watchers:
+                await asyncio.sleep(0.01)
+            t0 = time.perf_counter()
+            for n, name in enumerate(targets):
+                obj = store.get_nowait("pods", name, "bench")
+                assert obj is not None
+                obj["status"] = {"phase": "Running", "podIP": f"10.0.{n // 250 % 250}.{n % 250}"}
+                await store.update_status("pods", obj)
+                if n % 1000 == 0:
+                    await asyncio.sleep(0)
+            commit_secs = time.perf_counter() - t0
+            await asyncio.wait_for(done.wait(), 600)
+            fan_secs = time.perf_counter() - t0
+            await asyncio.gather(*tasks)
+            out["watchers"] = watchers
+            out["status_updates"] = updates
+            out["status_updates_per_second"] = round(updates / commit_secs)
+            out["watch_events_delivered_per_second"] = round(updates * watchers / fan_secs)
+            out["watch_fanout_seconds"] = round(fan_secs, 3)
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=65_000)
+    ap.add_argument("--pods", type=int, default=100_000)
+    ap.add_argument("--http-pods", type=int, default=10_000)
+    ap.add_argument("--watchers", type=int, default=4)
+    ap.add_argument("--updates", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--out", default=str(RESULTS / "bench_kubesim.json"))
+    args = ap.parse_args()
+    result: JSON = {
+        "benchmark": "kubesim",
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
+    if args.nodes:
+        result["nodes"] = await bench_nodes(args.nodes)
+    result["pods"] = await bench_pods(args.pods, args.http_pods, args.watchers, args.updates, args.concurrency)
+    text = json.dumps(result, indent=2)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
