@@ -728,7 +728,7 @@ class Store:
         old_meta = old["metadata"]
         if subresource == "status":
             status = new.get("status")
-            merged = clone(old)
+            merged: JSON = clone(old)
             if status is None:
                 merged.pop("status", None)
             else:
