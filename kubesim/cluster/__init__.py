@@ -42,6 +42,7 @@ class ClusterOptions:
     (0 = no GPU resource); ``nodes_per_pool``: nodes per ``cloud.google.com/gke-nodepool``;
     ``scheduler_pods_per_second``: binding throughput (0 = unthrottled); ``pod_failure_backoff_seconds``:
     the Job controller's base delay before replacing failed pods (Kubernetes: 10 s, doubling to 6 min);
+    ``job_sync_batch_seconds``: delay that coalesces pod-triggered Job syncs (Kubernetes: 1 s; 0 = at once);
     ``events``: record Events; ``clock``: time source (default: wall clock).
     """
 
@@ -52,6 +53,7 @@ class ClusterOptions:
     pod_failure_backoff_seconds: float = 10.0
     pod_failure_backoff_max_seconds: float = 360.0
     job_workers: int = 4
+    job_sync_batch_seconds: float = 0.0
     events: bool = True
     node_shape: NodeShape | None = None
     clock: Clock = field(default_factory=RealClock)
@@ -72,6 +74,7 @@ class Runner:
             workers=options.job_workers,
             backoff=BackoffSettings(options.pod_failure_backoff_seconds, options.pod_failure_backoff_max_seconds),
             events=options.events,
+            batch_seconds=options.job_sync_batch_seconds,
         )
         self.scheduler = Scheduler(
             store, self.index, self.clock, pods_per_second=options.scheduler_pods_per_second, events=options.events

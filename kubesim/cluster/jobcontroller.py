@@ -4,13 +4,15 @@ Per sync, in the real controller's order: delete pods (stripping the tracking fi
 says so), create pods in slow-start batches (1, 2, 4, ...; the rest of a sync is skipped after a failed
 batch), write the status (optimistic concurrency: a 409 requeues), then release the tracking finalizers of the
 pods that status counted, then record Events (SuccessfulCreate, SuccessfulDelete, FailedCreate, Completed,
-the failure reason, Suspended, Resumed). Errors requeue the Job with per-key exponential backoff; the plan's
-``requeue_after`` (deadline, pod-failure backoff) arms a delayed resync.
+the failure reason, Suspended, Resumed). Pod events trigger a Job sync at once, or after ``batch_seconds``
+(the real controller batches pod updates for 1 s) so that a burst of pod changes costs one sync. Errors
+requeue the Job with per-key exponential backoff; the plan's ``requeue_after`` (deadline, pod-failure
+backoff) arms a delayed resync.
 
 Jobs with ``spec.managedBy`` naming another controller are left alone. A finished Job with
 ``ttlSecondsAfterFinished`` is deleted (Foreground) once its TTL has run out, as the TTL-after-finished
-controller does. Pods whose controller Job is gone have the tracking finalizer removed (orphan cleanup), so garbage
-collection after a Background or Foreground Job deletion completes.
+controller does. Pods whose controller Job is gone have the tracking finalizer removed (orphan cleanup), so
+garbage collection after a Background or Foreground Job deletion completes.
 
 Invariant: only one sync per Job runs at a time (work-queue guarantee); ``JobMemory`` lives here, keyed by Job.
 """
@@ -50,8 +52,10 @@ class JobController:
         workers: int = 4,
         backoff: BackoffSettings | None = None,
         events: bool = True,
+        batch_seconds: float = 0.0,
     ) -> None:
         self.store = store
+        self.batch_seconds = batch_seconds
         self.index = index
         self.clock = clock
         self.queue: WorkQueue[Key] = WorkQueue(clock)
@@ -73,7 +77,10 @@ class JobController:
             owner = controller_uid(obj)
             job_key = None if owner is None else self.index.job_by_uid.get(owner)
             if job_key is not None:
-                self.queue.add(job_key)
+                if self.batch_seconds > 0:
+                    self.queue.add_after(job_key, self.batch_seconds)
+                else:
+                    self.queue.add(job_key)
             elif not deleted and TRACKING_FINALIZER in ((obj.get("metadata") or {}).get("finalizers") or []):
                 # Our finalizer on a pod whose Job is gone (or that was orphaned): release it.
                 self.orphans.add(key)
