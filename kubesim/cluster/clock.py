@@ -1,5 +1,7 @@
 """Clocks for the simulated cluster: wall time plus timers driven by the event loop.
 
+(Also home of ``clone``, the fast deep copy of JSON values every component uses.)
+
 Every in-cluster component (Job controller, scheduler, kubelet) reads time and arms timers only through a
 ``Clock``, so tests can swap in ``FakeClock`` and move time forward at once instead of sleeping.
 
@@ -17,7 +19,9 @@ import itertools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import orjson
 
 
 class Timer(Protocol):
@@ -105,3 +109,12 @@ def parse_rfc3339(value: str | None) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+T = TypeVar("T")
+
+
+def clone(obj: T) -> T:
+    """A deep copy of a JSON value (several times faster than ``copy.deepcopy`` for API objects)."""
+    out: T = orjson.loads(orjson.dumps(obj))
+    return out

@@ -22,11 +22,10 @@ Invariant: the input dicts are never mutated; ``JobPlan.status`` is a fresh dict
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesim.cluster.clock import parse_rfc3339, rfc3339
+from kubesim.cluster.clock import clone, parse_rfc3339, rfc3339
 from kubesim.cluster.jobutil import (
     INDEX_FAILURE_COUNT_KEY,
     INDEX_IGNORED_FAILURE_COUNT_KEY,
@@ -228,7 +227,7 @@ def sync_job(
         return plan
 
     original = status(job)
-    st: JSON = copy.deepcopy(dict(original))
+    st: JSON = clone(dict(original))
     conds: list[JSON] = st.setdefault("conditions", [])
     indexed = is_indexed(job)
     completions = completions_of(job)

@@ -9,11 +9,10 @@ messages name the container/condition, the rule action and its index.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubesim.cluster.clock import parse_rfc3339
+from kubesim.cluster.clock import clone, parse_rfc3339
 
 JSON = dict[str, Any]
 
@@ -283,7 +282,7 @@ def default_job(job: JSON) -> JSON:
     Offered to the simulated API server: parallelism, completions, backoffLimit, completionMode, suspend,
     manualSelector, podReplacementPolicy, the generated selector and the template labels it implies.
     """
-    out = copy.deepcopy(job)
+    out = clone(job)
     sp = out.setdefault("spec", {})
     if sp.get("completions") is None and sp.get("parallelism") is None:
         sp["completions"] = 1
@@ -319,7 +318,7 @@ def build_pod(
     failure_counts: tuple[int, int] | None = None,
 ) -> JSON:
     """The pod the Job controller creates for ``index`` (None for NonIndexed), named with ``suffix``."""
-    template = copy.deepcopy(spec(job).get("template") or {})
+    template = clone(spec(job).get("template") or {})
     pmeta: JSON = dict(template.get("metadata") or {})
     pspec: JSON = template.get("spec") or {}
     jname = str(meta(job).get("name", ""))

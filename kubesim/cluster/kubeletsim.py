@@ -23,11 +23,10 @@ converges; the returned wake-up is the next instant at which the answer would ch
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
-from kubesim.cluster.clock import parse_rfc3339, rfc3339
+from kubesim.cluster.clock import clone, parse_rfc3339, rfc3339
 from kubesim.cluster.selectors import match_equality_selector, parse_equality_selector
 
 JSON = dict[str, Any]
@@ -153,7 +152,7 @@ def decide(
         return KubeletDecision(None, None)
     annotations: dict[str, str] = md.get("annotations") or {}
     ts = rfc3339(now)
-    st = copy.deepcopy(st0)
+    st = clone(st0)
 
     if node_failed or node_gone:
         reason, message = (

@@ -13,11 +13,10 @@ never loops.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
-from kubesim.cluster.clock import rfc3339
+from kubesim.cluster.clock import clone, rfc3339
 
 JSON = dict[str, Any]
 
@@ -154,7 +153,7 @@ def desired_node(node: JSON, now: float) -> JSON | None:
     has_taint = any(t.get("key") == NOT_READY_TAINT for t in taints)
     if node_ready(node) == want_ready and has_taint == (not want_ready):
         return None
-    out = copy.deepcopy(node)
+    out = clone(node)
     ts = rfc3339(now)
     conds = out.setdefault("status", {}).setdefault("conditions", [])
     for cond in conds:
