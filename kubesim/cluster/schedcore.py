@@ -278,8 +278,8 @@ class SchedulerState:
             cache[ck] = hit
         return hit
 
-    def place(self, pod: Mapping[str, Any]) -> tuple[str | None, str]:
-        """(chosen node or None, reason text when None)."""
+    def place(self, pod: Mapping[str, Any], *, explain: bool = True) -> tuple[str | None, str]:
+        """(chosen node or None, reason text when None; "" when ``explain`` is false)."""
         spec = pod.get("spec") or {}
         md = pod.get("metadata") or {}
         ns = md.get("namespace", "default")
@@ -370,7 +370,7 @@ class SchedulerState:
                 if fits(self.nodes[name], None):
                     self._cursor = (self._cursor + i + 1) % max(1, n)
                     return name, ""
-        return None, self.unschedulable_message(fits)
+        return None, self.unschedulable_message(fits) if explain else ""
 
     def unschedulable_message(self, fits: Any) -> str:
         reasons: Counter[str] = Counter()

@@ -153,10 +153,17 @@ class Scheduler:
         pod = self.store.get_nowait("pods", key[1], key[0])
         if pod is None or not wants_scheduling(pod):
             return False
-        node, message = self.state.place(pod)
+        # The "0/N nodes are available" text costs a scan of every node: compute it only when the pod does not
+        # already say why it is unschedulable (retries of a parked pod rarely change the answer).
+        explain = not any(
+            c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
+        node, message = self.state.place(pod, explain=explain)
         if node is None:
             self._parked.add(key)
-            await self._mark_unschedulable(pod, message)
+            if explain:
+                await self._mark_unschedulable(pod, message)
             return False
         try:
             bound = await self.store.bind(key[1], key[0], node)
