@@ -225,6 +225,22 @@ class Store:
                 "serviceaccounts",
                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
             )
+        self._seed(
+            "services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": "10.96.0.1",
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                },
+            },
+        )
         # Like a freshly started apiserver's watch cache: history before start-up is not replayable.
         for bucket in self._buckets.values():
             bucket.compacted = self._rv
@@ -1126,6 +1142,8 @@ class Store:
         ):
             finalizers = [f for f in finalizers if f != "orphan"]
         grace = self._grace_period(info_store, old, grace_period_seconds)
+        if info_store.storage == ("", "namespaces") and name in ("default", "kube-system", "kube-public"):
+            raise errors.forbidden("namespaces", "", name, "this namespace may not be deleted")
         if info_store.storage == ("", "namespaces"):
             if not meta.get("deletionTimestamp"):
                 nmeta["deletionTimestamp"] = now_rfc3339(self.clock)

@@ -143,3 +143,10 @@ async def test_strategic_merge_patch_on_custom_resource_is_415(kube: Kube, ns: s
 async def test_invalid_field_validation_directive_is_400(kube: Kube, ns: str) -> None:
     reply = await kube.post(f"/api/v1/namespaces/{ns}/configmaps", cm("fv", ns), fieldValidation="Sometimes")
     assert reply.status == 400
+
+
+async def test_system_namespaces_may_not_be_deleted(kube: Kube) -> None:
+    reply = await kube.delete("/api/v1/namespaces/kube-system")
+    assert reply.status == 403
+    assert _status(reply)["reason"] == "Forbidden"
+    assert (await kube.get("/api/v1/namespaces/kube-system")).obj()["status"]["phase"] == "Active"

@@ -36,7 +36,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_certs(directory: Path) -> tuple[bytes, Path, Path]:
+def make_certs(directory: Path, dns: tuple[str, ...] = ()) -> tuple[bytes, Path, Path]:
     """(CA PEM, serving cert path, serving key path)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -62,7 +62,13 @@ def make_certs(directory: Path) -> tuple[bytes, Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [
+                    *(x509.DNSName(d) for d in dns),
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -97,11 +103,11 @@ def deny(review: JSON, message: str, code: int = 403, reason: str = "") -> JSON:
 class WebhookServer:
     """HTTPS server: ``handlers[path](review) -> AdmissionReview``; ``reviews`` records (path, review)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dns_names: tuple[str, ...] = ()) -> None:
         self.handlers: dict[str, Handler] = {}
         self.reviews: list[tuple[str, JSON]] = []
         self._tmp = tempfile.TemporaryDirectory()
-        self.ca_pem, cert, key = make_certs(Path(self._tmp.name))
+        self.ca_pem, cert, key = make_certs(Path(self._tmp.name), dns_names)
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ssl.load_cert_chain(cert, key)
         app = web.Application()
