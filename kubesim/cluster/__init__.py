@@ -43,7 +43,8 @@ class ClusterOptions:
     ``scheduler_pods_per_second``: binding throughput (0 = unthrottled); ``pod_failure_backoff_seconds``:
     the Job controller's base delay before replacing failed pods (Kubernetes: 10 s, doubling to 6 min);
     ``job_sync_batch_seconds``: delay that coalesces pod-triggered Job syncs (Kubernetes: 1 s; 0 = at once);
-    ``events``: record Events; ``clock``: time source (default: wall clock).
+    ``job_controller_qps``/``job_controller_burst``: the Job controller's client rate limit (Kubernetes
+    defaults: 20/30; 0 = unlimited); ``events``: record Events; ``clock``: time source (default: wall clock).
     """
 
     nodes: int = 0
@@ -54,6 +55,8 @@ class ClusterOptions:
     pod_failure_backoff_max_seconds: float = 360.0
     job_workers: int = 4
     job_sync_batch_seconds: float = 0.0
+    job_controller_qps: float = 0.0
+    job_controller_burst: int = 30
     events: bool = True
     node_shape: NodeShape | None = None
     clock: Clock = field(default_factory=RealClock)
@@ -75,6 +78,8 @@ class Runner:
             backoff=BackoffSettings(options.pod_failure_backoff_seconds, options.pod_failure_backoff_max_seconds),
             events=options.events,
             batch_seconds=options.job_sync_batch_seconds,
+            qps=options.job_controller_qps,
+            burst=options.job_controller_burst,
         )
         self.scheduler = Scheduler(
             store, self.index, self.clock, pods_per_second=options.scheduler_pods_per_second, events=options.events

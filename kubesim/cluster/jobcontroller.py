@@ -14,6 +14,8 @@ Jobs with ``spec.managedBy`` naming another controller are left alone. A finishe
 controller does. Pods whose controller Job is gone have the tracking finalizer removed (orphan cleanup), so
 garbage collection after a Background or Foreground Job deletion completes.
 
+Writes can be throttled like kube-controller-manager's client (``qps``/``burst``; 0 = unlimited).
+
 Invariant: only one sync per Job runs at a time (work-queue guarantee); ``JobMemory`` lives here, keyed by Job.
 """
 
@@ -29,6 +31,7 @@ from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key, controller_uid
 from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_job
 from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod, is_job_finished
+from kubesim.cluster.ratelimit import TokenBucket
 from kubesim.cluster.workqueue import WorkQueue
 from kubesim.errors import ApiError
 
@@ -53,8 +56,11 @@ class JobController:
         backoff: BackoffSettings | None = None,
         events: bool = True,
         batch_seconds: float = 0.0,
+        qps: float = 0.0,
+        burst: int = 1,
     ) -> None:
         self.store = store
+        self.limiter = TokenBucket(clock, qps, burst)
         self.batch_seconds = batch_seconds
         self.index = index
         self.clock = clock
@@ -103,6 +109,9 @@ class JobController:
         self._tasks.clear()
 
     def idle(self) -> bool:
+        """No work possible without time passing (queues empty, or every worker waits for a rate-limit token)."""
+        if self.limiter.waiting:
+            return True
         return self.queue.idle() and self.orphans.idle()
 
     async def _run(self, queue: WorkQueue[Key], handler: Any) -> None:
@@ -134,6 +143,7 @@ class JobController:
         pod = self.store.get_nowait("pods", name, namespace)
         if pod is None or TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):
             return
+        await self.limiter.take()
         await self.store.remove_finalizer("pods", name, namespace, TRACKING_FINALIZER)
 
     async def sync(self, key: Key) -> None:
@@ -196,6 +206,7 @@ class JobController:
             try:
                 if d.strip_finalizer:
                     await self._remove_finalizer(d.name, ns)
+                await self.limiter.take()
                 await self.store.delete("pods", d.name, ns)
                 events.append(("Normal", "SuccessfulDelete", f"Deleted pod: {d.name}"))
             except ApiError as err:
@@ -223,6 +234,7 @@ class JobController:
             status = dict(status, active=max(0, int(status.get("active", 0)) - failed_creates))
         if status is not None:
             new_job = dict(job, status=status)
+            await self.limiter.take()
             try:
                 await self.store.update_status("jobs.batch", new_job, ns)
             except ApiError as err:
@@ -249,6 +261,7 @@ class JobController:
     async def _create(self, job: JSON, index: int | None, counts: tuple[int, int] | None) -> str | ApiError:
         pod = build_pod(job, index, _suffix(), failure_counts=counts)
         del pod["metadata"]["name"]
+        await self.limiter.take()
         try:
             created = await self.store.create("pods", pod, pod["metadata"]["namespace"])
         except ApiError as err:

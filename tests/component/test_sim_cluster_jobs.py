@@ -308,3 +308,16 @@ async def test_jobs_managed_by_another_controller_are_left_alone() -> None:
         await h.create("jobs.batch", job("mk", managedBy="kueue.x-k8s.io/multikueue"))
         assert await h.pods() == []
         assert not h.job("mk").get("status", {}).get("startTime")
+
+
+async def test_job_controller_client_rate_limit_spaces_pod_creation() -> None:
+    async with Harness(nodes=4, job_controller_qps=2, job_controller_burst=1) as h:
+        await h.store.create("jobs.batch", job("slow-start", completionMode="Indexed", completions=4, parallelism=4))
+        await h.settle()
+        first = len(await h.pods())
+        await h.advance(1, step=0.25)
+        second = len(await h.pods())
+        await h.advance(5, step=0.25)
+        assert first == 1
+        assert second == 3
+        assert len(await h.pods()) == 4
