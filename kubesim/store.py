@@ -1158,8 +1158,15 @@ class Store:
             held = bool(meta.get("finalizers"))
             if grace == 0 and not held:
                 return self.view(info, self._commit(info_store, key, None, entry, deleted=new)), True
+            changed = False
+            if grace < int(meta.get("deletionGracePeriodSeconds") or 0):
+                nmeta["deletionGracePeriodSeconds"] = grace
+                nmeta["deletionTimestamp"] = now_rfc3339(lambda: self.clock() + grace)
+                changed = True
             if finalizers != list(meta.get("finalizers") or []) and finalizers:
                 nmeta["finalizers"] = finalizers
+                changed = True
+            if changed:
                 return self.view(info, self._commit(info_store, key, new, entry)), False
             return self.view(info, old), False
         if finalizers or grace > 0:

@@ -164,3 +164,18 @@ async def test_finalizers_hold_deletion_until_removed() -> None:
 async def _take(stream: Any, n: int) -> Any:
     for _ in range(n):
         yield await asyncio.wait_for(stream.__anext__(), 5)
+
+
+async def test_graceful_pod_delete_with_finalizer_then_final_delete_and_finalizer_removal() -> None:
+    store = Store()
+    body = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "g", "namespace": "default", "finalizers": ["batch.kubernetes.io/job-tracking"]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}
+    await store.create("pods", body)
+    first = await store.delete("pods", "g", "default")
+    assert first["metadata"]["deletionGracePeriodSeconds"] == 30
+    final = await store.delete("pods", "g", "default", grace_period_seconds=0)
+    assert final["metadata"]["deletionGracePeriodSeconds"] == 0
+    final["metadata"]["finalizers"] = []
+    await store.update("pods", final)
+    assert store.get_nowait("pods", "g", "default") is None
