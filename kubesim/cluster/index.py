@@ -23,7 +23,8 @@ Handler = Callable[[str, Key, JSON, bool], None]
 """(kind, key, object, deleted) -- the object is shared and read-only (its final state when deleted)."""
 
 RESOURCE = {"pods": "pods", "jobs": "jobs.batch", "nodes": "nodes", "namespaces": "namespaces"}
-KINDS = {("", "pods"): "pods", ("batch", "jobs"): "jobs", ("", "nodes"): "nodes", ("", "namespaces"): "namespaces"}
+# Replay order at start matters: nodes and namespaces before the pods that refer to them.
+KINDS = {("", "nodes"): "nodes", ("", "namespaces"): "namespaces", ("batch", "jobs"): "jobs", ("", "pods"): "pods"}
 
 
 def controller_uid(obj: JSON | None) -> str | None:

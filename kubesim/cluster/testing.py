@@ -8,6 +8,7 @@ step, so tests never sleep. Invariant: leaving the ``async with`` stops every ta
 
 from __future__ import annotations
 
+import dataclasses
 from types import TracebackType
 from typing import Any
 
@@ -45,6 +46,12 @@ class Harness:
         await self.runner.stop()
         if self.gc is not None:
             await self.gc.stop()
+
+    async def restart_cluster(self) -> None:
+        """Stop the in-cluster components and start fresh ones on the same store (a controller-manager restart)."""
+        await self.runner.stop()
+        self._runner = await start(self.store, dataclasses.replace(self.options, nodes=0))
+        await self.settle()
 
     async def settle(self) -> None:
         """Run until the cluster and the garbage collector have nothing left to do without time passing."""

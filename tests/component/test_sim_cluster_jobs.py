@@ -321,3 +321,20 @@ async def test_job_controller_client_rate_limit_spaces_pod_creation() -> None:
         assert first == 1
         assert second == 3
         assert len(await h.pods()) == 4
+
+
+async def test_restarted_cluster_picks_up_running_pods() -> None:
+    async with Harness(nodes=2) as h:
+        await h.create(
+            "jobs.batch",
+            job("survivor", completionMode="Indexed", completions=2, parallelism=2,
+                annotations={"sim.pyjobset.io/run-seconds": "10"}),
+        )  # fmt: skip
+        await h.advance(4)
+        before = sorted(p["metadata"]["name"] for p in await h.pods())
+        await h.restart_cluster()
+        pods = await h.pods()
+        assert sorted(p["metadata"]["name"] for p in pods) == before
+        assert all(p["status"]["phase"] == "Running" for p in pods)
+        await h.advance(6)
+        assert h.condition(h.job("survivor"), "Complete") is not None
