@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import time
@@ -98,7 +99,12 @@ class FakeClock:
 
 def rfc3339(ts: float) -> str:
     """Kubernetes' second-precision timestamp format (``metav1.Time``)."""
-    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_second(int(ts))
+
+
+@functools.lru_cache(maxsize=256)
+def _format_second(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(value: str | None) -> float | None:
