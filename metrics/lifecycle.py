@@ -506,8 +506,10 @@ class LifecycleTracker:
                 old = view.window
                 recovery_t0 = old.recovery_t0 if old is not None and old.recovery_t0 is not None else now
                 status = plan.status
-                bumped = status is not None and status.restarts > view.attempt
-                if bumped and status is not None:
+                # Compare with the JobSet the plan was decided on: the watch event of our own status write may
+                # already have moved ``view.attempt`` (the acting layer awaits event writes before observers).
+                bumped = status is not None and status.restarts > js.status.restarts
+                if status is not None and status.restarts > view.attempt:
                     view.attempt = view.restarts = status.restarts
                     view.recount()
                 # Without a new attempt number (per-Job restarts) the old Jobs still count: time recovery only.

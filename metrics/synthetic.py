@@ -244,7 +244,7 @@ class ScriptedLife:
 
     Layout: ``rjobs`` replicated Jobs on nodes of ``pool`` with ``gpus_per_pod`` GPUs each; every pod gets its
     own node ``<pool>-<n>``. Timeline (seconds after creation): Jobs created at +2, pods scheduled at +5,
-    running at +9, ready at +10; pod 0 fails at +100; restart decided at +101 (rule ``node-failure``,
+    running at +9, ready at +10; pod 0 fails at +100; restart decided at +101 (rule ``nodeFailure``,
     action RestartJobSet); new attempt's Jobs at +103, scheduled +106, running +110, ready +111; completed at
     +500.
     """
@@ -320,7 +320,7 @@ class ScriptedLife:
         self.plan_observer.plan_applied(
             self.js,
             AppliedPlan(
-                Outcome("restarted", "FailurePolicy_node-failure", action="RestartJobSet", rule="node-failure"),
+                Outcome("restarted", "FailurePolicy_nodeFailure", action="RestartJobSet", rule="nodeFailure"),
                 restarted.status,
             ),
         )

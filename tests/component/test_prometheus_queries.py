@@ -177,7 +177,7 @@ async def test_scraped_values_match_the_scripted_story(prometheus: Prom) -> None
     restarts = 'jobset_restarts_total{namespace="team-a", jobset_name="train"}'
     assert await scalar(f"sum({restarts})") == 1
     labels = await prometheus.query(restarts)
-    assert labels["data"]["result"][0]["metric"]["reason"] == "FailurePolicy_node-failure"
+    assert labels["data"]["result"][0]["metric"]["reason"] == "FailurePolicy_nodeFailure"
     assert await scalar('jobset_recovery_seconds_count{namespace="team-a"}') == 1
     assert await scalar('jobset_recovery_seconds_sum{namespace="team-a"}') == 10
     assert await scalar('sum(jobset_startup_seconds_count{namespace="team-a"})') == 2

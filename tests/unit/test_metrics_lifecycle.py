@@ -36,8 +36,8 @@ def test_scripted_life_counts_one_restart_with_its_labels() -> None:
         "namespace": "team-a",
         "jobset_name": "train",
         "action": "RestartJobSet",
-        "rule": "node-failure",
-        "reason": "FailurePolicy_node-failure",
+        "rule": "nodeFailure",
+        "reason": "FailurePolicy_nodeFailure",
     }
     assert value(hub, "jobset_restarts_total", **restart_labels) == 1.0
     samples = [
@@ -254,3 +254,42 @@ def test_a_freed_slot_is_reused_and_other_counters_stay_monotonic() -> None:
     c_ = syn.jobset("c", "ns", rjobs=(("w", 1, 1),))
     infs["jobsets"].upsert(c_)
     assert value(hub, "jobset_status", namespace="ns", jobset_name="c", state="Starting") == 1
+
+
+def test_own_restart_whose_watch_event_arrives_before_plan_applied_is_timed_fully() -> None:
+    hub, infs, t = make_hub()
+    js = syn.jobset("w", "ns", rjobs=(("w", 1, 1),))
+    infs["jobsets"].upsert(js)
+    infs["jobs"].upsert(syn.job(js, "w", 0))
+    infs["pods"].upsert(syn.pod(js, "w", 0, 0, node="n", phase="Running", ready=True))
+    t.advance(10)
+    restarted = syn.with_status(js, restarts=1)
+    infs["jobsets"].upsert(restarted)  # the acting layer was still recording events when the watch caught up
+    outcome = syn.Outcome("restarted", "FailurePolicy_r", action="RestartJobSet", rule="r")
+    hub.tracker.plan_applied(js, syn.AppliedPlan(outcome, restarted.status))
+    t.advance(2)
+    infs["jobs"].upsert(syn.job(js, "w", 0, attempt=1))
+    t.advance(3)
+    infs["pods"].upsert(syn.pod(js, "w", 0, 0, attempt=1, node="n", phase="Running", ready=True))
+    jobs_created = {"namespace": "ns", "trigger": "restart", "phase": "jobs_created"}
+    assert value(hub, "jobset_startup_phase_seconds_sum", **jobs_created) == pytest.approx(2)
+    assert value(hub, "jobset_recovery_seconds_sum", namespace="ns", action="RestartJobSet") == pytest.approx(5)
+    assert value(hub, "jobset_recovery_seconds_count", namespace="ns", action="unknown") in (None, 0)
+
+
+def test_per_job_restart_times_recovery_only_after_pods_are_ready_again() -> None:
+    hub, infs, t = make_hub()
+    js = syn.jobset("pj", "ns", rjobs=(("w", 2, 1),))
+    infs["jobsets"].upsert(js)
+    for i in range(2):
+        infs["jobs"].upsert(syn.job(js, "w", i))
+        infs["pods"].upsert(syn.pod(js, "w", i, 0, node="n", phase="Running", ready=True))
+    t.advance(5)
+    infs["pods"].upsert(syn.pod(js, "w", 1, 0, node="n", phase="Failed"))
+    hub.tracker.plan_applied(js, syn.AppliedPlan(syn.Outcome("restarted", "r", action="RestartJob"), js.status))
+    assert value(hub, "jobset_status", namespace="ns", jobset_name="pj", state="Restarting") == 1
+    t.advance(4)
+    infs["pods"].delete(syn.pod(js, "w", 1, 0))
+    infs["pods"].upsert(syn.pod(js, "w", 1, 1, node="n", phase="Running", ready=True))
+    assert value(hub, "jobset_recovery_seconds_sum", namespace="ns", action="RestartJob") == pytest.approx(4)
+    assert value(hub, "jobset_startup_seconds_count", namespace="ns", trigger="restart") in (None, 0)
