@@ -67,7 +67,7 @@ class SimCluster:
         nodes_per_pool: int = 16,
         *,
         bookmark_interval: float = 1.0,
-        watch_window: int = 200_000,
+        watch_window: int = 50_000,
         with_cluster: bool = True,
         clock: Callable[[], float] | None = None,
         cluster_options: dict[str, Any] | None = None,

@@ -9,7 +9,7 @@ Invariants:
   cluster-scoped resources. An entry's ``raw`` is exactly the bytes served for it.
 - ``Bucket.events`` holds the most recent events in resourceVersion order; ``Bucket.compacted`` is the
   resourceVersion of the newest event dropped from it, so a watch from ``rv`` is served iff ``rv >= compacted``.
-- Each event is serialised once (``WatchEvent.line``) and shared by all HTTP watchers.
+- An event's object is serialised once (the stored bytes) and framed per watcher without re-encoding.
 - Watchers are fed synchronously at commit time, so a watcher sees the events of a resource in commit order and
   a bookmark enqueued after them is never ahead of an undelivered event.
 """
@@ -37,6 +37,9 @@ BOOKMARK = "BOOKMARK"
 ERROR = "ERROR"
 
 
+_PREFIX = {t: b'{"type":"' + t.encode() + b'","object":' for t in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")}
+
+
 class Entry:
     """One stored object."""
 
@@ -57,7 +60,7 @@ class Entry:
 class WatchEvent:
     """One change, shared by every watcher of its resource."""
 
-    __slots__ = ("_line", "_obj", "key", "labels", "prev_labels", "prev_raw", "raw", "rv", "type")
+    __slots__ = ("_obj", "key", "labels", "prev_labels", "prev_raw", "raw", "rv", "type")
 
     def __init__(
         self,
@@ -76,14 +79,19 @@ class WatchEvent:
         self.labels = labels
         self.prev_raw = prev_raw
         self.prev_labels = prev_labels
-        self._line: bytes | None = None
         self._obj: JSON | None = None
 
     def line(self) -> bytes:
-        """The watch-stream line for this event (``{"type":...,"object":...}\\n``), built once."""
-        if self._line is None:
-            self._line = b'{"type":"' + self.type.encode() + b'","object":' + self.raw + b"}\n"
-        return self._line
+        """The watch-stream line for this event (``{"type":...,"object":...}\\n``) around the stored bytes.
+
+        Not cached: events stay in the replay window, and a cached copy of every line would double its memory.
+        """
+        return _PREFIX[self.type] + self.raw + b"}\n"
+
+    def release(self) -> None:
+        """Drop what only the live fan-out needed, before the event sits in the replay window."""
+        self._obj = None
+        self.prev_raw = None
 
     def shared_obj(self) -> JSON:
         """The decoded object, decoded once and shared: callers must not change it."""
@@ -133,8 +141,11 @@ class Watcher:
             self.wakeup.set()
             return
         now = self.matches(ev.labels, ev.raw, ev.shared_obj() if self.fields else None)
-        if ev.type == MODIFIED and ev.prev_raw is not None:
-            before = self.matches(ev.prev_labels, ev.prev_raw)
+        if ev.type == MODIFIED:
+            # Replayed events no longer carry the previous object: field filters then assume no transition.
+            before = (
+                now if (self.fields and ev.prev_raw is None) else self.matches(ev.prev_labels, ev.prev_raw or ev.raw)
+            )
             if now and not before:
                 ev = WatchEvent(ADDED, ev.rv, ev.key, ev.raw, ev.labels)
             elif before and not now:

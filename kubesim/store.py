@@ -203,7 +203,7 @@ class WatchStream:
 class Store:
     """The object store with the apiserver's write semantics. See the module docstring for the API."""
 
-    def __init__(self, *, watch_window: int = 200_000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, watch_window: int = 50_000, clock: Callable[[], float] = time.time) -> None:
         self.registry = Registry()
         self.clock = clock
         self._buckets: dict[tuple[str, str], Bucket] = {}
@@ -532,6 +532,7 @@ class Store:
         bucket.publish(ev)
         for cb in self._subscribers:
             cb(bucket.info, ev)
+        ev.release()
         return result
 
     def _seed(self, resource: str, obj: JSON) -> None:
