@@ -15,7 +15,8 @@ A pod being deleted is killed (exit 137). A pod on a failed node fails with a ``
 as after an eviction by the taint manager; a pod bound to a node that no longer exists fails the same way with
 reason ``DeletionByPodGC`` (the pod garbage collector's doing) and is then deleted. Terminal pods report
 ``terminated`` container states (exit code, reason Completed or Error, timestamps); running pods report
-``ready`` and ``started``.
+``ready`` and ``started``. Containers with startup/readiness probes turn ready only after the probes'
+``initialDelaySeconds`` (``dependsOn: Ready`` flows depend on that).
 
 Invariant: ``decide`` returns ``None`` for the status when nothing changes, so feeding our own writes back in
 converges; the returned wake-up is the next instant at which the answer would change on its own.
@@ -85,6 +86,18 @@ def planned_exit_code(pod: JSON) -> int:
 def _pod_ip(pod: JSON) -> str:
     h = abs(hash(pod.get("metadata", {}).get("uid", ""))) % (250 * 250)
     return f"10.{64 + h // 62500 % 64}.{h // 250 % 250}.{h % 250 + 1}"
+
+
+def probe_delay(pod: JSON) -> float:
+    """Seconds after a container starts until its startup and readiness probes first pass."""
+    delay = 0.0
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        total = 0.0
+        for probe in ("startupProbe", "readinessProbe"):
+            if c.get(probe) is not None:
+                total += float(c[probe].get("initialDelaySeconds") or 0)
+        delay = max(delay, total)
+    return delay
 
 
 def _container_names(pod: JSON) -> list[tuple[str, str]]:
@@ -205,10 +218,17 @@ def decide(
         return _start_running(pod, st, ts, restarts, last, now, run_seconds)
 
     started_at = parse_rfc3339(state["running"].get("startedAt")) or now
-    if run_seconds is None:
-        return KubeletDecision(None, None)
-    exit_at = started_at + run_seconds
-    if now < exit_at:
+    exit_at = None if run_seconds is None else started_at + run_seconds
+    if exit_at is None or now < exit_at:
+        ready_at = started_at + probe_delay(pod)
+        if not all(c.get("ready") for c in containers):
+            if now < ready_at:
+                return KubeletDecision(None, ready_at if exit_at is None else min(ready_at, exit_at))
+            for cs in containers:
+                cs["ready"] = True
+            _set_condition(st, "ContainersReady", "True", ts)
+            _set_condition(st, "Ready", "True", ts)
+            return KubeletDecision(st, exit_at)
         return KubeletDecision(None, exit_at)
     code = planned_exit_code(pod)
     policy = sp.get("restartPolicy") or "Always"
@@ -284,9 +304,18 @@ def _start_running(
             }
             for c in init
         ]
+    delay = probe_delay(pod)
+    exit_at = None if run_seconds is None else now + run_seconds
+    if delay > 0:
+        for cs in st["containerStatuses"]:
+            cs["ready"] = False
+        _set_condition(st, "ContainersReady", "False", ts, "ContainersNotReady")
+        _set_condition(st, "Ready", "False", ts, "ContainersNotReady")
+        ready_at = now + delay
+        return KubeletDecision(st, ready_at if exit_at is None else min(ready_at, exit_at))
     _set_condition(st, "ContainersReady", "True", ts)
     _set_condition(st, "Ready", "True", ts)
-    return KubeletDecision(st, None if run_seconds is None else now + run_seconds)
+    return KubeletDecision(st, exit_at)
 
 
 def _finish(pod: JSON, st: JSON, code: int, finished: str) -> JSON:

@@ -131,3 +131,17 @@ def test_node_fail_annotation_round_trip() -> None:
     assert healed is not None
     assert node_ready(healed)
     assert "taints" not in healed["spec"]
+
+
+def test_probes_delay_readiness() -> None:
+    p = pod({"sim.pyjobset.io/run-seconds": "30"})
+    p["spec"]["containers"][0]["startupProbe"] = {"initialDelaySeconds": 5}
+    p["spec"]["containers"][0]["readinessProbe"] = {"initialDelaySeconds": 2}
+    p, wake = step(p, T0)
+    assert p["status"]["phase"] == "Running"
+    assert cond(p, "Ready") == "False"
+    assert wake == T0 + 7
+    p, wake = step(p, T0 + 7)
+    assert cond(p, "Ready") == "True"
+    assert p["status"]["containerStatuses"][0]["ready"] is True
+    assert wake == T0 + 30
