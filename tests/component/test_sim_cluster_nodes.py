@@ -10,7 +10,7 @@ JSON = dict[str, Any]
 
 
 def ready(node: JSON) -> str:
-    return next(c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready")
+    return str(next(c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"))
 
 
 async def test_nodes_have_capacity_labels_and_pools() -> None:

@@ -161,13 +161,13 @@ def test_exclusive_placement_puts_each_job_in_its_own_pool() -> None:
             pools.setdefault(job, set()).add(pool(state, node))
     assert all(len(p) == 1 for p in pools.values())
     assert len(set().union(*pools.values())) == 3
-    # a third pod of job "a" must join its pool; the pool is full after 2 pods of 8 GPUs each
+    # job "d" fills its 2-node pool with 8-GPU pods; a third pod must stay in that pool, so it cannot fit
     gpu = {"limits": {"nvidia.com/gpu": "8"}}
     for i in range(2):
         bind(state, pod(f"d-{i}", labels={"job-key": "d"}, affinity=exclusive("d"), resources=gpu))
-    node, reason = state.place(pod("d-2", labels={"job-key": "d"}, affinity=exclusive("d"), resources=gpu))
-    assert node is None
-    assert "didn't match pod affinity rules" in reason or "Insufficient nvidia.com/gpu" in reason
+    chosen, reason = state.place(pod("d-2", labels={"job-key": "d"}, affinity=exclusive("d"), resources=gpu))
+    assert chosen is None
+    assert "2 Insufficient nvidia.com/gpu, 6 node(s) didn't match pod affinity rules" in reason
 
 
 def test_existing_pods_anti_affinity_is_symmetric() -> None:
