@@ -93,7 +93,21 @@ def validate_name(info: ResourceInfo, name: str, field: str = "metadata.name") -
     return []
 
 
+# Label keys and values repeat across objects: remember the valid ones (bounded) to keep writes cheap.
+_VALID_KEYS: set[str] = set()
+_VALID_VALUES: set[str] = set()
+_CACHE_MAX = 50_000
+
+
+def _remember(cache: set[str], item: str) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache.add(item)
+
+
 def validate_qualified_key(key: str, field: str) -> list[JSON]:
+    if key in _VALID_KEYS:
+        return []
     prefix, slash, name = key.rpartition("/")
     bad = not name or len(name) > 63 or not QUALIFIED_NAME.match(name)
     if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
@@ -107,6 +121,7 @@ def validate_qualified_key(key: str, field: str) -> list[JSON]:
                 "'-', '_' or '.', and must start and end with an alphanumeric character",
             )
         ]
+    _remember(_VALID_KEYS, key)
     return []
 
 
@@ -122,7 +137,11 @@ def validate_meta(info: ResourceInfo, obj: JSON) -> list[JSON]:
         causes += validate_name(info, name)
     for key, val in (meta.get("labels") or {}).items():
         causes += validate_qualified_key(key, "metadata.labels")
-        if not isinstance(val, str) or len(val) > 63 or not LABEL_VALUE.match(val):
+        if isinstance(val, str) and val in _VALID_VALUES:
+            continue
+        if isinstance(val, str) and len(val) <= 63 and LABEL_VALUE.match(val):
+            _remember(_VALID_VALUES, val)
+        else:
             causes.append(
                 field_cause(
                     "FieldValueInvalid",
