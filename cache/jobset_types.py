@@ -296,7 +296,7 @@ def encode_status(status: JobSetStatus) -> JSON:
         cond["message"] = rec.message
         cond["lastTransitionTime"] = rec.last_transition_time
     rjs_list = obj.get("replicatedJobsStatus") or []
-    for rjs, rec in zip(rjs_list, status.replicated_jobs_status, strict=True):
+    for rjs, rjs_rec in zip(rjs_list, status.replicated_jobs_status, strict=True):
         for name in _RJS_COUNTERS:
-            rjs[name] = getattr(rec, name)
+            rjs[name] = getattr(rjs_rec, name)
     return obj
