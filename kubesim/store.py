@@ -593,8 +593,8 @@ class Store:
         meta = obj.get("metadata")
         if meta is None:
             obj["metadata"] = {}
-        elif not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
+        else:
+            _check_meta_types(info, meta)
         return obj
 
     def _namespace_for(self, info: ResourceInfo, obj: JSON, namespace: str | None) -> str:
@@ -1258,6 +1258,50 @@ class Store:
         return await self._guaranteed_update(
             info, namespace, name, build, "binding", False, "kube-scheduler", "Update", False
         )
+
+
+def _decode_error(info: ResourceInfo, what: str, field: str, want: str) -> ApiError:
+    return errors.bad_request(
+        f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: json: cannot unmarshal '
+        f"{what} into Go struct field ObjectMeta.metadata.{field} of type {want}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def _check_meta_types(info: ResourceInfo, meta: Any) -> None:
+    """Reject metadata that would not decode into ObjectMeta (a 400, as the apiserver's decoder does)."""
+    if not isinstance(meta, dict):
+        raise _decode_error(info, _json_type(meta), "", "v1.ObjectMeta")
+    for fld in ("name", "generateName", "namespace", "resourceVersion", "uid"):
+        v = meta.get(fld)
+        if v is not None and not isinstance(v, str):
+            raise _decode_error(info, _json_type(v), fld, "string")
+    for fld in ("labels", "annotations"):
+        m = meta.get(fld)
+        if m is None:
+            continue
+        if not isinstance(m, dict):
+            raise _decode_error(info, _json_type(m), fld, "map[string]string")
+        for v in m.values():
+            if not isinstance(v, str):
+                raise _decode_error(info, _json_type(v), fld, "string")
+    fins = meta.get("finalizers")
+    if fins is not None and (not isinstance(fins, list) or not all(isinstance(f, str) for f in fins)):
+        raise _decode_error(info, _json_type(fins), "finalizers", "[]string")
+    refs = meta.get("ownerReferences")
+    if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs)):
+        raise _decode_error(info, _json_type(refs), "ownerReferences", "[]v1.OwnerReference")
 
 
 def _set_field_validation(value: str | None) -> None:

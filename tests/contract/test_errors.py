@@ -150,3 +150,13 @@ async def test_system_namespaces_may_not_be_deleted(kube: Kube) -> None:
     assert reply.status == 403
     assert _status(reply)["reason"] == "Forbidden"
     assert (await kube.get("/api/v1/namespaces/kube-system")).obj()["status"]["phase"] == "Active"
+
+
+async def test_wrongly_typed_metadata_is_400(kube: Kube, ns: str) -> None:
+    body = cm("typed", ns)
+    body["metadata"]["labels"] = {"a": 5}
+    reply = await kube.post(f"/api/v1/namespaces/{ns}/configmaps", body)
+    assert reply.status == 400
+    assert "cannot unmarshal number" in _status(reply)["message"]
+    body["metadata"] = "nope"
+    assert (await kube.post(f"/api/v1/namespaces/{ns}/configmaps", body)).status == 400
