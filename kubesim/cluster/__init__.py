@@ -97,7 +97,11 @@ class Runner:
         for i in range(first, first + count):
             node = make_node(i, nodes_per_pool=self.options.nodes_per_pool, shape=shape, now=now)
             if seed is not None and ("", node["metadata"]["name"]) not in existing:
-                seed("nodes", node)
+                self.index.hint = (("", node["metadata"]["name"]), node)
+                try:
+                    seed("nodes", node)
+                finally:
+                    self.index.hint = None
             else:
                 await self.store.create("nodes", node)
             if i % 2000 == 1999:

@@ -46,6 +46,7 @@ class ClusterIndex:
         self.job_by_uid: dict[str, Key] = {}
         self.handlers: list[Handler] = []
         self.active = False
+        self.hint: tuple[Key, JSON] | None = None
 
     def start(self) -> None:
         """Subscribe, then replay the current objects as additions (synchronously, so nothing is missed)."""
@@ -68,7 +69,11 @@ class ClusterIndex:
             return
         # Decode privately instead of ``ev.shared_obj()``: that caches the dict on the event, and the store keeps
         # a window of recent events, which would pin ~10 KB per node/pod in memory.
-        obj = ev._obj if ev._obj is not None else orjson.loads(ev.raw)
+        hint = self.hint
+        if hint is not None and ev.type == "ADDED" and ev.key == hint[0]:
+            obj = hint[1]  # the dict we just seeded: identical to what was committed, no decode needed
+        else:
+            obj = ev._obj if ev._obj is not None else orjson.loads(ev.raw)
         self._apply(kind, ev.key, obj, deleted=ev.type == "DELETED")
 
     def _apply(self, kind: str, key: Key, obj: JSON, *, deleted: bool) -> None:
