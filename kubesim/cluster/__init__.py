@@ -84,7 +84,7 @@ class Runner:
         self.scheduler = Scheduler(
             store, self.index, self.clock, pods_per_second=options.scheduler_pods_per_second, events=options.events
         )
-        self.kubelets = Kubelets(store, self.index, self.clock)
+        self.kubelets = Kubelets(store, self.index, self.clock, events=options.events)
         self._stopped = False
 
     async def create_nodes(self, count: int, first: int = 0) -> None:

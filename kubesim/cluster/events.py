@@ -16,6 +16,8 @@ from kubesim.cluster.clock import Clock, rfc3339
 from kubesim.errors import ApiError
 
 JSON = dict[str, Any]
+# One process-wide sequence: Event names sort in recording order across components.
+_SEQ = itertools.count(int(time.time() * 1e6) & 0xFFFFFFFFFFFF)
 
 
 class EventRecorder:
@@ -24,7 +26,6 @@ class EventRecorder:
         self._clock = clock
         self._component = component
         self._enabled = enabled
-        self._seq = itertools.count(int(time.time() * 1e6) & 0xFFFFFFFFFFFF)
 
     async def emit(self, obj: JSON, etype: str, reason: str, message: str) -> None:
         if not self._enabled:
@@ -45,7 +46,7 @@ class EventRecorder:
         event: JSON = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{md.get('name', '')}.{next(self._seq):016x}", "namespace": ns},
+            "metadata": {"name": f"{md.get('name', '')}.{next(_SEQ):016x}", "namespace": ns},
             "involvedObject": involved,
             "reason": reason,
             "message": message,

@@ -10,6 +10,9 @@ Nodes: when ``sim.pyjobset.io/fail`` appears or disappears, the node's Ready con
 are rewritten (``nodes.desired_node``) and every pod on the node is re-evaluated (pods on a failed node fail
 with DisruptionTarget).
 
+Events as the kubelet records them: Pulled, Created, Started when containers start; Killing when a deleted
+pod's containers are stopped.
+
 Invariant: at most one armed timer per pod; timers only enqueue keys.
 """
 
@@ -20,6 +23,7 @@ import contextlib
 from typing import Any
 
 from kubesim.cluster.clock import Clock, Timer
+from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.kubeletsim import decide
 from kubesim.cluster.nodes import desired_node, node_failed
@@ -30,8 +34,9 @@ JSON = dict[str, Any]
 
 
 class Kubelets:
-    def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2) -> None:
+    def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True) -> None:
         self.store = store
+        self.recorder = EventRecorder(store, clock, "kubelet", enabled=events)
         self.index = index
         self.clock = clock
         self.pods: WorkQueue[Key] = WorkQueue(clock)
@@ -153,8 +158,10 @@ class Kubelets:
             node_gone=node_gone,
         )
         if decision.status is not None:
+            before = pod.get("status") or {}
             new = dict(pod, status=decision.status)  # ``pod`` is our own fresh copy from get_nowait
             written = await self.store.update_status("pods", new, key[0])
+            await self._record(written, before, decision.status)
             if (node_gone or written["metadata"].get("deletionTimestamp")) and decision.status.get("phase") in (
                 "Succeeded",
                 "Failed",
@@ -162,6 +169,26 @@ class Kubelets:
                 with contextlib.suppress(ApiError):
                     await self.store.delete("pods", key[1], key[0], grace_period_seconds=0)
         self._arm(key, decision.wake_at)
+
+    async def _record(self, pod: JSON, before: JSON, after: JSON) -> None:
+        """The kubelet's container Events for a status transition (image present, created, started, killed)."""
+        old = {c.get("name"): c for c in before.get("containerStatuses") or []}
+        deleting = bool(pod["metadata"].get("deletionTimestamp"))
+        for cs in after.get("containerStatuses") or []:
+            name = cs.get("name", "")
+            was = (old.get(name) or {}).get("state") or {}
+            now = cs.get("state") or {}
+            if "running" in now and "running" not in was:
+                image = next(
+                    (c.get("image", "") for c in pod["spec"].get("containers") or [] if c.get("name") == name), ""
+                )
+                await self.recorder.emit(
+                    pod, "Normal", "Pulled", f'Container image "{image}" already present on machine'
+                )
+                await self.recorder.emit(pod, "Normal", "Created", f"Created container: {name}")
+                await self.recorder.emit(pod, "Normal", "Started", f"Started container {name}")
+            elif "terminated" in now and "running" in was and deleting:
+                await self.recorder.emit(pod, "Normal", "Killing", f"Stopping container {name}")
 
     def _arm(self, key: Key, when: float | None) -> None:
         current = self._timers.get(key)

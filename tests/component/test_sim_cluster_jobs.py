@@ -79,9 +79,14 @@ async def test_indexed_job_runs_to_completion_with_real_pod_identity() -> None:
             assert "finishedAt" in term
             assert "startedAt" in term
             assert "batch.kubernetes.io/job-tracking" not in (p["metadata"].get("finalizers") or [])
-        reasons = [r for name, r, _ in await h.events() if name == "train"]
+        events = await h.events()
+        reasons = [r for name, r, _ in events if name == "train"]
         assert reasons.count("SuccessfulCreate") == 3
         assert "Completed" in reasons
+        pod_name = pods[0]["metadata"]["name"]
+        pod_events = [(r, m) for name, r, m in events if name == pod_name]
+        assert [r for r, _ in pod_events] == ["Scheduled", "Pulled", "Created", "Started"]
+        assert pod_events[2][1] == "Created container: main"
 
 
 async def test_failing_pods_exhaust_backoff_limit() -> None:
