@@ -16,12 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
-from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
-
 from cache import constants as c
 from cache.records import Node, Pod
 from metrics import registry as reg
+from metrics.exposition import PAUSE_EVERY, Item, RowCollector
 from metrics.lifecycle import LifecycleTracker, parse_count, pod_gpus
 from metrics.settings import OTHER_JOBSET, MetricsSettings
 
@@ -50,26 +48,22 @@ class InformerLike(Protocol):
     def has_synced(self) -> bool: ...
 
 
-class InformerCollector(Collector):
+class InformerCollector(RowCollector):
     """Watch restarts, re-lists, store sizes and sync state of informers."""
 
     def __init__(self, informers: Callable[[], Sequence[InformerLike]]) -> None:
         self._informers = informers
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())  # families are declared in metrics.registry; nothing to check at registration
-
-    def collect(self) -> Iterator[Metric]:
-        restarts = reg.INFORMER_WATCH_RESTARTS.new()
-        relists = reg.INFORMER_RELISTS.new()
-        objects = reg.INFORMER_OBJECTS.new()
-        synced = reg.INFORMER_SYNCED.new()
-        for inf in list(self._informers()):
-            restarts.add_metric([inf.name], inf.watch_restarts)
-            relists.add_metric([inf.name], inf.relists)
-            objects.add_metric([inf.name], len(inf.store))
-            synced.add_metric([inf.name], 1.0 if inf.has_synced() else 0.0)
-        yield from (restarts, relists, objects, synced)
+    def items(self) -> Iterator[Item]:
+        infs = list(self._informers())
+        yield reg.INFORMER_WATCH_RESTARTS
+        yield from (((inf.name,), inf.watch_restarts) for inf in infs)
+        yield reg.INFORMER_RELISTS
+        yield from (((inf.name,), inf.relists) for inf in infs)
+        yield reg.INFORMER_OBJECTS
+        yield from (((inf.name,), len(inf.store)) for inf in infs)
+        yield reg.INFORMER_SYNCED
+        yield from (((inf.name,), 1.0 if inf.has_synced() else 0.0) for inf in infs)
 
 
 # --------------------------------------------------------------------------------------------- JobSet state
@@ -77,7 +71,7 @@ class InformerCollector(Collector):
 _POD_PHASES = ("expected", "scheduled", "running", "ready")
 
 
-class LifecycleCollector(Collector):
+class LifecycleCollector(RowCollector):
     """Per-JobSet state, pods, restarts and idle GPU-seconds, plus JobSets per namespace and state.
 
     JobSets past the series cap are summed into ``jobset_name="__other__"`` (pods, restarts, idle GPU-seconds;
@@ -87,49 +81,46 @@ class LifecycleCollector(Collector):
     def __init__(self, tracker: LifecycleTracker) -> None:
         self.tracker = tracker
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
-    def collect(self) -> Iterator[Metric]:
+    def items(self) -> Iterator[Item]:
         tr = self.tracker
         now = tr.clock()
-        views = list(tr.views.values())
-        status = reg.JOBSET_STATUS.new()
-        seconds = reg.JOBSET_STATE_SECONDS.new()
-        pods = reg.JOBSET_PODS.new()
-        restarts = reg.JOBSET_RESTARTS.new()
-        idle = reg.JOBSET_GPU_IDLE_SECONDS.new()
+        views = [v for v in list(tr.views.values()) if v.known and v.state]
+        yield None
         counts: dict[tuple[str, str], int] = {}
+        own = []
         # namespace -> [expected, scheduled, running, ready, restarts, idle seconds] of capped JobSets
         other: dict[str, list[float]] = {ns: [0, 0, 0, 0, 0, v] for ns, v in list(tr.retired_other_idle.items())}
         for v in views:
-            state = v.state
-            if not v.known or not state:
+            counts[(v.namespace, v.state)] = counts.get((v.namespace, v.state), 0) + 1
+            if v.label != OTHER_JOBSET:
+                own.append(v)
                 continue
-            ns = v.namespace
-            counts[(ns, state)] = counts.get((ns, state), 0) + 1
-            figures = (v.pods_expected, v.n_sched, v.n_running, v.n_ready, v.restarts, v.idle_seconds(now))
-            if v.label == OTHER_JOBSET:
-                agg = other.setdefault(ns, [0, 0, 0, 0, 0, 0.0])
-                for i, x in enumerate(figures):
-                    agg[i] += x
-                continue
-            name = v.label
-            status.add_metric([ns, name, state], 1.0)
-            seconds.add_metric([ns, name, state], max(now - v.state_since, 0.0))
-            for phase, n in zip(_POD_PHASES, figures, strict=False):
-                pods.add_metric([ns, name, phase], n)
-            restarts.add_metric([ns, name], figures[4])
-            idle.add_metric([ns, name], figures[5])
+            agg = other.setdefault(v.namespace, [0, 0, 0, 0, 0, 0.0])
+            for i, x in enumerate((v.pods_expected, v.n_sched, v.n_running, v.n_ready, v.restarts)):
+                agg[i] += x
+            agg[5] += v.idle_seconds(now)
+        yield reg.JOBSET_STATE_COUNT
+        yield from (((ns, state), n) for (ns, state), n in sorted(counts.items()))
+        yield reg.JOBSET_STATUS
+        yield from (((v.namespace, v.label, v.state), 1.0) for v in own)
+        yield reg.JOBSET_STATE_SECONDS
+        yield from (((v.namespace, v.label, v.state), max(now - v.state_since, 0.0)) for v in own)
+        yield reg.JOBSET_PODS
+        for v in own:
+            ns, name = v.namespace, v.label
+            yield (ns, name, "expected"), v.pods_expected
+            yield (ns, name, "scheduled"), v.n_sched
+            yield (ns, name, "running"), v.n_running
+            yield (ns, name, "ready"), v.n_ready
         for ns, agg in other.items():
-            for phase, n in zip(_POD_PHASES, agg, strict=False):
-                pods.add_metric([ns, OTHER_JOBSET, phase], n)
-            restarts.add_metric([ns, OTHER_JOBSET], agg[4])
-            idle.add_metric([ns, OTHER_JOBSET], agg[5])
-        state_count = reg.JOBSET_STATE_COUNT.new()
-        for (ns, state), n in sorted(counts.items()):
-            state_count.add_metric([ns, state], n)
-        yield from (state_count, status, seconds, pods, restarts, idle)
+            for i, phase in enumerate(_POD_PHASES):
+                yield (ns, OTHER_JOBSET, phase), agg[i]
+        yield reg.JOBSET_RESTARTS
+        yield from (((v.namespace, v.label), v.restarts) for v in own)
+        yield from (((ns, OTHER_JOBSET), agg[4]) for ns, agg in other.items())
+        yield reg.JOBSET_GPU_IDLE_SECONDS
+        yield from (((v.namespace, v.label), v.idle_seconds(now)) for v in own)
+        yield from (((ns, OTHER_JOBSET), agg[5]) for ns, agg in other.items())
 
 
 # --------------------------------------------------------------------------------------------- GPU occupancy
@@ -141,7 +132,7 @@ def _node_available(node: Node) -> bool:
     return any(cond.type == "Ready" and cond.status == "True" for cond in node.status.conditions)
 
 
-class GpuCollector(Collector):
+class GpuCollector(RowCollector):
     """GPU allocatable vs requested per node pool and for the cluster, and GPUs held per JobSet.
 
     "Requested" counts pods bound to a node and not finished (Pending-but-bound pods hold their GPUs as far as
@@ -161,17 +152,16 @@ class GpuCollector(Collector):
         self._settings = settings
         self._label_of = label_of
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
-    def collect(self) -> Iterator[Metric]:
+    def items(self) -> Iterator[Item]:
         resource = self._settings.gpu_resource
         pool_key = self._settings.node_pool_label
         allocatable: dict[str, int] = {}
         unavailable: dict[str, int] = {}
         requested: dict[str, int] = {}
         pool_of: dict[str, str] = {}
-        for node in list(self._nodes()):
+        for n, node in enumerate(list(self._nodes())):
+            if n % PAUSE_EVERY == 0:
+                yield None
             q = node.status.allocatable.get(resource)
             gpus = parse_count(q) if q else 0
             pool = node.metadata.labels.get(pool_key, "")
@@ -181,7 +171,9 @@ class GpuCollector(Collector):
             target = allocatable if _node_available(node) else unavailable
             target[pool] = target.get(pool, 0) + gpus
         held: dict[tuple[str, str], int] = {}
-        for pod in list(self._pods()):
+        for n, pod in enumerate(list(self._pods())):
+            if n % PAUSE_EVERY == 0:
+                yield None
             node_name = pod.spec.node_name
             if not node_name or pod.status.phase in ("Succeeded", "Failed"):
                 continue
@@ -196,18 +188,15 @@ class GpuCollector(Collector):
                 key = (ns, self._label_of(ns, js_name))
                 held[key] = held.get(key, 0) + gpus
         pools = sorted(set(allocatable) | set(unavailable) | set(requested))
-        fam_alloc = reg.GPU_ALLOCATABLE.new()
-        fam_unavail = reg.GPU_UNAVAILABLE.new()
-        fam_req = reg.GPU_REQUESTED.new()
-        for pool in pools:
-            fam_alloc.add_metric([pool], allocatable.get(pool, 0))
-            fam_unavail.add_metric([pool], unavailable.get(pool, 0))
-            fam_req.add_metric([pool], requested.get(pool, 0))
-        cluster_alloc = reg.GPU_CLUSTER_ALLOCATABLE.new()
-        cluster_alloc.add_metric([], sum(allocatable.values()))
-        cluster_req = reg.GPU_CLUSTER_REQUESTED.new()
-        cluster_req.add_metric([], sum(requested.values()))
-        fam_held = reg.GPU_HELD.new()
-        for (ns, name), n in sorted(held.items()):
-            fam_held.add_metric([ns, name], n)
-        yield from (fam_alloc, fam_unavail, fam_req, cluster_alloc, cluster_req, fam_held)
+        yield reg.GPU_ALLOCATABLE
+        yield from (((pool,), allocatable.get(pool, 0)) for pool in pools)
+        yield reg.GPU_UNAVAILABLE
+        yield from (((pool,), unavailable.get(pool, 0)) for pool in pools)
+        yield reg.GPU_REQUESTED
+        yield from (((pool,), requested.get(pool, 0)) for pool in pools)
+        yield reg.GPU_CLUSTER_ALLOCATABLE
+        yield (), sum(allocatable.values())
+        yield reg.GPU_CLUSTER_REQUESTED
+        yield (), sum(requested.values())
+        yield reg.GPU_HELD
+        yield from (((ns, name), n) for (ns, name), n in sorted(held.items()))

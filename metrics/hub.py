@@ -7,7 +7,8 @@ controller's hook points without importing the controller (every parameter is ty
 Invariants:
 * one hub per process (or per test): a fresh ``CollectorRegistry``, never prometheus_client's global one;
 * ``pre_scrape`` callables run on the event loop before each scrape (they may touch loop-owned state, e.g. the
-  work queue's in-progress timers); rendering itself may then run in a worker thread, where collectors only read;
+  work queue's in-progress timers); rendering then runs in slices on the loop (``metrics.exposition``) or, when
+  configured, in a worker thread, where collectors only read;
 * ``attach`` never replaces a hook list, it appends to it.
 """
 
@@ -19,10 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from cache.records import Node, Pod
 from metrics.collectors import GpuCollector, InformerCollector, InformerLike, LifecycleCollector
+from metrics.exposition import render_now, render_sliced
 from metrics.hooks import LeaderMetrics, ReconcileMetrics, RestClientMetrics, WorkQueueMetrics
 from metrics.lifecycle import LifecycleTracker
 from metrics.registry import Metrics
@@ -42,9 +46,15 @@ class MetricsHub:
         self.tracker = LifecycleTracker(self.metrics, self.settings, clock=clock, synced=self._informers_synced)
         self.reconcile = ReconcileMetrics(self.metrics)
         self.pre_scrape: list[Callable[[], Any]] = [self.tracker.poll_synced]
-        self.registry.register(LifecycleCollector(self.tracker))
-        self.registry.register(InformerCollector(lambda: self._informers))
+        self.sources: list[Collector] = [m for m in vars(self.metrics).values() if isinstance(m, MetricWrapperBase)]
+        """What ``/metrics`` exports, in order: the event-fed metrics, then the scrape-time collectors."""
+        self._register(LifecycleCollector(self.tracker))
+        self._register(InformerCollector(lambda: self._informers))
         self._gpu: GpuCollector | None = None
+
+    def _register(self, collector: Collector) -> None:
+        self.registry.register(collector)
+        self.sources.append(collector)
 
     # ------------------------------------------------------------------------------------ feeding
 
@@ -72,19 +82,22 @@ class MetricsHub:
         if self._gpu is not None:
             return
         self._gpu = GpuCollector(nodes, pods, self.settings, self.tracker.label_of)
-        self.registry.register(self._gpu)
+        self._register(self._gpu)
 
     # ------------------------------------------------------------------------------------ exposition
 
     def render_sync(self) -> bytes:
-        """The text exposition (``CONTENT_TYPE_LATEST``) of the registry; safe in a worker thread."""
-        return generate_latest(self.registry)
+        """The text exposition (``CONTENT_TYPE_LATEST``) in one go; safe in a worker thread."""
+        return render_now(self.sources)
 
     async def render(self) -> bytes:
-        """Run the pre-scrape hooks on the loop, then render (in a thread when configured)."""
+        """Run the pre-scrape hooks on the loop, then render as ``settings.exposition`` says."""
         for hook in self.pre_scrape:
             hook()
-        if self.settings.threaded_exposition:
+        mode = self.settings.exposition
+        if mode == "sliced":
+            return await render_sliced(self.sources, budget=self.settings.exposition_slice_seconds)
+        if mode == "thread":
             return await asyncio.to_thread(self.render_sync)
         return self.render_sync()
 

@@ -24,19 +24,26 @@ class MetricsSettings:
     * ``gpu_resource`` — the extended resource counted as a GPU; it must be one the slim Pod record keeps
       (``cache.records``: ``nvidia.com/gpu``, ``amd.com/gpu``, ``google.com/tpu``), others decode as absent.
     * ``node_pool_label`` — node label that names a node pool; nodes without it are in pool ``""``.
-    * ``threaded_exposition`` — render ``/metrics`` in a worker thread, so a 65k-series scrape (~0.4 s of CPU)
-      does not stall the event loop (the GIL is still handed back every switch interval, 5 ms by default).
+    * ``exposition`` — how ``/metrics`` is rendered: ``"sliced"`` (default: on the event loop in slices of
+      ``exposition_slice_seconds``, yielding between slices, so a 65k-series scrape — most of a second of CPU —
+      delays an event by about one slice), ``"thread"`` (in a worker thread: the loop competes for the GIL) or
+      ``"inline"`` (in one go on the loop: the baseline of benchmark P7).
     """
 
     per_jobset_series: bool = True
     max_jobsets: int = 5000
     gpu_resource: str = "nvidia.com/gpu"
     node_pool_label: str = "cloud.google.com/gke-nodepool"
-    threaded_exposition: bool = True
+    exposition: str = "sliced"
+    exposition_slice_seconds: float = 0.002
 
     def __post_init__(self) -> None:
         if self.max_jobsets < 0:
             raise ValueError(f"metrics: max_jobsets must be >= 0, got {self.max_jobsets}")
+        if self.exposition not in ("sliced", "thread", "inline"):
+            raise ValueError(f"metrics: exposition must be sliced, thread or inline, got {self.exposition!r}")
+        if self.exposition_slice_seconds <= 0:
+            raise ValueError("metrics: exposition_slice_seconds must be > 0")
         if not self.gpu_resource:
             raise ValueError("metrics: gpu_resource must not be empty")
 

@@ -40,9 +40,9 @@ async def get(http: aiohttp.ClientSession, url: str, **kw: object) -> tuple[int,
         return resp.status, await resp.text()
 
 
-@pytest.mark.parametrize("threaded", [True, False], ids=["threaded", "inline"])
-async def test_metrics_and_probes_on_separate_listeners(http: aiohttp.ClientSession, threaded: bool) -> None:
-    hub = MetricsHub(MetricsSettings(threaded_exposition=threaded))
+@pytest.mark.parametrize("mode", ["sliced", "thread", "inline"])
+async def test_metrics_and_probes_on_separate_listeners(http: aiohttp.ClientSession, mode: str) -> None:
+    hub = MetricsHub(MetricsSettings(exposition=mode, exposition_slice_seconds=1e-6))
     infs = syn.fake_informers()
     hub.add_informers(infs.values())
     hub.reconcile.reconcile_done("jobset", "success", 0.01)
@@ -127,7 +127,7 @@ async def test_metrics_over_tls_from_a_cert_dir(http: aiohttp.ClientSession, tmp
         client_ctx.check_hostname = False
         status, text = await get(http, f"https://127.0.0.1:{server.ports['metrics']}/metrics", ssl=client_ctx)
         assert status == 200
-        assert 'leader_election_master_status{name="lease"} 1.0' in text
+        assert 'leader_election_master_status{name="lease"} 1\n' in text
         with pytest.raises(aiohttp.ClientError):
             await get(http, f"http://127.0.0.1:{server.ports['metrics']}/metrics")
     finally:
