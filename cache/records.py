@@ -157,16 +157,7 @@ class _KeyedFields(_Slim, frozen=True, gc=False):
         return [(k, v) for k in _wire_to_attr(type(self)) if (v := self.get(k)) is not None]
 
 
-class _InternedKeyedFields(_KeyedFields, frozen=True, gc=False):
-    def __post_init__(self) -> None:
-        # Values repeat across all pods of a JobSet (its name, the rjob name, the attempt, the job key ...).
-        for f in msgspec.structs.fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                msgspec.structs.force_setattr(self, f.name, sys.intern(value))
-
-
-class PodLabels(_InternedKeyedFields, frozen=True, gc=False):
+class PodLabels(_KeyedFields, frozen=True, gc=False):
     jobset_name: str | None = msgspec.field(default=None, name=c.JOBSET_NAME_KEY)
     jobset_uid: str | None = msgspec.field(default=None, name=c.JOBSET_UID_KEY)
     replicated_job_name: str | None = msgspec.field(default=None, name=c.REPLICATED_JOB_NAME_KEY)
@@ -178,7 +169,7 @@ class PodLabels(_InternedKeyedFields, frozen=True, gc=False):
     completion_index: str | None = msgspec.field(default=None, name=c.JOB_COMPLETION_INDEX_ANNOTATION)
 
 
-class PodAnnotations(_InternedKeyedFields, frozen=True, gc=False):
+class PodAnnotations(_KeyedFields, frozen=True, gc=False):
     jobset_name: str | None = msgspec.field(default=None, name=c.JOBSET_NAME_KEY)
     completion_index: str | None = msgspec.field(default=None, name=c.JOB_COMPLETION_INDEX_ANNOTATION)
     exclusive_topology: str | None = msgspec.field(default=None, name=c.EXCLUSIVE_TOPOLOGY_KEY)
@@ -203,7 +194,14 @@ class PodMeta(_Slim, frozen=True, gc=False):
     owner_references: tuple[OwnerRef, ...] = ()
 
     def __post_init__(self) -> None:
+        # One pass per pod (each Python-level hook costs more than the decode of a field): values repeat across
+        # all pods of a JobSet (its name, the rjob name, the attempt, the job key, the namespace ...).
         _intern(self, "namespace")
+        for part in (self.labels, self.annotations):
+            for name in part.__struct_fields__:
+                value = getattr(part, name)
+                if value is not None:
+                    msgspec.structs.force_setattr(part, name, sys.intern(value))
 
 
 class ContainerStatus(_Slim, frozen=True, gc=False):
@@ -229,11 +227,8 @@ class PodCondition(_Slim, frozen=True, gc=False):
     type: str
     status: ConditionStatus
 
-    def __post_init__(self) -> None:
-        _intern(self, "type")
 
-
-class Accelerators(_InternedKeyedFields, frozen=True, gc=False):
+class Accelerators(_KeyedFields, frozen=True, gc=False):
     """Accelerator quantities of a container's requests or limits; cpu and memory are skipped at decode."""
 
     nvidia_gpu: str | None = msgspec.field(default=None, name="nvidia.com/gpu")
@@ -271,6 +266,10 @@ class PodStatus(_Slim, frozen=True, gc=False):
     container_statuses: tuple[ContainerStatus, ...] = ()
     init_container_statuses: tuple[ContainerStatus, ...] = ()
     start_time: str | None = None
+
+    def __post_init__(self) -> None:
+        for cond in self.conditions:  # condition types repeat in every pod; one hook per pod, not per condition
+            msgspec.structs.force_setattr(cond, "type", sys.intern(cond.type))
 
 
 class Pod(_Slim, frozen=True, gc=False):
