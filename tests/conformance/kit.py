@@ -263,6 +263,14 @@ class Cluster:
         """Wait until the controller's ``replicatedJobsStatus`` for ``rjob_name`` equals ``want`` (all counts)."""
         return await self.wait_jobset(name, lambda js: js if counts(js, rjob_name) == want else None)  # type: ignore[no-any-return]
 
+    async def wait_counts(self, name: str, want: dict[str, dict[str, int]]) -> JSON:
+        """Wait until ``replicatedJobsStatus`` matches ``want`` (rjob name → all counts) in one observation."""
+
+        def check(js: JSON) -> JSON | None:
+            return js if all(counts(js, rj) == w for rj, w in want.items()) else None
+
+        return await self.wait_jobset(name, check)  # type: ignore[no-any-return]
+
     async def wait_condition(self, name: str, ctype: str, status: str = "True") -> JSON:
         def check(js: JSON) -> JSON | None:
             cond = condition(js, ctype)

@@ -60,11 +60,14 @@ async def test_c05_three_of_four_complete_last_ready_stays_active(cluster: Clust
     await cluster.wait_job_count(4)
     for name in NAMES[:3]:
         await cluster.exit_now(name, 0)
-    want_b = expected(succeeded=2, ready=1, active=1)
-    js = await cluster.wait_observed("test-js", RJOB_B, want_b)
-    assert counts(js, RJOB_A) == expected(succeeded=1)
+    want_a, want_b = expected(succeeded=1), expected(succeeded=2, ready=1, active=1)
+
+    def observed(js: dict) -> bool:  # type: ignore[type-arg]
+        return counts(js, RJOB_A) == want_a and counts(js, RJOB_B) == want_b
+
+    js = await cluster.wait_jobset("test-js", lambda js: js if observed(js) else None)
     assert is_active(js)
-    await cluster.jobset_stays("test-js", lambda js: is_active(js) and counts(js, RJOB_B) == want_b)
+    await cluster.jobset_stays("test-js", lambda js: is_active(js) and observed(js))
 
 
 async def test_c06_success_all_without_targets_needs_every_rjob(cluster: Cluster) -> None:
@@ -149,8 +152,9 @@ async def test_c42_status_matches_recomputation_after_success(cluster: Cluster) 
 
 async def test_c43_status_matches_recomputation_when_all_ready(cluster: Cluster) -> None:
     await cluster.create(simulated(base_jobset(cluster.ns).obj()))
-    js = await cluster.wait_observed("test-js", RJOB_B, expected(ready=3, active=3))
-    assert counts(js, RJOB_A) == expected(ready=1, active=1)
+    js = await cluster.wait_counts(
+        "test-js", {RJOB_A: expected(ready=1, active=1), RJOB_B: expected(ready=3, active=3)}
+    )
     jobs = await cluster.jobs("test-js")
     for job in jobs:
         assert job["status"]["ready"] == job["status"]["active"] == job["spec"]["parallelism"]
