@@ -21,6 +21,9 @@ from cache.records import Service
 from cache.store import Store
 
 
+NS = "informer-test"
+
+
 def _svc(name: str) -> dict[str, object]:
     return {"metadata": {"name": name}, "spec": {"clusterIP": "None", "selector": {"app": name}}}
 
@@ -47,6 +50,7 @@ async def sim(tmp_path: Path) -> AsyncIterator[tuple[kubesim.SimCluster, ApiClie
     async with kubesim.SimCluster(nodes=0) as cluster:
         path = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         async with ApiClient(await load_cluster_config(path)) as client:
+            await client.create(resource_path("", "v1", "namespaces"), {"metadata": {"name": NS}})
             yield cluster, client
 
 
@@ -73,7 +77,7 @@ def make(client: ApiClient, page_size: int = 500) -> tuple[Informer[Service], St
     store: Store[Service] = Store(lambda s: f"{s.metadata.namespace}/{s.metadata.name}")
     inf = Informer(
         client,
-        resource_path("", "v1", "services"),
+        resource_path("", "v1", "services", NS),
         Service,
         store,
         page_size=page_size,
@@ -87,20 +91,20 @@ def make(client: ApiClient, page_size: int = 500) -> tuple[Informer[Service], St
 
 async def watch_is_live(client: ApiClient, rec: Recorder) -> None:
     """An object created now reaches the handlers only through an open WATCH: then the stream is live."""
-    await client.create(resource_path("", "v1", "services", "default"), _svc("probe"))
+    await client.create(resource_path("", "v1", "services", NS), _svc("probe"))
     await until(rec, lambda: rec.adds["probe"] == 1)
-    await client.delete(resource_path("", "v1", "services", "default", "probe"))
+    await client.delete(resource_path("", "v1", "services", NS, "probe"))
     await until(rec, lambda: rec.deletes["probe"] == 1)
 
 
 async def server_names(client: ApiClient) -> set[str]:
-    items = (await client.get(resource_path("", "v1", "services", "default")))["items"]
+    items = (await client.get(resource_path("", "v1", "services", NS)))["items"]
     return {i["metadata"]["name"] for i in items}
 
 
 async def test_paginated_list_then_watch(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
     _, client = sim
-    path = resource_path("", "v1", "services", "default")
+    path = resource_path("", "v1", "services", NS)
     for i in range(25):
         await client.create(path, _svc(f"pre-{i}"))
     inf, store, rec = make(client, page_size=7)
@@ -111,14 +115,14 @@ async def test_paginated_list_then_watch(sim: tuple[kubesim.SimCluster, ApiClien
         await client.patch(f"{path}/pre-3", {"metadata": {"labels": {"x": "y"}}})
         await client.delete(f"{path}/pre-4")
         await until(rec, lambda: rec.adds["live"] == 1 and rec.deletes["pre-4"] == 1 and rec.updates >= 1)
-        assert store.get("default/pre-3") is not None
-        assert store.get("default/pre-3").metadata.labels == {"x": "y"}  # type: ignore[union-attr]
+        assert store.get(f"{NS}/pre-3") is not None
+        assert store.get(f"{NS}/pre-3").metadata.labels == {"x": "y"}  # type: ignore[union-attr]
         assert {s.metadata.name for s in store} == await server_names(client)
 
 
 async def test_dropped_watch_loses_and_duplicates_nothing(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
     cluster, client = sim
-    path = resource_path("", "v1", "services", "default")
+    path = resource_path("", "v1", "services", NS)
     inf, store, rec = make(client)
     async with running(inf):
         for round_ in range(5):
@@ -135,7 +139,7 @@ async def test_dropped_watch_loses_and_duplicates_nothing(sim: tuple[kubesim.Sim
 
 async def test_forced_410_relists_and_reports_missed_deletes(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
     cluster, client = sim
-    path = resource_path("", "v1", "services", "default")
+    path = resource_path("", "v1", "services", NS)
     for i in range(3):
         await client.create(path, _svc(f"k-{i}"))
     inf, store, rec = make(client)
@@ -153,15 +157,15 @@ async def test_forced_410_relists_and_reports_missed_deletes(sim: tuple[kubesim.
 
 async def test_recreated_object_is_a_delete_then_an_add(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
     cluster, client = sim
-    path = resource_path("", "v1", "services", "default")
+    path = resource_path("", "v1", "services", NS)
     await client.create(path, _svc("same"))
     inf, store, rec = make(client)
     async with running(inf):
-        old_uid = store.get("default/same").metadata.uid  # type: ignore[union-attr]
+        old_uid = store.get(f"{NS}/same").metadata.uid  # type: ignore[union-attr]
         await watch_is_live(client, rec)
         cluster.store.expire_watches("services")  # the gap hides the delete and the re-create
         await client.delete(f"{path}/same")
         await client.create(path, _svc("same"))
         await until(rec, lambda: rec.adds["same"] == 2)
         assert rec.deletes["same"] == 1
-        assert store.get("default/same").metadata.uid != old_uid  # type: ignore[union-attr]
+        assert store.get(f"{NS}/same").metadata.uid != old_uid  # type: ignore[union-attr]
