@@ -20,7 +20,6 @@ from cache.informer import Informer
 from cache.records import Service
 from cache.store import Store
 
-
 NS = "informer-test"
 
 
