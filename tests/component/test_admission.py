@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
+import datetime as dt
 import io
 import shutil
 import ssl
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
+from cryptography import x509
 
 import kubesim
 from cache.client import ApiClient, load_cluster_config, resource_path
@@ -32,13 +35,25 @@ from cache.errors import Invalid
 from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import POD_NAME_INDEX, pod_name_index
-from controller.settings import load_settings
+from controller.settings import Webhook, load_settings
 from controller.webhooks import validate_create
+from controller.webhooks.certs import (
+    CA_VALIDITY,
+    CERT_VALIDITY,
+    LOOKAHEAD,
+    CertManager,
+    FileCertSource,
+    plan_rotation,
+    write_pem_files,
+)
 from controller.webhooks.server import (
     MUTATE_JOBSET_PATH,
     VALIDATE_JOBSET_PATH,
+    AdmissionHandlers,
+    CachePlacementLookup,
     WebhookServer,
     build_webhook_server,
+    server_tls_context,
 )
 from tests.builders import JobSetBuilder
 
@@ -94,14 +109,21 @@ class Env:
         return ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
 
 
-@pytest.fixture
-async def env(sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, tmp_path: Path) -> AsyncIterator[Env]:
+@contextlib.asynccontextmanager
+async def running_env(
+    sim: kubesim.SimCluster, api: ApiClient, tmp_path: Path, clock: Callable[[], dt.datetime] | None = None
+) -> AsyncIterator[Env]:
     await install_webhook_manifests(api)
-    settings = load_settings(overrides={"leader_election.leader_elect": False})
-    settings = type(settings)(**{**settings.__dict__, "webhook": type(settings.webhook)(cert_dir=str(tmp_path / "c"))})
+    settings = dataclasses.replace(
+        load_settings(overrides={"leader_election.leader_elect": False}),
+        webhook=Webhook(cert_dir=str(tmp_path / "c")),
+    )
     pods: Store[Pod] = Store(lambda p: p.key, {POD_NAME_INDEX: pod_name_index})
     nodes: Store[Node] = Store(lambda n: n.key)
     server = build_webhook_server(settings, api, pods, nodes, host="127.0.0.1", port=0)
+    if clock is not None:
+        assert isinstance(server.certs, CertManager)
+        server.certs.clock = clock
     assert not server.ready()
     assert await server.start()
     assert server.ready()
@@ -111,6 +133,12 @@ async def env(sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, tmp_pat
         yield Env(sim, api, server, tmp_path / "c")
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def env(sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, tmp_path: Path) -> AsyncIterator[Env]:
+    async with running_env(sim, api, tmp_path) as e:
+        yield e
 
 
 # --------------------------------------------------------------------------------------------- certificates
@@ -403,3 +431,152 @@ async def test_run_webhooks_sets_ready_and_stops(sim: kubesim.SimCluster, kubeco
         stop.set()
         await task
         assert not server.ready()
+
+
+# --------------------------------------------------------------------------------------------- rotation
+
+
+async def served_serial(env: Env, ctx: ssl.SSLContext | None = None) -> int:
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", env.server.bound_port, ssl=ctx or env.client_ssl(), server_hostname=SERVER_NAME
+    )
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    await writer.wait_closed()
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+async def ca_bundles(api: ApiClient) -> set[str]:
+    conf = await api.get(
+        resource_path(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            name="jobset-validating-webhook-configuration",
+        )
+    )
+    return {h["clientConfig"]["caBundle"] for h in conf["webhooks"]}
+
+
+async def test_serving_cert_rotates_before_expiry_without_disruption(
+    sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, namespace: str, tmp_path: Path
+) -> None:
+    real_now = dt.datetime.now(dt.UTC)
+    # Issued 276 days ago: still valid for 89 days, so inside the 90-day rotation window once time moves on.
+    now = [real_now - (CERT_VALIDITY - LOOKAHEAD) - dt.timedelta(days=1)]
+    async with running_env(sim, api, tmp_path, clock=lambda: now[0]) as env:
+        certs = env.server.certs
+        assert isinstance(certs, CertManager)
+        first, bundle = await served_serial(env), await ca_bundles(api)
+        await certs.reconcile_once()  # nothing to do yet at the same time
+        assert certs.rotations == 1
+        now[0] = real_now
+        await certs.reconcile_once()
+        assert certs.rotations == 2
+        assert await served_serial(env) != first  # new connections get the new certificate
+        assert await ca_bundles(api) == bundle  # same CA: the API server's trust is unchanged
+        path = resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets", namespace)
+        await api.create(path, base_jobset("after-rotation", namespace))  # admission still works
+
+
+async def test_ca_rotation_keeps_old_ca_trusted(
+    sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, namespace: str, tmp_path: Path
+) -> None:
+    real_now = dt.datetime.now(dt.UTC)
+    now = [real_now - (CA_VALIDITY - LOOKAHEAD) - dt.timedelta(days=1)]
+    async with running_env(sim, api, tmp_path, clock=lambda: now[0]) as env:
+        certs = env.server.certs
+        assert isinstance(certs, CertManager)
+        old = certs.current
+        assert old is not None
+        now[0] = real_now
+        new = await certs.reconcile_once()
+        assert new.ca_cert != old.ca_cert
+        assert await ca_bundles(api) == {base64.b64encode(new.ca_cert + old.ca_cert).decode()}
+        secret = await api.get(resource_path("", "v1", "secrets", SYSTEM_NS, "jobset-webhook-server-cert"))
+        assert base64.b64decode(secret["data"]["ca.crt"]) == new.ca_cert
+        await served_serial(env, ssl.create_default_context(cadata=new.ca_cert.decode()))
+        path = resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets", namespace)
+        await api.create(path, base_jobset("after-ca-rotation", namespace))
+
+
+async def test_two_replicas_share_one_certificate(
+    sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, tmp_path: Path
+) -> None:
+    async with running_env(sim, api, tmp_path) as env:
+        other = CertManager(api, namespace=SYSTEM_NS, cert_dir=str(tmp_path / "other"))
+        assert isinstance(env.server.certs, CertManager)
+        theirs = await other.reconcile_once()
+        assert theirs == env.server.certs.current
+        assert other.rotations == 0
+
+
+# --------------------------------------------------------------------------------------------- external certs
+
+
+async def test_external_certificates_from_cert_dir(tmp_path: Path) -> None:
+    cert_dir = tmp_path / "serving-certs"
+    source = FileCertSource(str(cert_dir), poll_interval=0.01)
+    handlers = AdmissionHandlers(gates={}, lookup=CachePlacementLookup(Store(lambda p: p.key), Store(lambda n: n.key)))
+    server = WebhookServer(handlers, source, host="127.0.0.1", port=0)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    from controller.webhooks.server import run_webhooks
+
+    task = asyncio.create_task(
+        run_webhooks(load_settings(), None, Store(lambda p: p.key), Store(lambda n: n.key), stop, ready, server=server)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0)
+    assert not server.ready()
+    art, _ = plan_rotation(None, [SERVER_NAME], dt.datetime.now(dt.UTC))
+    write_pem_files(str(cert_dir), art)
+    await asyncio.wait_for(ready.wait(), 30)
+    env = Env(None, None, server, cert_dir)  # type: ignore[arg-type]
+    status, _ = await post(env, VALIDATE_JOBSET_PATH, b"")
+    assert status == 400
+    stop.set()
+    await task
+
+
+@pytest.mark.parametrize(
+    ("min_version", "suites", "client_max", "works"),
+    [
+        ("VersionTLS13", (), ssl.TLSVersion.TLSv1_2, False),
+        ("VersionTLS13", (), ssl.TLSVersion.TLSv1_3, True),
+        ("", ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",), ssl.TLSVersion.TLSv1_2, True),
+        ("", ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",), ssl.TLSVersion.TLSv1_2, False),
+    ],
+    ids=["tls13-refuses-1.2", "tls13", "ecdsa-suite", "rsa-only-suite-cannot-serve-ecdsa"],
+)
+async def test_tls_options(
+    tmp_path: Path, min_version: str, suites: tuple[str, ...], client_max: ssl.TLSVersion, works: bool
+) -> None:
+    cert_dir = tmp_path / "certs"
+    art, _ = plan_rotation(None, [SERVER_NAME], dt.datetime.now(dt.UTC))
+    write_pem_files(str(cert_dir), art)
+    handlers = AdmissionHandlers(gates={}, lookup=CachePlacementLookup(Store(lambda p: p.key), Store(lambda n: n.key)))
+    tls = server_tls_context(min_version, suites)
+    server = WebhookServer(handlers, FileCertSource(str(cert_dir)), host="127.0.0.1", port=0, tls=tls)
+    assert await server.start()
+    try:
+        env = Env(None, None, server, cert_dir)  # type: ignore[arg-type]
+        ctx = env.client_ssl()
+        ctx.maximum_version = client_max
+        if works:
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", server.bound_port, ssl=ctx, server_hostname=SERVER_NAME
+            )
+            ssl_obj = writer.get_extra_info("ssl_object")
+            if suites:
+                assert ssl_obj.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+            writer.close()
+            await writer.wait_closed()
+        else:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                await asyncio.open_connection("127.0.0.1", server.bound_port, ssl=ctx, server_hostname=SERVER_NAME)
+    finally:
+        await server.stop()
+
+
+def test_unknown_cipher_suite_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown or unsupported cipher suite"):
+        server_tls_context("", ("TLS_NOT_A_SUITE",))
