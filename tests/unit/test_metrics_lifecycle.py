@@ -293,3 +293,25 @@ def test_per_job_restart_times_recovery_only_after_pods_are_ready_again() -> Non
     infs["pods"].upsert(syn.pod(js, "w", 1, 1, node="n", phase="Running", ready=True))
     assert value(hub, "jobset_recovery_seconds_sum", namespace="ns", action="RestartJob") == pytest.approx(4)
     assert value(hub, "jobset_startup_seconds_count", namespace="ns", trigger="restart") in (None, 0)
+
+
+def test_a_jobset_recreated_under_the_same_name_starts_afresh() -> None:
+    hub, infs, t = make_hub()
+    old = syn.jobset("same", "ns", uid="uid-old", rjobs=(("w", 1, 1),))
+    infs["jobsets"].upsert(old)
+    hub.tracker.plan_applied(old, syn.AppliedPlan(syn.Outcome("restarted", "r", action="RestartJobSet")))
+    t.advance(5)
+    new = syn.jobset("same", "ns", uid="uid-new", rjobs=(("w", 1, 1),), created=t.now)
+    infs["jobsets"].upsert(new)  # an update with another UID: a delete followed by a create
+    assert not [s for m in hub.registry.collect() if m.name == "jobset_restarts" for s in m.samples]
+    assert value(hub, "jobset_state_seconds", namespace="ns", jobset_name="same", state="Starting") == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_jobsets": -1}, {"gpu_resource": ""}, {"exposition": "fast"}, {"exposition_slice_seconds": 0}],
+    ids=["negative-cap", "no-resource", "bad-mode", "zero-slice"],
+)
+def test_bad_settings_fail_at_construction(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="metrics:"):
+        MetricsSettings(**kwargs)  # type: ignore[arg-type]
