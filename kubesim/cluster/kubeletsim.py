@@ -9,7 +9,8 @@ Pure, no I/O. The pod annotation contract (``docs``: ``shared/design/simulated-c
   (with restartPolicy OnFailure a non-zero exit restarts the container after CrashLoopBackOff instead).
 - ``sim.pyjobset.io/fail-when``: equality selector over the pod's own labels; when it matches, the exit code
   after run-seconds is 1.
-- ``sim.pyjobset.io/exit-now``: containers terminate at once with this exit code.
+- ``sim.pyjobset.io/exit-now``: containers terminate at once with this exit code and the pod ends (no
+  restart, whatever the restartPolicy).
 
 A pod being deleted is killed (exit 137). A pod on a failed node fails with a ``DisruptionTarget`` condition,
 as after an eviction by the taint manager; a pod bound to a node that no longer exists fails the same way with
