@@ -428,7 +428,7 @@ class ControlPlane:
                 "--manage-all-nodes=true",
                 f"--server-address=127.0.0.1:{self.ports['kwok']}",
                 "--node-lease-duration-seconds=40",
-                "--cidr=10.64.0.1/10",
+                "--cidr=100.64.0.1/10",
                 "--node-ip=10.127.0.1",
             ],
             env={"HOME": str(home)},

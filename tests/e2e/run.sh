@@ -56,7 +56,12 @@ export PYJOBSET_KUBECONFIG="$admin"
 export PYJOBSET_E2E_KUBECONFIG="$admin"
 export PYJOBSET_E2E_REQUIRE=1
 if [[ $# -eq 0 ]]; then
-    set -- tests/contract tests/conformance tests/e2e
+    for suite in tests/contract tests/conformance tests/e2e; do
+        # A suite directory holding no tests yet would make pytest exit 5 ("no tests collected").
+        if compgen -G "$suite/test_*.py" >/dev/null; then
+            set -- "$@" "$suite"
+        fi
+    done
 fi
 status=0
 "$python" -m pytest "$@" || status=$?
