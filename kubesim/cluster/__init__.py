@@ -20,6 +20,7 @@ leaves the store's objects in place.
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,19 @@ class Runner:
         # Bulk path: the store's seed insert (defaults, uid, timestamps, one commit each; no admission or
         # per-object deep copies) when it offers one, else ordinary creates.
         seed = getattr(self.store, "seed", None) or getattr(self.store, "_seed", None)
+        # Bulk creation makes no reference cycles; pausing the cyclic GC avoids repeated full collections
+        # over a heap that grows by ~10 objects per node (it roughly halves the time at 65k nodes).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            await self._create_nodes(count, first, shape, now, seed)
+        finally:
+            if was_enabled:
+                gc.enable()
+        if count >= 1000:
+            gc.freeze()  # the node indexes live as long as the cluster: keep them out of every full collection
+
+    async def _create_nodes(self, count: int, first: int, shape: NodeShape, now: float, seed: Any) -> None:
         existing = self.store.bucket(self.store.info("nodes")).objects
         for i in range(first, first + count):
             node = make_node(i, nodes_per_pool=self.options.nodes_per_pool, shape=shape, now=now)
