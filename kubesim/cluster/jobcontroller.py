@@ -39,6 +39,7 @@ JSON = dict[str, Any]
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 SLOW_START_INITIAL_BATCH = 1
 JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"
+MANAGER = "kube-controller-manager"
 
 
 def _suffix() -> str:
@@ -236,7 +237,7 @@ class JobController:
             new_job = dict(job, status=status)
             await self.limiter.take()
             try:
-                await self.store.update_status("jobs.batch", new_job, ns)
+                await self.store.update_status("jobs.batch", new_job, ns, field_manager=MANAGER)
             except ApiError as err:
                 if err.code == 404:
                     return
@@ -263,7 +264,7 @@ class JobController:
         del pod["metadata"]["name"]
         await self.limiter.take()
         try:
-            created = await self.store.create("pods", pod, pod["metadata"]["namespace"])
+            created = await self.store.create("pods", pod, pod["metadata"]["namespace"], field_manager=MANAGER)
         except ApiError as err:
             return err
         return str(created["metadata"]["name"])

@@ -31,6 +31,7 @@ from kubesim.cluster.workqueue import WorkQueue
 from kubesim.errors import ApiError
 
 JSON = dict[str, Any]
+NODE_MANAGER = "kube-controller-manager"
 
 
 class Kubelets:
@@ -133,8 +134,8 @@ class Kubelets:
         if want is None:
             return
         if (want.get("spec") or {}) != (node.get("spec") or {}):
-            node = await self.store.update("nodes", dict(node, spec=want.get("spec", {})))
-        await self.store.update_status("nodes", dict(node, status=want["status"]))
+            node = await self.store.update("nodes", dict(node, spec=want.get("spec", {})), field_manager=NODE_MANAGER)
+        await self.store.update_status("nodes", dict(node, status=want["status"]), field_manager=NODE_MANAGER)
 
     async def sync_pod(self, key: Key) -> None:
         pod = self.store.get_nowait("pods", key[1], key[0])
@@ -160,7 +161,7 @@ class Kubelets:
         if decision.status is not None:
             before = pod.get("status") or {}
             new = dict(pod, status=decision.status)  # ``pod`` is our own fresh copy from get_nowait
-            written = await self.store.update_status("pods", new, key[0])
+            written = await self.store.update_status("pods", new, key[0], field_manager="kubelet")
             await self._record(written, before, decision.status)
             if (node_gone or written["metadata"].get("deletionTimestamp")) and decision.status.get("phase") in (
                 "Succeeded",

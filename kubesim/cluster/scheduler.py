@@ -192,7 +192,7 @@ class Scheduler:
             }
         )
         st["conditions"] = kept
-        await self.store.update_status("pods", new, pod["metadata"].get("namespace"))
+        await self.store.update_status("pods", new, pod["metadata"].get("namespace"), field_manager="kube-scheduler")
 
     async def _mark_unschedulable(self, pod: JSON, message: str) -> None:
         conds = (pod.get("status") or {}).get("conditions") or []
@@ -220,7 +220,9 @@ class Scheduler:
         )
         st["conditions"] = kept
         try:
-            await self.store.update_status("pods", new, pod["metadata"].get("namespace"))
+            await self.store.update_status(
+                "pods", new, pod["metadata"].get("namespace"), field_manager="kube-scheduler"
+            )
         except ApiError:
             return
         await self.recorder.emit(pod, "Warning", "FailedScheduling", message)
