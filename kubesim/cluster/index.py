@@ -12,12 +12,14 @@ update indexes and enqueue work, never await.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 JSON = dict[str, Any]
+log = logging.getLogger("kubesim.cluster")
 Key = tuple[str, str]
 Handler = Callable[[str, Key, JSON, bool], None]
 """(kind, key, object, deleted) -- the object is shared and read-only (its final state when deleted)."""
@@ -87,7 +89,10 @@ class ClusterIndex:
             else:
                 self.job_by_uid[uid] = key
         for handler in list(self.handlers):
-            handler(kind, key, obj, deleted)
+            try:
+                handler(kind, key, obj, deleted)
+            except Exception:  # we run inside the store's commit: never fail the writer
+                log.exception("cluster event handler failed", extra={"kind": kind, "key": key})
 
     def _index_pod(self, key: Key, pod: JSON | None) -> None:
         owner = controller_uid(pod)

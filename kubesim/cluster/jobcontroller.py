@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from typing import Any
 
@@ -36,6 +37,7 @@ from kubesim.cluster.workqueue import WorkQueue
 from kubesim.errors import ApiError
 
 JSON = dict[str, Any]
+log = logging.getLogger("kubesim.cluster.jobs")
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 SLOW_START_INITIAL_BATCH = 1
 JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"
@@ -123,6 +125,9 @@ class JobController:
             try:
                 await handler(key)
             except ApiError:
+                queue.add_rate_limited(key)
+            except Exception:  # a bug in one sync must not stop the controller
+                log.exception("job sync failed", extra={"key": key})
                 queue.add_rate_limited(key)
             else:
                 queue.forget(key)

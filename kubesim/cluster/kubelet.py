@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from kubesim.cluster.clock import Clock, Timer
@@ -31,6 +32,7 @@ from kubesim.cluster.workqueue import WorkQueue
 from kubesim.errors import ApiError
 
 JSON = dict[str, Any]
+log = logging.getLogger("kubesim.cluster.kubelet")
 NODE_MANAGER = "kube-controller-manager"
 
 
@@ -109,6 +111,9 @@ class Kubelets:
                 await self.sync_pod(key)
             except ApiError:
                 self.pods.add_rate_limited(key)
+            except Exception:  # a bug with one pod must not stop every kubelet
+                log.exception("pod sync failed", extra={"key": key})
+                self.pods.add_rate_limited(key)
             else:
                 self.pods.forget(key)
             finally:
@@ -122,6 +127,9 @@ class Kubelets:
             try:
                 await self.sync_node(name)
             except ApiError:
+                self.nodes.add_rate_limited(name)
+            except Exception:  # a bug with one node must not stop node handling
+                log.exception("node sync failed", extra={"node": name})
                 self.nodes.add_rate_limited(name)
             finally:
                 self.nodes.done(name)

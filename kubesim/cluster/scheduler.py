@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from typing import Any
 
@@ -27,6 +28,7 @@ from kubesim.cluster.timing import wait_until
 from kubesim.errors import ApiError
 
 JSON = dict[str, Any]
+log = logging.getLogger("kubesim.cluster.scheduler")
 RETRY_DELAY = 1.0
 
 
@@ -144,6 +146,10 @@ class Scheduler:
             self._busy = True
             try:
                 bound = await self._schedule(key)
+            except Exception:  # a bug with one pod must not stop the scheduler
+                log.exception("scheduling failed", extra={"key": key})
+                self._parked.add(key)
+                bound = False
             finally:
                 self._busy = False
             if bound and self.rate > 0:
