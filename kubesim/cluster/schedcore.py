@@ -8,7 +8,8 @@ anti-affinity terms of placed pods grouped by ``(topologyKey, domain)``.
 Filters (the default scheduler's required predicates): schedulingGates (never reach here), node
 unschedulable (unless tolerated), resource requests (cpu, memory, ephemeral-storage, extended resources
 such as ``nvidia.com/gpu``, and the pod count), nodeSelector, required node affinity, taints with
-NoSchedule/NoExecute, required inter-pod affinity and anti-affinity (with ``namespaces`` and
+NoSchedule/NoExecute, topology spread constraints with ``whenUnsatisfiable: DoNotSchedule`` (maxSkew over
+the domains of eligible nodes), required inter-pod affinity and anti-affinity (with ``namespaces`` and
 ``namespaceSelector``), and existing pods' required anti-affinity against the incoming pod.
 Placement: the first feasible node scanning from a rotating offset (spreads like the default scheduler's
 sampling, never scores). ``unschedulable_message`` mimics the real "0/N nodes are available: ..." text.
@@ -278,6 +279,48 @@ class SchedulerState:
             cache[ck] = hit
         return hit
 
+    def _spread_limits(
+        self,
+        pod: Mapping[str, Any],
+        ns: str,
+        labels: Mapping[str, str],
+        node_selector: Mapping[str, str],
+        required_nodes: Mapping[str, Any] | None,
+    ) -> list[tuple[str, dict[str, bool]]]:
+        """For each DoNotSchedule topology spread constraint: topologyKey -> {domain: may this pod go there}.
+
+        Domains are those of nodes that pass the pod's nodeSelector and required node affinity (the default
+        ``nodeAffinityPolicy: Honor``); skew = matching pods in a domain (plus this pod) minus the global minimum.
+        """
+        out: list[tuple[str, dict[str, bool]]] = []
+        for raw in (pod.get("spec") or {}).get("topologySpreadConstraints") or []:
+            if raw.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
+                continue
+            tk = raw.get("topologyKey", "")
+            selector = raw.get("labelSelector")
+            counts: dict[str, int] = {}
+            for info in self.nodes.values():
+                dom = info.labels.get(tk)
+                if dom is None or any(info.labels.get(k) != v for k, v in node_selector.items()):
+                    continue
+                if required_nodes is not None and not match_node_selector(required_nodes, info.name, info.labels):
+                    continue
+                counts.setdefault(dom, 0)
+            term = Term(selector, tk, frozenset(), None, ns, "")
+            for placed in self._pods_matching(term):
+                node_info = self.nodes.get(placed.node)
+                dom = node_info.labels.get(tk) if node_info is not None else None
+                if dom is not None and dom in counts:
+                    counts[dom] += 1
+            if not counts:
+                out.append((tk, {}))
+                continue
+            floor = min(counts.values())
+            own = 1 if match_label_selector(selector, labels) else 0
+            max_skew = int(raw.get("maxSkew", 1))
+            out.append((tk, {dom: n + own - floor <= max_skew for dom, n in counts.items()}))
+        return out
+
     def place(self, pod: Mapping[str, Any], *, explain: bool = True) -> tuple[str | None, str]:
         """(chosen node or None, reason text when None; "" when ``explain`` is false)."""
         spec = pod.get("spec") or {}
@@ -318,6 +361,7 @@ class SchedulerState:
                     candidates = found_nodes
 
         cache: dict[tuple[str, str], bool] = {}
+        spread = self._spread_limits(pod, ns, labels, node_selector, required_nodes)
 
         def fits(info: NodeInfo, reasons: Counter[str] | None) -> bool:
             def fail(reason: str) -> bool:
@@ -342,6 +386,12 @@ class SchedulerState:
                     if res == "pods":
                         return fail("Too many pods")
                     return fail(f"Insufficient {res}")
+            for tk, limits in spread:
+                dom = info.labels.get(tk)
+                if dom is None or dom not in limits:
+                    return fail("node(s) didn't match pod topology spread constraints (missing required label)")
+                if not limits[dom]:
+                    return fail("node(s) didn't match pod topology spread constraints")
             for tk, doms in allowed_domains:
                 if info.labels.get(tk) not in doms:
                     return fail("node(s) didn't match pod affinity rules")

@@ -242,3 +242,71 @@ def test_tolerations_match() -> None:
     assert tolerates([{"key": "k", "operator": "Exists"}], taint)
     assert not tolerates([{"key": "k", "value": "w"}], taint)
     assert not tolerates([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}], taint)
+
+
+def test_topology_spread_do_not_schedule_balances_zones() -> None:
+    state = cluster(n=6, per_pool=1)  # pools 0..5 over zones a, b, c (two nodes each)
+    constraint = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "spread"}},
+    }
+    zones = []
+    for i in range(6):
+        node = bind(state, pod(f"s{i}", labels={"app": "spread"}, topologySpreadConstraints=[constraint]))
+        zones.append(state.nodes[node].labels["topology.kubernetes.io/zone"])
+    assert sorted(zones) == ["sim-zone-a", "sim-zone-a", "sim-zone-b", "sim-zone-b", "sim-zone-c", "sim-zone-c"]
+    pinned = dict(constraint)
+    node, _ = state.place(
+        pod(
+            "s6",
+            labels={"app": "spread"},
+            topologySpreadConstraints=[pinned],
+            nodeSelector={"topology.kubernetes.io/zone": "sim-zone-a"},
+        )
+    )
+    assert node is not None  # only zone a is eligible, so the skew is measured within it
+
+
+def test_topology_spread_rejects_a_skewed_domain() -> None:
+    state = cluster(n=6, per_pool=1, gpus=8)
+    zone_b = [n for n, info in state.nodes.items() if info.labels["topology.kubernetes.io/zone"] == "sim-zone-b"]
+    zone_a = [n for n, info in state.nodes.items() if info.labels["topology.kubernetes.io/zone"] == "sim-zone-a"]
+    in_ab = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "topology.kubernetes.io/zone",
+                                "operator": "In",
+                                "values": ["sim-zone-a", "sim-zone-b"],
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    bind(state, pod("first", labels={"app": "s"}, nodeSelector={"kubernetes.io/hostname": zone_a[0]}))
+    for i, node in enumerate(zone_b):
+        bind(
+            state,
+            pod(
+                f"hog{i}", nodeSelector={"kubernetes.io/hostname": node}, resources={"limits": {"nvidia.com/gpu": "8"}}
+            ),
+        )
+    constraint = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "labelSelector": {"matchLabels": {"app": "s"}},
+    }
+    node, reason = state.place(
+        pod("second", labels={"app": "s"}, affinity=in_ab, topologySpreadConstraints=[constraint],
+            resources={"limits": {"nvidia.com/gpu": "1"}})
+    )  # fmt: skip
+    assert node is None
+    assert "2 node(s) didn't match pod topology spread constraints" in reason
+    assert "2 Insufficient nvidia.com/gpu" in reason
