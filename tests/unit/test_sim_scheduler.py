@@ -258,7 +258,7 @@ def test_topology_spread_do_not_schedule_balances_zones() -> None:
         zones.append(state.nodes[node].labels["topology.kubernetes.io/zone"])
     assert sorted(zones) == ["sim-zone-a", "sim-zone-a", "sim-zone-b", "sim-zone-b", "sim-zone-c", "sim-zone-c"]
     pinned = dict(constraint)
-    node, _ = state.place(
+    chosen, _ = state.place(
         pod(
             "s6",
             labels={"app": "spread"},
@@ -266,7 +266,7 @@ def test_topology_spread_do_not_schedule_balances_zones() -> None:
             nodeSelector={"topology.kubernetes.io/zone": "sim-zone-a"},
         )
     )
-    assert node is not None  # only zone a is eligible, so the skew is measured within it
+    assert chosen is not None  # only zone a is eligible, so the skew is measured within it
 
 
 def test_topology_spread_rejects_a_skewed_domain() -> None:
@@ -303,10 +303,10 @@ def test_topology_spread_rejects_a_skewed_domain() -> None:
         "topologyKey": "topology.kubernetes.io/zone",
         "labelSelector": {"matchLabels": {"app": "s"}},
     }
-    node, reason = state.place(
+    refused, reason = state.place(
         pod("second", labels={"app": "s"}, affinity=in_ab, topologySpreadConstraints=[constraint],
             resources={"limits": {"nvidia.com/gpu": "1"}})
     )  # fmt: skip
-    assert node is None
+    assert refused is None
     assert "2 node(s) didn't match pod topology spread constraints" in reason
     assert "2 Insufficient nvidia.com/gpu" in reason
