@@ -12,6 +12,13 @@ tasks on the running loop. Everything reads and writes through the store's in-pr
 same whether clients come over HTTP or not. ``options.clock`` injects time (``FakeClock`` in tests); the store
 should share it (``Store(clock=options.clock.now)``) so object timestamps and controller time agree.
 
+Modules: ``jobsync``/``jobutil`` (the Job controller's pure decision), ``jobcontroller`` (its I/O),
+``schedcore``/``scheduler``, ``kubeletsim``/``kubelet`` (pod and node annotation contract), ``nodes``,
+``index`` (the shared view fed by the store), ``events``, ``workqueue``, ``ratelimit``, ``clock``/``timing``,
+``testing`` (fake-time harness). Not simulated: scheduler scoring and preemption, pod priority, volumes and
+PVC binding, images, kubelet probes beyond their initial delay, node leases and heartbeats, eviction grace
+periods (a failed node fails its pods at once).
+
 Invariants: nothing here imports the controller; every write goes through ``Store`` methods (the apiserver's
 semantics apply to our writes too); ``Runner.stop`` cancels every task and timer this package started and
 leaves the store's objects in place.
