@@ -649,6 +649,21 @@ class Store:
         field_validation: str | None = None,
     ) -> JSON:
         info = self.info(resource)
+        try:
+            return await self._create(info, obj, namespace, dry_run, field_manager, subresource, field_validation)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            raise _undecodable(info, exc) from None
+
+    async def _create(
+        self,
+        info: ResourceInfo,
+        obj: JSON,
+        namespace: str | None,
+        dry_run: bool,
+        field_manager: str | None,
+        subresource: str,
+        field_validation: str | None,
+    ) -> JSON:
         _set_field_validation(field_validation)
         obj = clone(obj)
         if info.to_storage is not None:
@@ -846,7 +861,13 @@ class Store:
     ) -> JSON:
         return await self.update(resource, obj, namespace, subresource="status", **kw)
 
-    async def _guaranteed_update(
+    async def _guaranteed_update(self, info: ResourceInfo, *args: Any, **kw: Any) -> JSON:
+        try:
+            return await self._guaranteed_update_impl(info, *args, **kw)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            raise _undecodable(info, exc) from None
+
+    async def _guaranteed_update_impl(
         self,
         info: ResourceInfo,
         ns: str,
@@ -972,7 +993,8 @@ class Store:
             )
         pinned = False
         if patch_type in ("merge", "strategic") and isinstance(patch, dict):
-            pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
+            meta = patch.get("metadata")
+            pinned = isinstance(meta, dict) and bool(meta.get("resourceVersion"))
         manager = field_manager or ("unknown" if patch_type != "apply" else "")
         if patch_type == "apply" and not field_manager:
             raise errors.bad_request(
@@ -1061,6 +1083,12 @@ class Store:
     ) -> tuple[JSON, bool]:
         """Delete; returns the object and whether it is gone (False: held by finalizers or grace)."""
         info = self.info(resource)
+        if preconditions is not None and not isinstance(preconditions, dict):
+            raise errors.bad_request("DeleteOptions.preconditions must be an object")
+        if grace_period_seconds is not None and not isinstance(grace_period_seconds, int):
+            raise errors.bad_request("DeleteOptions.gracePeriodSeconds must be an integer")
+        if propagation_policy is not None and not isinstance(propagation_policy, str):
+            raise errors.bad_request("DeleteOptions.propagationPolicy must be a string")
         info_store = self.bucket(info).info
         ns = (namespace or "default") if info.namespaced else ""
         key = self._key(info, name, ns)
@@ -1258,6 +1286,13 @@ class Store:
         return await self._guaranteed_update(
             info, namespace, name, build, "binding", False, "kube-scheduler", "Update", False
         )
+
+
+def _undecodable(info: ResourceInfo, exc: Exception) -> ApiError:
+    """A body whose shape the strategies cannot process: the apiserver's decoder rejects such bodies (400)."""
+    return errors.bad_request(
+        f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {type(exc).__name__}: {exc}'
+    )
 
 
 def _decode_error(info: ResourceInfo, what: str, field: str, want: str) -> ApiError:

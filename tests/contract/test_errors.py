@@ -160,3 +160,12 @@ async def test_wrongly_typed_metadata_is_400(kube: Kube, ns: str) -> None:
     assert "cannot unmarshal number" in _status(reply)["message"]
     body["metadata"] = "nope"
     assert (await kube.post(f"/api/v1/namespaces/{ns}/configmaps", body)).status == 400
+
+
+async def test_malformed_delete_options_are_400(kube: Kube, ns: str) -> None:
+    await kube.post(f"/api/v1/namespaces/{ns}/configmaps", cm("do", ns))
+    reply = await kube.delete(f"/api/v1/namespaces/{ns}/configmaps/do", {"preconditions": "x"})
+    assert reply.status == 400
+    assert (await kube.get(f"/api/v1/namespaces/{ns}/configmaps/do")).ok
+    reply = await kube.delete(f"/api/v1/namespaces/{ns}/configmaps/do", {"propagationPolicy": "Sideways"})
+    assert reply.status == 422
