@@ -11,11 +11,12 @@ after its followers were admitted, a stale cache). For a scheduled, non-deleting
    label T is an error;
 4. a follower is misplaced when ``nodeSelector[T]`` is missing or differs; if the leader's topology is ``""``
    that is an error (retry later, delete nothing);
-5. when any follower is misplaced, every follower (never the leader) first gets the pod condition
-   ``DisruptionTarget=True`` (reason ``ExclusivePlacementViolation``, message ``Pod violated JobSet exclusive
-   placement policy``) through ``pods/status`` unless it already has it — so a podFailurePolicy can ignore the
-   deletion — and is then deleted with background propagation, at most 50 at a time. A failed status write
-   skips that pod's deletion. No event is emitted.
+5. when any follower is misplaced, every follower (never the leader; followers already being deleted are
+   neither judged nor touched again — our addition, it keeps follower events from repeating deletes) first
+   gets the pod condition ``DisruptionTarget=True`` (reason ``ExclusivePlacementViolation``, message ``Pod
+   violated JobSet exclusive placement policy``) through ``pods/status`` unless it already has it — so a
+   podFailurePolicy can ignore the deletion — and is then deleted with background propagation, at most 50 at
+   a time. A failed status write skips that pod's deletion. No event is emitted.
 
 Triggers: the reference reconciles only leader events. We also map an exclusive-placement *follower* event to
 its leader (through the pod-name index), so a misplaced follower created after its leader settled is repaired
@@ -128,7 +129,8 @@ def decide_repair(leader: Pod, job_pods: Sequence[Pod], leader_node: Node | None
         if value is None:
             raise PlacementError(f"node does not have topology label: {topology_key}")
         leader_topology = value
-    followers = [p for p in mine if not is_leader(p)]
+    # Followers already being deleted are on their way out: judging them again would only repeat deletes.
+    followers = [p for p in mine if not is_leader(p) and p.metadata.deletion_timestamp is None]
     for pod in followers:
         selected = (pod.spec.node_selector or {}).get(topology_key)
         if selected is not None and selected == leader_topology:

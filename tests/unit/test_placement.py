@@ -230,3 +230,10 @@ async def test_non_exclusive_and_unscheduled_events_are_ignored() -> None:
     ctl.on_pod(None, pod("js-rj-0-1-a", exclusive=False))
     ctl.on_pod(None, pod("js-rj-0-1-a"))  # follower whose leader is not cached
     assert len(ctl.queue) == 0
+
+
+async def test_followers_already_deleting_are_not_judged_again() -> None:
+    going = pod("js-rj-0-1-going", node_selector={TOPO: "b"}, deleting=True)
+    assert decide_repair(LEADER, [LEADER, going], POOL_A).followers == ()
+    bad = pod("js-rj-0-2-bad", node_selector={TOPO: "b"})
+    assert names(decide_repair(LEADER, [LEADER, going, bad], POOL_A).followers) == ["js-rj-0-2-bad"]
