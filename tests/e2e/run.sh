@@ -6,7 +6,7 @@
 # Usage: tests/e2e/run.sh [pytest args...]      (default: tests/contract tests/conformance tests/e2e)
 # Env:   PYTHON (default .venv/bin/python), PYJOBSET_E2E_NODES (default 4),
 #        PYJOBSET_E2E_CONTROLLER=0 to skip starting the controller process.
-# Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG (API contract suite), PYJOBSET_KUBECONFIG and
+# Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
 #        PYJOBSET_EXTERNAL_CONTROLLER=1 (conformance), PYJOBSET_E2E_KUBECONFIG and PYJOBSET_E2E_REQUIRE=1 (e2e).
 set -euo pipefail
 
@@ -52,6 +52,7 @@ PY
 fi
 
 export PYJOBSET_CONTRACT_KUBECONFIG="$admin"
+export PYJOBSET_KUBECTL="$bin/kubectl"
 export PYJOBSET_KUBECONFIG="$admin"
 export PYJOBSET_E2E_KUBECONFIG="$admin"
 export PYJOBSET_E2E_REQUIRE=1
