@@ -11,8 +11,10 @@ such as ``nvidia.com/gpu``, and the pod count), nodeSelector, required node affi
 NoSchedule/NoExecute, topology spread constraints with ``whenUnsatisfiable: DoNotSchedule`` (maxSkew over
 the domains of eligible nodes), required inter-pod affinity and anti-affinity (with ``namespaces`` and
 ``namespaceSelector``), and existing pods' required anti-affinity against the incoming pod.
-Placement: the first feasible node scanning from a rotating offset (spreads like the default scheduler's
-sampling, never scores). ``unschedulable_message`` mimics the real "0/N nodes are available: ..." text.
+Placement: scanning from a rotating offset, the first ``NODES_TO_SCORE`` feasible nodes are scored by
+LeastAllocated (cpu and memory, with the scheduler's non-zero defaults for pods without requests) and the
+least allocated wins -- the default scheduler's sampling and main score, without the other plugins.
+``unschedulable_message`` mimics the real "0/N nodes are available: ..." text.
 
 Invariant: ``place`` never changes state; ``add_pod``/``remove_pod`` are the only mutators of occupancy.
 """
@@ -33,6 +35,19 @@ JSON = dict[str, Any]
 PodKey = tuple[str, str]
 
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+NODES_TO_SCORE = 16
+# The scheduler scores pods without requests as if they asked for 100m CPU and 200 MiB (non-zero defaults).
+NONZERO_CPU = 100
+NONZERO_MEMORY = 200 * 2**20 * 1000
+
+
+def _allocated_fraction(info: NodeInfo) -> float:
+    """LeastAllocated score input: mean of the requested fractions of cpu and memory."""
+    cpu = info.requested.get("score-cpu", 0) / max(1, info.allocatable.get("cpu", 1))
+    memory = info.requested.get("score-memory", 0) / max(1, info.allocatable.get("memory", 1))
+    return (cpu + memory) / 2
 
 
 def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
@@ -61,7 +76,11 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
         except ValueError:
             continue
     total["pods"] += 1000
-    return dict(total)
+    out = dict(total)
+    # Scoring-only pseudo-resources (never checked against allocatable: they are not in a node's allocatable).
+    out["score-cpu"] = out.get("cpu") or NONZERO_CPU
+    out["score-memory"] = out.get("memory") or NONZERO_MEMORY
+    return out
 
 
 @dataclass(slots=True)
@@ -382,6 +401,8 @@ class SchedulerState:
                 text = f"{taint.get('key')}: {tvalue}" if tvalue else str(taint.get("key"))
                 return fail(f"node(s) had untolerated taint {{{text}}}")
             for res, amount in requests.items():
+                if res.startswith("score-"):
+                    continue
                 if amount and info.requested.get(res, 0) + amount > info.allocatable.get(res, 0):
                     if res == "pods":
                         return fail("Too many pods")
@@ -408,18 +429,26 @@ class SchedulerState:
                         return fail("node(s) didn't satisfy existing pods anti-affinity rules")
             return True
 
+        # Like the default scheduler: stop after a handful of feasible nodes, then take the least allocated one.
+        feasible: list[NodeInfo] = []
         if candidates is not None:
             for name in sorted(candidates, key=lambda n: self._order_pos.get(n, 0)):
                 info = self.nodes.get(name)
                 if info is not None and fits(info, None):
-                    return name, ""
+                    feasible.append(info)
+                    if len(feasible) >= NODES_TO_SCORE:
+                        break
         else:
             n = len(self.order)
             for i in range(n):
-                name = self.order[(self._cursor + i) % n]
-                if fits(self.nodes[name], None):
-                    self._cursor = (self._cursor + i + 1) % max(1, n)
-                    return name, ""
+                info = self.nodes[self.order[(self._cursor + i) % n]]
+                if fits(info, None):
+                    feasible.append(info)
+                    if len(feasible) >= NODES_TO_SCORE:
+                        self._cursor = (self._cursor + i + 1) % max(1, n)
+                        break
+        if feasible:
+            return min(feasible, key=_allocated_fraction).name, ""
         return None, self.unschedulable_message(fits) if explain else ""
 
     def unschedulable_message(self, fits: Any) -> str:

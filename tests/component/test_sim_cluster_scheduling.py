@@ -76,3 +76,70 @@ async def test_throughput_limit_spaces_bindings() -> None:
         assert first <= 1
         assert second - first == 2
         assert third == 6
+
+
+async def test_kueue_style_resume_with_a_new_node_selector() -> None:
+    async with Harness(nodes=4, nodes_per_pool=2) as h:
+        await h.create(
+            "jobs.batch",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "queued", "namespace": "default"},
+                "spec": {
+                    "suspend": True,
+                    "completionMode": "Indexed",
+                    "completions": 2,
+                    "parallelism": 2,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "nodeSelector": {"kubernetes.io/os": "non-existing-os"},
+                            "containers": [{"name": "c", "image": "i"}],
+                        }
+                    },
+                },
+            },
+        )
+        await h.store.patch(
+            "jobs.batch",
+            "queued",
+            {
+                "spec": {
+                    "suspend": False,
+                    "template": {
+                        "spec": {"nodeSelector": {"kubernetes.io/os": None, "cloud.google.com/gke-nodepool": "pool-1"}}
+                    },
+                }
+            },
+            "default",
+        )
+        await h.settle()
+        pods = await h.pods()
+        assert len(pods) == 2
+        assert {p["spec"]["nodeName"] for p in pods} == {"sim-node-00002", "sim-node-00003"}
+        assert all(p["status"]["phase"] == "Running" for p in pods)
+
+
+async def test_pending_pods_count_as_active() -> None:
+    async with Harness(nodes=1) as h:
+        pod_spec = {
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/os": "non-existing-os"},
+            "containers": [{"name": "c", "image": "i"}],
+        }
+        await h.create(
+            "jobs.batch",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "stuck", "namespace": "default"},
+                "spec": {"completions": 3, "parallelism": 3, "template": {"spec": pod_spec}},
+            },
+        )
+        status = h.job("stuck")["status"]
+        assert (status["active"], status["ready"]) == (3, 0)
+        for p in await h.pods():
+            cond = h.condition(p, "PodScheduled")
+            assert cond is not None
+            assert cond["reason"] == "Unschedulable"

@@ -63,7 +63,19 @@ def test_requests_sum_containers_and_take_init_max() -> None:
             "initContainers": [{"resources": {"requests": {"cpu": "4"}}}],
         }
     }
-    assert pod_requests(p) == {"cpu": 4000, "nvidia.com/gpu": 2000, "pods": 1000}
+    requests = pod_requests(p)
+    assert {k: v for k, v in requests.items() if not k.startswith("score-")} == {
+        "cpu": 4000,
+        "nvidia.com/gpu": 2000,
+        "pods": 1000,
+    }
+    assert requests["score-memory"] == 200 * 2**20 * 1000  # the scheduler's non-zero default for scoring
+
+
+def test_pods_without_requests_spread_over_least_allocated_nodes() -> None:
+    state = cluster(n=4, per_pool=2)
+    pool_1 = {"cloud.google.com/gke-nodepool": "pool-1"}
+    assert {bind(state, pod(f"p{i}", nodeSelector=pool_1)) for i in range(2)} == {"sim-node-00002", "sim-node-00003"}
 
 
 def test_gpu_requests_fill_nodes() -> None:
