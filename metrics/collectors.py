@@ -90,7 +90,9 @@ class LifecycleCollector(RowCollector):
         own = []
         # namespace -> [expected, scheduled, running, ready, restarts, idle seconds] of capped JobSets
         other: dict[str, list[float]] = {ns: [0, 0, 0, 0, 0, v] for ns, v in list(tr.retired_other_idle.items())}
-        for v in views:
+        for n, v in enumerate(views):
+            if n % PAUSE_EVERY == 0:
+                yield None
             counts[(v.namespace, v.state)] = counts.get((v.namespace, v.state), 0) + 1
             if v.label != OTHER_JOBSET:
                 own.append(v)
@@ -121,6 +123,12 @@ class LifecycleCollector(RowCollector):
         yield reg.JOBSET_GPU_IDLE_SECONDS
         yield from (((v.namespace, v.label), v.idle_seconds(now)) for v in own)
         yield from (((ns, OTHER_JOBSET), agg[5]) for ns, agg in other.items())
+        yield reg.JOBSET_RESTARTS_TOTAL
+        yield from ((key, n) for key, n in list(tr.restart_counts.items()))
+        yield reg.JOBSET_FAILED
+        yield from ((key, n) for key, n in list(tr.failed.items()))
+        yield reg.JOBSET_COMPLETED
+        yield from ((key, n) for key, n in list(tr.completed.items()))
 
 
 # --------------------------------------------------------------------------------------------- GPU occupancy

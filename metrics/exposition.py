@@ -144,13 +144,28 @@ def render_now(sources: Iterable[Collector]) -> bytes:
 
 
 async def render_sliced(
-    sources: Iterable[Collector], *, budget: float = 0.002, clock: Callable[[], float] = time.perf_counter
+    sources: Iterable[Collector],
+    *,
+    budget: float = 0.002,
+    clock: Callable[[], float] = time.perf_counter,
+    on_slice: Callable[[float], None] | None = None,
 ) -> bytes:
-    """Render on the event loop in slices of about ``budget`` seconds, yielding to the loop between slices."""
+    """Render on the event loop in slices of about ``budget`` seconds, yielding to the loop between slices.
+
+    ``on_slice`` (benchmarks) is told the length of every slice, i.e. of every stretch the loop was held.
+    """
     out: list[str] = []
-    until = clock() + budget
+    start = clock()
+    until = start + budget
     for _ in exposition(sources, out):
-        if clock() >= until:
+        now = clock()
+        if now >= until:
+            if on_slice is not None:
+                on_slice(now - start)
             await asyncio.sleep(0)
-            until = clock() + budget
-    return "".join(out).encode()
+            start = clock()
+            until = start + budget
+    body = "".join(out).encode()
+    if on_slice is not None:
+        on_slice(clock() - start)
+    return body

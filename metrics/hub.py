@@ -51,6 +51,8 @@ class MetricsHub:
         self._register(LifecycleCollector(self.tracker))
         self._register(InformerCollector(lambda: self._informers))
         self._gpu: GpuCollector | None = None
+        self.slice_observer: Callable[[float], None] | None = None
+        """Benchmarks: told the length of every slice of a sliced render."""
 
     def _register(self, collector: Collector) -> None:
         self.registry.register(collector)
@@ -96,7 +98,9 @@ class MetricsHub:
             hook()
         mode = self.settings.exposition
         if mode == "sliced":
-            return await render_sliced(self.sources, budget=self.settings.exposition_slice_seconds)
+            return await render_sliced(
+                self.sources, budget=self.settings.exposition_slice_seconds, on_slice=self.slice_observer
+            )
         if mode == "thread":
             return await asyncio.to_thread(self.render_sync)
         return self.render_sync()

@@ -29,7 +29,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -124,23 +123,29 @@ def _is_true(status: JobSetStatus, ctype: str) -> bool:
     return any(cond.type == ctype and cond.status == "True" for cond in status.conditions)
 
 
-class _PodState:
-    __slots__ = ("attempt", "bound", "counted", "gpus", "held", "ready", "running", "uid")
+PodState = tuple[str, int, bool, int, int, int, int]
+"""What the tracker keeps per pod: (JobSet UID label, attempt, counted, bound, running, ready, GPUs held).
 
-    def __init__(self, pod: Pod, resource: str) -> None:
-        labels = pod.metadata.labels
-        phase = pod.status.phase
-        finished = phase in ("Succeeded", "Failed")
-        self.uid = labels.get(c.JOBSET_UID_KEY) or ""
-        self.attempt = _attempt(labels.get(c.RESTART_ATTEMPT_KEY))
-        self.counted = pod.metadata.deletion_timestamp is None and phase != "Failed"
-        self.bound = bool(pod.spec.node_name)
-        self.running = phase in ("Running", "Succeeded")
-        self.ready = phase == "Succeeded" or any(
-            cond.type == "Ready" and cond.status == "True" for cond in pod.status.conditions
-        )
-        self.gpus = pod_gpus(pod, resource)
-        self.held = self.gpus if self.bound and not finished else 0
+A plain tuple of atomic values, which the cyclic GC untracks (100k pods must not lengthen full collections)."""
+
+
+def _pod_state(pod: Pod, resource: str) -> PodState:
+    labels = pod.metadata.labels
+    phase = pod.status.phase
+    bound = bool(pod.spec.node_name)
+    ready = phase == "Succeeded" or any(
+        cond.type == "Ready" and cond.status == "True" for cond in pod.status.conditions
+    )
+    held = pod_gpus(pod, resource) if bound and phase not in ("Succeeded", "Failed") else 0
+    return (
+        labels.get(c.JOBSET_UID_KEY) or "",
+        _attempt(labels.get(c.RESTART_ATTEMPT_KEY)),
+        pod.metadata.deletion_timestamp is None and phase != "Failed",
+        int(bound),
+        int(phase in ("Running", "Succeeded")),
+        int(ready),
+        held,
+    )
 
 
 class _Window:
@@ -210,7 +215,7 @@ class _View:
         self.jobs_expected = 0
         self.pods_expected = 0
         self.jobs: dict[str, tuple[str, int, bool]] = {}  # job key -> (uid label, attempt, counted)
-        self.pods: dict[str, _PodState] = {}
+        self.pods: dict[str, PodState] = {}
         self.n_jobs = self.n_sched = self.n_running = self.n_ready = 0
         self.held = 0
         self.window: _Window | None = None
@@ -226,11 +231,11 @@ class _View:
     def recount(self) -> None:
         self.n_jobs = sum(1 for uid, att, ok in self.jobs.values() if ok and self.matches(uid, att))
         n_sched = n_running = n_ready = 0
-        for p in self.pods.values():
-            if p.counted and self.matches(p.uid, p.attempt):
-                n_sched += p.bound
-                n_running += p.running
-                n_ready += p.ready
+        for uid, attempt, counted, bound, running, ready, _ in self.pods.values():
+            if counted and self.matches(uid, attempt):
+                n_sched += bound
+                n_running += running
+                n_ready += ready
         self.n_sched, self.n_running, self.n_ready = n_sched, n_running, n_ready
 
     def all_ready(self) -> bool:
@@ -271,6 +276,12 @@ class LifecycleTracker:
         self.synced = synced is None
         self.views: dict[str, _View] = {}
         self._admitted: set[str] = set()
+        self.failed: dict[tuple[str, str], int] = {}
+        """``jobset_failed_total`` by (jobset_name label, namespace)."""
+        self.completed: dict[tuple[str, str], int] = {}
+        """``jobset_completed_total`` by (jobset_name label, namespace)."""
+        self.restart_counts: dict[tuple[str, str, str, str, str], int] = {}
+        """``jobset_restarts_total`` by (namespace, jobset_name label, action, rule, reason)."""
         self.retired_other_idle: dict[str, float] = {}
         """Idle GPU-seconds of deleted ``__other__`` JobSets, per namespace (keeps that counter monotonic)."""
         self.over_cap = 0
@@ -455,19 +466,20 @@ class LifecycleTracker:
             prev = view.pods.pop(key, None)
             held_before = view.held
             if prev is not None:
-                view.held -= prev.held
-                if prev.counted and view.matches(prev.uid, prev.attempt):
-                    view.n_sched -= prev.bound
-                    view.n_running -= prev.running
-                    view.n_ready -= prev.ready
+                uid, attempt, counted, bound, running, ready, held = prev
+                view.held -= held
+                if counted and view.matches(uid, attempt):
+                    view.n_sched -= bound
+                    view.n_running -= running
+                    view.n_ready -= ready
             if new is not None:
-                st = _PodState(new, self.settings.gpu_resource)
-                view.pods[key] = st
-                view.held += st.held
-                if st.counted and view.matches(st.uid, st.attempt):
-                    view.n_sched += st.bound
-                    view.n_running += st.running
-                    view.n_ready += st.ready
+                st = view.pods[key] = _pod_state(new, self.settings.gpu_resource)
+                uid, attempt, counted, bound, running, ready, held = st
+                view.held += held
+                if counted and view.matches(uid, attempt):
+                    view.n_sched += bound
+                    view.n_running += running
+                    view.n_ready += ready
             if view.held != held_before:
                 self._integrate(view, now, held_before)
             self._touched(view, now)
@@ -501,7 +513,8 @@ class LifecycleTracker:
             if outcome.kind == "restarted":
                 action = outcome.action or "RestartJobSet"
                 labels = (action, outcome.rule, outcome.reason)
-                self.m.restarts.labels(ns, label, *labels).inc()
+                key = (ns, label, *labels)
+                self.restart_counts[key] = self.restart_counts.get(key, 0) + 1
                 view.restart_labels.add(labels)
                 old = view.window
                 recovery_t0 = old.recovery_t0 if old is not None and old.recovery_t0 is not None else now
@@ -517,8 +530,8 @@ class LifecycleTracker:
                 if self.synced:
                     self._advance(view, now)
             elif outcome.kind in ("failed", "completed"):
-                counter = self.m.jobset_failed if outcome.kind == "failed" else self.m.jobset_completed
-                counter.labels(jobset_name=label, namespace=ns).inc()
+                counts = self.failed if outcome.kind == "failed" else self.completed
+                counts[(label, ns)] = counts.get((label, ns), 0) + 1
                 state = "Failed" if outcome.kind == "failed" else "Completed"
                 self.m.terminal.labels(namespace=ns, state=state, reason=outcome.reason).inc()
                 view.terminal = state
@@ -604,12 +617,7 @@ class LifecycleTracker:
                 self.m.tracked_over_cap.set(self.over_cap)
             return
         self._admitted.discard(key)
-        for counter in (self.m.jobset_failed, self.m.jobset_completed):
-            _remove(counter, label, ns)
+        self.failed.pop((label, ns), None)
+        self.completed.pop((label, ns), None)
         for labels in view.restart_labels:
-            _remove(self.m.restarts, ns, label, *labels)
-
-
-def _remove(metric: Any, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)
+            self.restart_counts.pop((ns, label, *labels), None)

@@ -55,7 +55,7 @@ class FamilySpec:
         return GaugeMetricFamily(self.name, self.help, labels=self.labels)
 
 
-# Cache health (metrics.hooks.InformerCollector).
+# Cache health (metrics.collectors.InformerCollector).
 INFORMER_WATCH_RESTARTS = FamilySpec(
     "informer_watch_restarts",
     "Times an informer's WATCH ended and was re-opened (timeouts, errors, 410).",
@@ -73,7 +73,7 @@ INFORMER_SYNCED = FamilySpec(
     "informer_synced", "1 once the informer's first LIST is in its store.", "gauge", ("resource",)
 )
 
-# JobSet state (metrics.lifecycle.LifecycleCollector).
+# JobSet state (metrics.collectors.LifecycleCollector).
 JOBSET_STATE_COUNT = FamilySpec(
     "jobset_state_count",
     "JobSets by namespace and state (Suspended, Starting, Running, Restarting, Completed, Failed).",
@@ -112,7 +112,25 @@ JOBSET_GPU_IDLE_SECONDS = FamilySpec(
     ("namespace", "jobset_name"),
 )
 
-# GPU occupancy (metrics.gpu.GpuCollector).
+# Per-JobSet counters, kept by the tracker and rendered as rows (no per-JobSet prometheus_client children: a
+# family of thousands of them cannot be rendered in slices). Counted only after the status write (D4).
+JOBSET_FAILED = FamilySpec(
+    "jobset_failed", "Times the controller set a JobSet's Failed condition.", "counter", ("jobset_name", "namespace")
+)
+JOBSET_COMPLETED = FamilySpec(
+    "jobset_completed",
+    "Times the controller set a JobSet's Completed condition.",
+    "counter",
+    ("jobset_name", "namespace"),
+)
+JOBSET_RESTARTS_TOTAL = FamilySpec(
+    "jobset_restarts",
+    "Restarts applied by the controller, by namespace, JobSet, failure-policy action, matching rule and reason.",
+    "counter",
+    ("namespace", "jobset_name", "action", "rule", "reason"),
+)
+
+# GPU occupancy (metrics.collectors.GpuCollector).
 GPU_ALLOCATABLE = FamilySpec(
     "jobset_gpu_allocatable",
     "Allocatable GPUs on Ready, schedulable nodes, per node pool.",
@@ -152,6 +170,9 @@ SCRAPE_FAMILIES: tuple[FamilySpec, ...] = (
     JOBSET_PODS,
     JOBSET_RESTARTS,
     JOBSET_GPU_IDLE_SECONDS,
+    JOBSET_FAILED,
+    JOBSET_COMPLETED,
+    JOBSET_RESTARTS_TOTAL,
     GPU_ALLOCATABLE,
     GPU_UNAVAILABLE,
     GPU_REQUESTED,
@@ -237,28 +258,7 @@ class Metrics:
             registry=r,
         )
 
-        # The reference's JobSet counters (exact names and labels; counted after the status write, D4).
-        self.jobset_failed = Counter(
-            "jobset_failed",
-            "Times the controller set a JobSet's Failed condition.",
-            ["jobset_name", "namespace"],
-            registry=r,
-        )
-        self.jobset_completed = Counter(
-            "jobset_completed",
-            "Times the controller set a JobSet's Completed condition.",
-            ["jobset_name", "namespace"],
-            registry=r,
-        )
-
-        # JobSet lifecycle.
-        self.restarts = Counter(
-            "jobset_restarts",
-            "Restarts applied by the controller, by namespace, JobSet, failure-policy action, matching rule and "
-            "reason.",
-            ["namespace", "jobset_name", "action", "rule", "reason"],
-            registry=r,
-        )
+        # JobSet lifecycle (per-JobSet counters are rows of metrics.collectors.LifecycleCollector).
         self.terminal = Counter(
             "jobset_terminal_outcomes",
             "JobSets that reached a terminal state, by namespace, state and reason.",
