@@ -400,7 +400,7 @@ def apply(
     if not force:
         conflicts = []
         for m in managed:
-            if m is mine or m.get("operation") != "Apply":
+            if m is mine or (m.get("manager") == manager and m.get("operation") == "Apply"):
                 continue
             for leaf in _leaves(m.get("fieldsV1") or {}) & _leaves(new_set):
                 if _value_at(current, leaf) != _value_at(config, leaf):
@@ -430,7 +430,7 @@ def apply(
     if force:
         taken = _leaves(new_set)
         for m in managed:
-            if m is not mine and m.get("operation") == "Apply":
+            if m is not mine:
                 _drop_leaves(m.setdefault("fieldsV1", {}), taken)
     entry = {
         "manager": manager,
@@ -442,10 +442,85 @@ def apply(
     }
     if subresource:
         entry["subresource"] = subresource
-    managed = [m for m in managed if m is not mine and (m.get("fieldsV1") or m.get("operation") != "Apply")]
+    managed = [m for m in managed if m is not mine and _has_fields(m)]
     managed.append(entry)
     out.setdefault("metadata", {})["managedFields"] = managed
     return out
+
+
+def _has_fields(entry: JSON) -> bool:
+    return bool(_leaves(entry.get("fieldsV1") or {}))
+
+
+def _tracked(obj: JSON, include_status: bool) -> JSON:
+    """The parts of an object whose fields managers own (server-set metadata excluded)."""
+    out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+    if include_status and "status" in obj:
+        out["status"] = obj["status"]
+    meta = obj.get("metadata") or {}
+    owned = {k: meta[k] for k in ("labels", "annotations", "finalizers", "ownerReferences") if k in meta}
+    if owned:
+        out["metadata"] = owned
+    return out
+
+
+def _from_leaves(leaves: set[tuple[str, ...]]) -> JSON:
+    root: JSON = {}
+    for leaf in sorted(leaves):
+        cur = root
+        for part in leaf:
+            nxt = cur.setdefault(part, {})
+            if part.startswith("k:"):
+                nxt.setdefault(".", {})
+            cur = nxt
+    return root
+
+
+def track_update(
+    old: JSON | None, new: JSON, manager: str, subresource: str, strategic: bool, now: str, api_version: str
+) -> None:
+    """Give ``manager`` (an Update writer) the fields it set or changed, taking them from other managers."""
+    managed = [dict(m) for m in (new.get("metadata") or {}).get("managedFields") or [] if isinstance(m, dict)]
+    if any(m.get("manager") == manager and m.get("operation") == "Apply" and not m.get("time") for m in managed):
+        return  # this request was an apply that creates: its Apply entry already records the fields
+    include_status = subresource == "status"
+    new_leaves = _leaves(field_set(_tracked(new, include_status), strategic))
+    if old is None:
+        changed, removed = new_leaves, set()
+    else:
+        old_leaves = _leaves(field_set(_tracked(old, include_status), strategic))
+        changed = {
+            leaf for leaf in new_leaves if leaf not in old_leaves or _value_at(old, leaf) != _value_at(new, leaf)
+        }
+        removed = old_leaves - new_leaves
+    if not changed and not removed:
+        return
+    mine = None
+    for m in managed:
+        if (
+            m.get("manager") == manager
+            and m.get("operation") == "Update"
+            and (m.get("subresource") or "") == (subresource)
+        ):
+            mine = m
+        else:
+            _drop_leaves(m.setdefault("fieldsV1", {}), changed | removed)
+    owned = (_leaves(mine.get("fieldsV1") or {}) if mine else set()) | changed
+    owned -= removed
+    entry: JSON = {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": api_version,
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": _from_leaves(owned),
+    }
+    if subresource:
+        entry["subresource"] = subresource
+    managed = [m for m in managed if m is not mine and _has_fields(m)]
+    if owned:
+        managed.append(entry)
+    new.setdefault("metadata", {})["managedFields"] = managed
 
 
 def _drop_leaves(fs: JSON, leaves: set[tuple[str, ...]], prefix: tuple[str, ...] = ()) -> None:

@@ -708,6 +708,10 @@ class Store:
         builtins.prepare_create(info_store, obj, uid, self.ips)
         if info_store.crd is not None and self.schema is not None:
             self.schema.prepare_create(info_store, obj)
+        if field_manager and field_manager != "unknown":
+            patching.track_update(
+                None, obj, field_manager, "", info_store.strategic, now_rfc3339(self.clock), info.api_version
+            )
         patching.record_manager(obj, field_manager or "unknown", "Update", now_rfc3339(self.clock), info.api_version)
         self._validate(info_store, obj, None)
         if self.validating:
@@ -927,6 +931,16 @@ class Store:
             patching.record_manager(
                 new, field_manager or "unknown", operation, now_rfc3339(self.clock), info.api_version, subresource
             )
+            if operation == "Update" and field_manager and field_manager != "unknown":
+                patching.track_update(
+                    old,
+                    new,
+                    field_manager,
+                    subresource,
+                    info_store.strategic,
+                    now_rfc3339(self.clock),
+                    info.api_version,
+                )
             self._validate(info_store, new, old)
             if self.validating:
                 attrs = AdmissionAttributes(

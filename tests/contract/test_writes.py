@@ -215,3 +215,19 @@ async def test_dry_run_does_not_persist(kube: Kube, ns: str) -> None:
     reply = await kube.post(path, cm("dry", ns), dryRun="All")
     assert reply.status == 201
     assert (await kube.get(f"{path}/dry")).status == 404
+
+
+async def test_apply_conflicts_with_a_field_set_by_an_update_manager(kube: Kube, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    created = await kube.post(path, cm("upd", ns, data={"x": "1", "y": "2"}), fieldManager="creator")
+    managers = {(m["manager"], m["operation"]) for m in created.obj()["metadata"]["managedFields"]}
+    assert ("creator", "Update") in managers
+    same = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "upd"}, "data": {"x": "1"}}
+    assert (await kube.patch(f"{path}/upd", same, "apply", fieldManager="applier")).status == 200
+    changed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "upd"}, "data": {"y": "9"}}
+    reply = await kube.patch(f"{path}/upd", changed, "apply", fieldManager="applier")
+    assert reply.status == 409
+    assert 'conflict with "creator"' in reply.obj()["message"]
+    forced = await kube.patch(f"{path}/upd", changed, "apply", fieldManager="applier", force="true")
+    assert forced.status == 200
+    assert forced.obj()["data"] == {"x": "1", "y": "9"}
