@@ -20,7 +20,8 @@ from cache import constants as c
 from cache.records import Node, Pod
 from metrics import registry as reg
 from metrics.exposition import PAUSE_EVERY, Item, RowCollector
-from metrics.lifecycle import LifecycleTracker, parse_count, pod_gpus
+from metrics.lifecycle import LifecycleTracker
+from metrics.readers import parse_count, pod_gpus
 from metrics.settings import OTHER_JOBSET, MetricsSettings
 
 # --------------------------------------------------------------------------------------------- informers

@@ -12,12 +12,9 @@ reused (a label lookup per event would dominate the cost at 100k events/s).
 
 from __future__ import annotations
 
-import structlog
 from prometheus_client import Counter, Histogram
 
 from metrics.registry import Metrics
-
-log = structlog.get_logger("pyjobset.metrics")
 
 
 class ReconcileMetrics:

@@ -29,16 +29,16 @@ Invariants:
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from cache import constants as c
 from cache.jobset_types import JobSet, JobSetStatus
 from cache.records import Job, Pod
+from metrics.readers import PodState, attempt_of, condition_true, parse_time, pod_state, pods_per_job
 from metrics.registry import Metrics
 from metrics.settings import OTHER_JOBSET, MetricsSettings
 
@@ -71,81 +71,6 @@ class PlanLike(Protocol):
 
     @property
     def status(self) -> JobSetStatus | None: ...
-
-
-def parse_time(ts: str | None) -> float | None:
-    """RFC 3339 (``2026-01-02T03:04:05Z``) → epoch seconds, or None."""
-    if not ts:
-        return None
-    try:
-        return dt.datetime.fromisoformat(ts).timestamp()
-    except ValueError:
-        return None
-
-
-def parse_count(q: str) -> int:
-    """An extended-resource quantity (GPUs are whole numbers: "8"); anything unparsable counts as 0."""
-    try:
-        return int(q)
-    except ValueError:
-        try:
-            return int(float(q))
-        except ValueError:
-            return 0
-
-
-def pod_gpus(pod: Pod, resource: str) -> int:
-    """GPUs a pod asks for: the sum over its containers of requests (limits when no request: extended
-    resources default their request to the limit)."""
-    total = 0
-    for ctr in pod.spec.containers:
-        res = ctr.resources
-        q = res.requests.get(resource) or res.limits.get(resource)
-        if q:
-            total += parse_count(q)
-    return total
-
-
-def _attempt(raw: str | None) -> int:
-    """The ``restart-attempt`` label value as a number (0 when absent or malformed)."""
-    return int(raw) if raw and raw.isdigit() else 0
-
-
-def _pods_per_job(template: dict[str, Any]) -> int:
-    spec = template.get("spec") or {}
-    par = spec.get("parallelism")
-    par = 1 if par is None else int(par)
-    comp = spec.get("completions")
-    return min(par, int(comp)) if comp is not None else par
-
-
-def _is_true(status: JobSetStatus, ctype: str) -> bool:
-    return any(cond.type == ctype and cond.status == "True" for cond in status.conditions)
-
-
-PodState = tuple[str, int, bool, int, int, int, int]
-"""What the tracker keeps per pod: (JobSet UID label, attempt, counted, bound, running, ready, GPUs held).
-
-A plain tuple of atomic values, which the cyclic GC untracks (100k pods must not lengthen full collections)."""
-
-
-def _pod_state(pod: Pod, resource: str) -> PodState:
-    labels = pod.metadata.labels
-    phase = pod.status.phase
-    bound = bool(pod.spec.node_name)
-    ready = phase == "Succeeded" or any(
-        cond.type == "Ready" and cond.status == "True" for cond in pod.status.conditions
-    )
-    held = pod_gpus(pod, resource) if bound and phase not in ("Succeeded", "Failed") else 0
-    return (
-        labels.get(c.JOBSET_UID_KEY) or "",
-        _attempt(labels.get(c.RESTART_ATTEMPT_KEY)),
-        pod.metadata.deletion_timestamp is None and phase != "Failed",
-        int(bound),
-        int(phase in ("Running", "Succeeded")),
-        int(ready),
-        held,
-    )
 
 
 class _Window:
@@ -375,10 +300,14 @@ class LifecycleTracker:
         status = js.status
         view.restarts = status.restarts
         view.terminal = (
-            "Completed" if _is_true(status, c.COND_COMPLETED) else "Failed" if _is_true(status, c.COND_FAILED) else ""
+            "Completed"
+            if condition_true(status, c.COND_COMPLETED)
+            else "Failed"
+            if condition_true(status, c.COND_FAILED)
+            else ""
         )
         view.jobs_expected = sum(rj.replicas for rj in js.spec.replicated_jobs)
-        view.pods_expected = sum(rj.replicas * _pods_per_job(rj.template) for rj in js.spec.replicated_jobs)
+        view.pods_expected = sum(rj.replicas * pods_per_job(rj.template) for rj in js.spec.replicated_jobs)
         view.attempt = max(view.attempt, status.restarts)
         if not self.synced:
             view.recount()
@@ -436,7 +365,7 @@ class LifecycleTracker:
                 labels = new.metadata.labels
                 entry = (
                     labels.get(c.JOBSET_UID_KEY) or "",
-                    _attempt(labels.get(c.RESTART_ATTEMPT_KEY)),
+                    attempt_of(labels.get(c.RESTART_ATTEMPT_KEY)),
                     new.metadata.deletion_timestamp is None,
                 )
                 view.jobs[key] = entry
@@ -473,7 +402,7 @@ class LifecycleTracker:
                     view.n_running -= running
                     view.n_ready -= ready
             if new is not None:
-                st = view.pods[key] = _pod_state(new, self.settings.gpu_resource)
+                st = view.pods[key] = pod_state(new, self.settings.gpu_resource)
                 uid, attempt, counted, bound, running, ready, held = st
                 view.held += held
                 if counted and view.matches(uid, attempt):

@@ -279,7 +279,7 @@ class ScriptedLife:
 
     @property
     def js_created(self) -> float:
-        from metrics.lifecycle import parse_time
+        from metrics.readers import parse_time
 
         created = parse_time(self.js.metadata.creation_timestamp)
         assert created is not None

@@ -7,7 +7,7 @@ import pytest
 from cache.store import Store
 from metrics import synthetic as syn
 from metrics.hub import MetricsHub
-from metrics.lifecycle import pod_gpus
+from metrics.readers import pod_gpus
 from metrics.settings import OTHER_JOBSET, MetricsSettings
 
 
