@@ -3,9 +3,10 @@
 Role: :func:`install` adds two hooks to a :class:`~kubesim.store.Store`; for every write they find the
 ``MutatingWebhookConfiguration`` / ``ValidatingWebhookConfiguration`` webhooks that match (``rules``:
 operations, apiGroups, apiVersions, resources incl. ``*`` and subresources, scope; ``namespaceSelector``;
-``objectSelector``) and POST an ``admission.k8s.io/v1 AdmissionReview`` over HTTPS, verified with the webhook's
-``caBundle`` (server name ``<service>.<namespace>.svc`` for service references), within ``timeoutSeconds``
-(default 10). A mutating webhook's ``JSONPatch`` is applied to the object before the next webhook sees it.
+``objectSelector``; ``matchConditions`` in CEL) and POST an ``admission.k8s.io/v1 AdmissionReview`` over
+HTTPS, verified with the webhook's ``caBundle`` (server name ``<service>.<namespace>.svc`` for service
+references), within ``timeoutSeconds`` (default 10). A mutating webhook's ``JSONPatch`` is applied to the
+object before the next webhook sees it.
 
 Reaching services: a simulated cluster has no service network, so a ``clientConfig.service`` reference is
 resolved by :attr:`Admission.endpoints` (``(namespace, name) -> "https://127.0.0.1:9443"``) when the test or demo
@@ -27,7 +28,9 @@ import uuid
 from typing import Any
 
 import aiohttp
+import celpy
 import orjson
+from celpy.adapter import json_to_cel
 
 from kubesim import errors
 from kubesim.errors import ApiError
@@ -84,6 +87,8 @@ class Admission:
         self._session: aiohttp.ClientSession | None = None
         self._ssl: dict[str, ssl.SSLContext] = {}
         self.calls = 0
+        self._env = celpy.Environment()
+        self._cel: dict[str, Any] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -144,6 +149,46 @@ class Admission:
             ns_labels = (ns_obj.get("metadata") or {}).get("labels") or {"kubernetes.io/metadata.name": ns_name}
             if not selector_object_matcher(ns_sel)(ns_labels):
                 return False
+        return self._match_conditions(hook, attrs)
+
+    def _match_conditions(self, hook: JSON, attrs: AdmissionAttributes) -> bool:
+        """``matchConditions``: CEL over ``object``, ``oldObject`` and ``request``; all must hold."""
+        conditions = hook.get("matchConditions") or []
+        if not conditions:
+            return True
+        activation = {
+            "object": json_to_cel(attrs.obj),
+            "oldObject": json_to_cel(attrs.old),
+            "request": json_to_cel(
+                {
+                    "operation": attrs.operation,
+                    "name": attrs.name,
+                    "namespace": attrs.namespace,
+                    "subResource": attrs.subresource,
+                    "userInfo": USER,
+                    "resource": {
+                        "group": attrs.info.group,
+                        "version": attrs.info.version,
+                        "resource": attrs.info.resource,
+                    },
+                }
+            ),
+        }
+        for cond in conditions:
+            expr = str(cond.get("expression", ""))
+            try:
+                prog = self._cel.get(expr)
+                if prog is None:
+                    prog = self._cel[expr] = self._env.program(self._env.compile(expr))
+                if not bool(prog.evaluate(activation)):
+                    return False
+            except Exception as exc:  # noqa: BLE001 - a failing condition is decided by failurePolicy
+                if hook.get("failurePolicy", "Fail") == "Ignore":
+                    return False
+                raise errors.internal(
+                    f'failed calling webhook "{hook.get("name", "")}": matchCondition "{cond.get("name", "")}" '
+                    f"failed: {exc}"
+                ) from None
         return True
 
     # ------------------------------------------------------------------------------------ calling

@@ -167,3 +167,40 @@ def test_rule_matching(rule: JSON, sub: str, op: str, matches: bool) -> None:
     full = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], **rule}
     attrs = AdmissionAttributes(op, pods, "default", "p", {}, None, sub, False, {})
     assert rule_matches(full, attrs) is matches
+
+
+async def test_match_conditions_select_requests_in_cel(sim: SimCluster, hooks: WebhookServer) -> None:
+    hooks.handlers["/deny"] = _deny
+    cfg = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "mc"},
+        "webhooks": [
+            {
+                "name": "mc.kubesim.test",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "clientConfig": {"url": hooks.url("/deny"), "caBundle": hooks.ca_bundle},
+                "matchConditions": [
+                    {"name": "only-red", "expression": "has(object.data) && object.data.color == 'red'"}
+                ],
+                "rules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}
+                ],
+            }
+        ],
+    }
+    await sim.store.create("validatingwebhookconfigurations", cfg)
+
+    def cm(name: str, color: str) -> JSON:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"color": color},
+        }
+
+    assert (await sim.store.create("configmaps", cm("blue", "blue")))["metadata"]["name"] == "blue"
+    with pytest.raises(ApiError) as err:
+        await sim.store.create("configmaps", cm("red", "red"))
+    assert err.value.code == 403

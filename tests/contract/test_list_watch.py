@@ -170,3 +170,44 @@ async def test_watch_from_expired_resource_version_is_410_error_event(kube: Kube
     status = events[0]["object"]
     assert (status["kind"], status["code"], status["reason"]) == ("Status", 410, "Expired")
     assert "too old resource version" in status["message"]
+
+
+async def test_events_are_served_by_both_event_apis_and_select_by_involved_object(kube: Kube, ns: str) -> None:
+    core = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns},
+        "reason": "Tested",
+        "message": "hello",
+        "type": "Normal",
+        "source": {"component": "contract"},
+        "firstTimestamp": "2026-01-01T00:00:00Z",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "count": 1,
+    }
+    assert (await kube.post(f"/api/v1/namespaces/{ns}/events", core)).status == 201
+    new = (await kube.get(f"/apis/events.k8s.io/v1/namespaces/{ns}/events/e1")).obj()
+    assert new["apiVersion"] == "events.k8s.io/v1"
+    assert new["regarding"]["name"] == "p"
+    assert new["note"] == "hello"
+    assert new["reason"] == "Tested"
+    modern = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "e2"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "contract/x",
+        "reportingInstance": "contract-1",
+        "action": "Test",
+        "reason": "Modern",
+        "note": "hi",
+        "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "q", "namespace": ns},
+    }
+    assert (await kube.post(f"/apis/events.k8s.io/v1/namespaces/{ns}/events", modern)).status == 201
+    old = (await kube.get(f"/api/v1/namespaces/{ns}/events/e2")).obj()
+    assert old["involvedObject"]["name"] == "q"
+    assert old["message"] == "hi"
+    selected = (await kube.get(f"/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=q")).obj()
+    assert [e["metadata"]["name"] for e in selected["items"]] == ["e2"]
