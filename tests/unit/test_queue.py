@@ -27,8 +27,10 @@ def make(clock: FakeClock | None = None, **kw: object) -> WorkQueue[str]:
 
 
 async def drain(q: WorkQueue[str], *, done: bool = True) -> list[str]:
-    out = []
+    out: list[str] = []
     while len(q):
+        if len(out) > 1000:
+            raise AssertionError("the queue keeps handing items out")
         item = await q.get()
         out.append(item)
         if done:

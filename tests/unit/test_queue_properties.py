@@ -184,8 +184,8 @@ def test_any_burst_of_adds_is_processed_once_per_key_in_first_add_order(adds: li
     q: WorkQueue[str] = WorkQueue(clock=FakeClock())
     for item in adds:
         q.add(item)
-    out = []
-    while len(q):
+    out: list[str] = []
+    while len(q) and len(out) <= len(adds):  # bounded: a queue that re-hands items out must fail, not hang
         item = run_now(q.get())
         q.done(item)
         out.append(item)
@@ -206,8 +206,11 @@ def test_each_delayed_key_fires_once_at_its_earliest_deadline(calls: list[tuple[
     fired: dict[str, float] = {}
     for deadline in sorted(set(earliest.values())):
         clock.advance(deadline - clock.now())
-        while len(q):
+        for _ in range(len(earliest) + 1):  # bounded: a queue that re-hands items out must fail, not hang
+            if not len(q):
+                break
             item = run_now(q.get())
+            assert item not in fired, "each delayed key fires once"
             fired[item] = clock.now()
             q.done(item)
     clock.advance(1000.0)
