@@ -111,12 +111,18 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def running_env(
-    sim: kubesim.SimCluster, api: ApiClient, tmp_path: Path, clock: Callable[[], dt.datetime] | None = None
+    sim: kubesim.SimCluster,
+    api: ApiClient,
+    tmp_path: Path,
+    clock: Callable[[], dt.datetime] | None = None,
+    gates: dict[str, bool] | None = None,
 ) -> AsyncIterator[Env]:
     await install_webhook_manifests(api)
+    settings = load_settings(overrides={"leader_election.leader_elect": False})
     settings = dataclasses.replace(
-        load_settings(overrides={"leader_election.leader_elect": False}),
+        settings,
         webhook=Webhook(cert_dir=str(tmp_path / "c")),
+        feature_gates={**settings.feature_gates, **(gates or {})},
     )
     pods: Store[Pod] = Store(lambda p: p.key, {POD_NAME_INDEX: pod_name_index})
     nodes: Store[Node] = Store(lambda n: n.key)
