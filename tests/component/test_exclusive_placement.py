@@ -223,7 +223,7 @@ async def test_follower_that_escaped_the_webhooks_is_repaired(stack: Stack, name
             await api.replace(conf_path, conf)
 
         def repaired(items: list[JSON]) -> list[JSON] | None:
-            live = placed(3)(items)
+            live: list[JSON] | None = placed(3)(items)
             if not live or not seen:
                 return None
             followers = [p for p in live if p["metadata"]["annotations"][c.JOB_COMPLETION_INDEX_ANNOTATION] != "0"]
