@@ -121,18 +121,37 @@ def _terms(pod: Mapping[str, Any], kind: str) -> list[Term]:
     ns = (pod.get("metadata") or {}).get("namespace", "default")
     out = []
     for raw in affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
-        key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
-        out.append(
-            Term(
+        key = f"{ns}|{orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()}"
+        term = _TERMS.get(key)
+        if term is None:
+            term = Term(
                 selector=raw.get("labelSelector"),
                 topology_key=raw.get("topologyKey", ""),
                 namespaces=frozenset(raw.get("namespaces") or ()),
                 namespace_selector=raw.get("namespaceSelector"),
                 owner_namespace=ns,
-                key=f"{ns}|{key}",
+                key=key,
             )
-        )
+            if len(_TERMS) < 200_000:
+                _TERMS[key] = term
+        out.append(term)
     return out
+
+
+# Pods of one Job carry identical terms: share one (immutable) Term per distinct term, and one requests dict
+# per distinct request shape, so 100k placed pods do not hold 100k copies.
+_TERMS: dict[str, Term] = {}
+_REQUESTS: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
+
+
+def _shared_requests(requests: dict[str, int]) -> dict[str, int]:
+    key = tuple(sorted(requests.items()))
+    found = _REQUESTS.get(key)
+    if found is None:
+        found = requests
+        if len(_REQUESTS) < 10_000:
+            _REQUESTS[key] = requests
+    return found
 
 
 @dataclass(slots=True)
@@ -208,7 +227,7 @@ class SchedulerState:
                 return
             self.remove_pod(key)
         labels = dict((pod.get("metadata") or {}).get("labels") or {})
-        placed = PlacedPod(key, node, labels, pod_requests(pod), _terms(pod, "podAntiAffinity"))
+        placed = PlacedPod(key, node, labels, _shared_requests(pod_requests(pod)), _terms(pod, "podAntiAffinity"))
         self.placed[key] = placed
         info = self.nodes.get(node)
         if info is not None:
