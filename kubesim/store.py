@@ -56,7 +56,7 @@ from typing import Any
 
 import orjson
 
-from kubesim import builtins, errors
+from kubesim import builtins, errors, knownfields
 from kubesim import patch as patching
 from kubesim.errors import ApiError
 from kubesim.resources import Registry, ResourceInfo, builtin_resources
@@ -619,6 +619,26 @@ class Store:
             meta = obj.get("metadata") or {}
             raise errors.invalid(info.kind, info.group, meta.get("name") or meta.get("generateName", ""), causes)
 
+    def _check_unknown(self, info: ResourceInfo, obj: JSON) -> None:
+        """Drop (``Warn``/``Ignore``) or reject (``Strict``) fields a built-in kind does not have."""
+        if info.crd is not None:
+            return  # the CRD's structural schema prunes (kubesim.schema)
+        mode = FIELD_VALIDATION.get()
+        if WARNINGS.get() is None and mode != "Strict":
+            return  # in-process writers (the simulated controllers) send only known fields
+        unknown = knownfields.unknown_fields(info, obj)
+        if not unknown:
+            return
+        if mode == "Strict":
+            fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise errors.bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"strict decoding error: {fields}"
+            )
+        if mode == "Warn":
+            for u in unknown:
+                warn(f'unknown field "{u}"')
+
     def _default(self, info: ResourceInfo, obj: JSON) -> None:
         if info.crd is not None:
             if self.schema is not None:
@@ -677,6 +697,7 @@ class Store:
             if fld == "resourceVersion" and meta.get(fld):
                 raise errors.bad_request("resourceVersion should not be set on objects to be created")
             meta.pop(fld, None)
+        self._check_unknown(info_store, obj)
         self._default(info_store, obj)
         if self.mutating:
             attrs = AdmissionAttributes(
@@ -911,6 +932,8 @@ class Store:
                     f"{old['metadata'].get('uid')}",
                 )
             new_meta["name"] = name
+            if not subresource:
+                self._check_unknown(info_store, new)
             self._default(info_store, new)
             new = self._prepare_update(info_store, new, old, subresource)
             if self.mutating:

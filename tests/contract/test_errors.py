@@ -169,3 +169,32 @@ async def test_malformed_delete_options_are_400(kube: Kube, ns: str) -> None:
     assert (await kube.get(f"/api/v1/namespaces/{ns}/configmaps/do")).ok
     reply = await kube.delete(f"/api/v1/namespaces/{ns}/configmaps/do", {"propagationPolicy": "Sideways"})
     assert reply.status == 422
+
+
+async def test_unknown_fields_in_builtin_pods_strict_warn_ignore(kube: Kube, ns: str) -> None:
+    def body(name: str) -> dict:  # type: ignore[type-arg]
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "schedulingGates": [{"name": "example.com/hold"}],
+                "bogusTop": 1,
+                "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "imagee": "typo"}],
+            },
+        }
+
+    path = f"/api/v1/namespaces/{ns}/pods"
+    strict = await kube.post(path, body("s"), fieldValidation="Strict")
+    assert strict.status == 400
+    message = _status(strict)["message"]
+    assert 'unknown field "spec.bogusTop"' in message
+    assert 'unknown field "spec.containers[0].imagee"' in message
+    warned = await kube.post(path, body("w"), fieldValidation="Warn")
+    assert warned.status == 201
+    assert "spec.bogusTop" in warned.headers.get("Warning", "")
+    assert "bogusTop" not in warned.obj()["spec"]
+    assert "imagee" not in warned.obj()["spec"]["containers"][0]
+    ignored = await kube.post(path, body("i"), fieldValidation="Ignore")
+    assert ignored.status == 201
+    assert "Warning" not in ignored.headers

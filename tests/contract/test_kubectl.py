@@ -245,3 +245,19 @@ async def test_apply_crd_then_custom_resource(kubectl: Kubectl, tmp_path: Path) 
     assert code != 0
     assert 'unknown field "spec.bogus"' in err
     await kubectl.run("delete", "-f", str(path))
+
+
+async def test_kubectl_rejects_unknown_fields_in_builtin_kinds(kubectl: Kubectl) -> None:
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: typo}
+spec:
+  containers:
+  - name: c
+    image: registry.k8s.io/pause:3.10
+    imagee: oops
+"""
+    code, _, err = await kubectl.run("apply", "-f", "-", stdin=manifest, check=False)
+    assert code != 0
+    assert 'unknown field "spec.containers[0].imagee"' in err
