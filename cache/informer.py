@@ -63,6 +63,11 @@ class _Event(msgspec.Struct):
     object: msgspec.Raw
 
 
+class _TypedEvent(msgspec.Struct, Generic[R]):
+    type: str
+    object: R
+
+
 class _StatusObj(msgspec.Struct):
     code: int = 0
     reason: str = ""
@@ -112,6 +117,7 @@ class Informer(Generic[R]):
         self._list_decoder = msgspec.json.Decoder(_List[record_type])  # type: ignore[valid-type]
         self._item_decoder = msgspec.json.Decoder(record_type)
         self._event_decoder = msgspec.json.Decoder(_Event)
+        self._typed_event_decoder = msgspec.json.Decoder(_TypedEvent[record_type])  # type: ignore[valid-type]
         self._status_decoder = msgspec.json.Decoder(_StatusObj)
         self._bookmark_decoder = msgspec.json.Decoder(_Bookmark)
         self._backoff_initial = backoff_initial
@@ -179,6 +185,21 @@ class Informer(Generic[R]):
             self._handle_line(line)
 
     def _handle_line(self, line: bytes) -> None:
+        # Fast path: ADDED/MODIFIED/DELETED decode in one pass straight into the record. A BOOKMARK's partial
+        # object decodes too (every record field has a default); an ERROR's Status object does not fit the
+        # record, so it (and anything unexpected) takes the two-step path below.
+        typed: _TypedEvent[R] | None
+        try:
+            typed = self._typed_event_decoder.decode(line)
+        except msgspec.ValidationError:
+            typed = None
+        if typed is not None:
+            if typed.type in ("ADDED", "MODIFIED", "DELETED"):
+                self._apply(typed.type, typed.object)
+                return
+            if typed.type == "BOOKMARK":
+                self.resource_version = typed.object.metadata.resource_version or self.resource_version
+                return
         event = self._event_decoder.decode(line)
         etype = event.type
         if etype == "BOOKMARK":
@@ -189,7 +210,9 @@ class Informer(Generic[R]):
             if status.code == 410:
                 raise Gone(status.message or "resourceVersion too old", reason=status.reason)
             raise ApiError(status.message or "watch error", status=status.code, reason=status.reason)
-        obj = self._item_decoder.decode(event.object)
+        self._apply(etype, self._item_decoder.decode(event.object))
+
+    def _apply(self, etype: str, obj: R) -> None:
         self.resource_version = obj.metadata.resource_version or self.resource_version
         key = self.store.key_of(obj)
         if etype == "DELETED":
