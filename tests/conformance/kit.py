@@ -45,6 +45,8 @@ from tests.conftest import EXTERNAL_CONTROLLER, EXTERNAL_KUBECONFIG, wait_for
 JSON = dict[str, Any]
 
 MANUAL_MANAGER = "conformance.pyjobset.io/manual"
+HOLD = "conformance.pyjobset.io/hold"
+"""A finalizer the tests put on a Job to keep it, deleted, for as long as they need."""
 SIM = "sim.pyjobset.io/"
 RUN_SECONDS = SIM + "run-seconds"
 START_SECONDS = SIM + "start-seconds"
@@ -395,6 +397,22 @@ class Cluster:
         await self.write_job_status(
             name, {"startTime": start, "active": 0, "ready": 0, "failed": 1, "conditions": conds}
         )
+
+    async def hold(self, job: str) -> None:
+        """Add the ``HOLD`` finalizer to a Job: once deleted it stays (with a deletionTimestamp) until released."""
+        await self.api.patch(f"{self.jobs_path}/{job}", {"metadata": {"finalizers": [HOLD]}})
+
+    async def release(self, job: str) -> None:
+        """Remove the ``HOLD`` finalizer (GET + PUT with the resourceVersion, retried on conflicts)."""
+        for _ in range(20):
+            obj = await self.api.get(f"{self.jobs_path}/{job}")
+            obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or [] if f != HOLD]
+            try:
+                await self.api.replace(f"{self.jobs_path}/{job}", obj)
+                return
+            except Conflict:
+                continue
+        raise AssertionError(f"Job {job}: 20 conflicting updates in a row")
 
     # ----------------------------------------------------------------------------- pods
 

@@ -377,22 +377,92 @@ async def test_message_pattern_rule_searches_the_failure_message(cluster: Cluste
     assert restarts(js) == (1, 0)
 
 
-async def test_blocking_recreate_waits_for_every_old_job(cluster: Cluster) -> None:
-    # Spec 4.4: with BlockingRecreate nothing is recreated while any previous-attempt Job still exists.
-    await cluster.create(with_policy({"maxRestarts": 1, "restartStrategy": "BlockingRecreate"}))
-    first = await cluster.wait_job_count(4)
+def attempts(jobs: list[JSON]) -> dict[str, str]:
+    """Job name → ``restart-attempt`` label, with ``*`` appended for a Job being deleted."""
+    return {
+        j["metadata"]["name"]: j["metadata"]["labels"][c.RESTART_ATTEMPT_KEY]
+        + ("*" if j["metadata"].get("deletionTimestamp") else "")
+        for j in jobs
+    }
+
+
+async def test_recreate_replaces_each_job_once_its_own_predecessor_is_gone(cluster: Cluster) -> None:
+    # Spec 4.5 "what a restart looks like": old Jobs are deleted in the foreground; each name is recreated as
+    # soon as its own predecessor disappears. One predecessor is held by a finalizer of the test.
+    await cluster.create(with_policy({"maxRestarts": 1}))
+    await cluster.wait_job_count(4)
+    await cluster.hold(B0)
     await cluster.fail(A0)
     await wait_restarts(cluster, 1)
+    want = {A0: "1", B0: "0*", "test-js-replicated-job-b-1": "1", "test-js-replicated-job-b-2": "1"}
+    await cluster.wait_jobs(lambda jobs: attempts(jobs) == want, jobset="test-js")
+    await cluster.stays(
+        cluster.jobs_path,
+        lambda items: attempts(items) == want,
+        params={"labelSelector": f"{c.JOBSET_NAME_KEY}=test-js"},
+    )
+    await cluster.release(B0)
+    jobs = await cluster.wait_job_count(4, attempt=1)
+    assert {j["metadata"]["name"] for j in jobs} == set(want)
 
-    def never_mixed(jobs: list[JSON]) -> bool:
-        attempts = {j["metadata"]["labels"][c.RESTART_ATTEMPT_KEY] for j in jobs}
-        return attempts != {"0", "1"}
 
-    # Watch every Job event until the new attempt is complete: old and new Jobs never coexist.
-    def settled(jobs: list[JSON]) -> list[JSON] | None:
-        assert never_mixed(jobs), [j["metadata"]["name"] for j in jobs]
-        new = [j for j in jobs if j["metadata"]["labels"][c.RESTART_ATTEMPT_KEY] == "1"]
-        return new if len(new) == 4 and len(jobs) == 4 else None
+async def test_blocking_recreate_waits_for_every_predecessor(cluster: Cluster) -> None:
+    # Spec 4.4: with BlockingRecreate nothing is recreated while any previous-attempt Job still exists.
+    await cluster.create(with_policy({"maxRestarts": 1, "restartStrategy": "BlockingRecreate"}))
+    await cluster.wait_job_count(4)
+    await cluster.hold(B0)
+    await cluster.fail(A0)
+    await wait_restarts(cluster, 1)
+    await cluster.wait_jobs(lambda jobs: attempts(jobs) == {B0: "0*"}, jobset="test-js")
+    await cluster.stays(
+        cluster.jobs_path,
+        lambda items: attempts(items) == {B0: "0*"},
+        params={"labelSelector": f"{c.JOBSET_NAME_KEY}=test-js"},
+    )
+    await cluster.release(B0)
+    await cluster.wait_job_count(4, attempt=1)
 
-    second = await cluster.wait_jobs(settled, jobset="test-js")
-    assert {j["metadata"]["uid"] for j in second}.isdisjoint(j["metadata"]["uid"] for j in first)
+
+async def test_restart_then_completion_clears_restarting(cluster: Cluster) -> None:
+    await cluster.create(with_policy({"maxRestarts": 1}))
+    await cluster.wait_job_count(4)
+    await cluster.fail(B0)
+    await wait_restarts(cluster, 1)
+    jobs = await cluster.wait_job_count(4, attempt=1)
+    await cluster.complete(*jobs)
+    js = await cluster.wait_terminal("test-js", "Completed")
+    assert_condition(js, c.COND_RESTARTING, "False", "JobSetCompleted", "jobset completed successfully")
+    assert restarts(js) == (1, 1)
+    assert counts(js, RJOB_B) == expected(succeeded=3)
+
+
+async def test_suspending_while_restarting_clears_restarting(cluster: Cluster) -> None:
+    await cluster.create(with_policy({"maxRestarts": 1}))
+    await cluster.wait_job_count(4)
+    await cluster.hold(B0)  # keeps the restart from settling, so RestartingJobSet stays True until suspension
+    await cluster.fail(A0)
+    await wait_condition_reason(cluster, c.COND_RESTARTING, "DefaultFailurePolicy")
+    await cluster.set_suspend("test-js", True)
+    js = await wait_condition_reason(cluster, c.COND_RESTARTING, "JobSetSuspended")
+    assert_condition(js, c.COND_RESTARTING, "False", "JobSetSuspended", "jobset is suspended")
+    await cluster.release(B0)
+
+
+async def test_finished_jobset_deletes_its_active_jobs_and_keeps_finished_ones(cluster: Cluster) -> None:
+    # Spec 4.2 step 4 / 4.6: once Completed, remaining active Jobs are deleted; succeeded ones are kept.
+    obj = base_jobset(cluster.ns).set("spec.successPolicy", {"operator": "Any", "targetReplicatedJobs": [RJOB_B]})
+    await cluster.create(manual(obj.obj()))
+    await cluster.wait_job_count(4)
+    await cluster.complete(B0)
+    await cluster.wait_terminal("test-js", "Completed")
+    jobs = await cluster.wait_jobs(lambda jobs: jobs if len(jobs) == 1 else None, jobset="test-js")
+    assert jobs[0]["metadata"]["name"] == B0
+
+
+async def test_failed_jobset_deletes_its_active_jobs_and_keeps_the_failed_one(cluster: Cluster) -> None:
+    await cluster.create(with_policy(None))
+    await cluster.wait_job_count(4)
+    await cluster.fail(B0)
+    await cluster.wait_terminal("test-js", "Failed")
+    jobs = await cluster.wait_jobs(lambda jobs: jobs if len(jobs) == 1 else None, jobset="test-js")
+    assert jobs[0]["metadata"]["name"] == B0
