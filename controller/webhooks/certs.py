@@ -28,6 +28,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import ipaddress
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -170,7 +171,7 @@ def issue_serving_cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _SKEW)
         .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
@@ -180,6 +181,19 @@ def issue_serving_cert(
         .sign(ca_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def _san(host: str) -> x509.GeneralName:
+    """An IP address SAN for addresses (a controller run outside the cluster, reached by URL), else DNS."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _sans(cert: x509.Certificate) -> set[str]:
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(ext.get_values_for_type(x509.DNSName)) | {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)}
 
 
 def _expiring(cert: x509.Certificate, now: dt.datetime, lookahead: dt.timedelta) -> bool:
@@ -209,7 +223,7 @@ def ca_problem(art: CertArtifacts, now: dt.datetime, lookahead: dt.timedelta = L
 
 
 def cert_problem(
-    art: CertArtifacts, dns_name: str, now: dt.datetime, lookahead: dt.timedelta = LOOKAHEAD
+    art: CertArtifacts, hosts: str | Iterable[str], now: dt.datetime, lookahead: dt.timedelta = LOOKAHEAD
 ) -> str | None:
     """Why the serving certificate must be re-issued (CA assumed good), or None."""
     try:
@@ -218,11 +232,12 @@ def cert_problem(
         if not _key_matches(cert, art.key):
             return "key does not match the certificate"
         cert.verify_directly_issued_by(ca)
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = _sans(cert)
     except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return "certificate is not readable or not issued by the CA"
-    if dns_name not in sans.get_values_for_type(x509.DNSName):
-        return f"certificate is not valid for {dns_name}"
+    for host in [hosts] if isinstance(hosts, str) else hosts:
+        if host not in sans:
+            return f"certificate is not valid for {host}"
     if _expiring(cert, now, lookahead):
         return "certificate expires soon"
     return None
@@ -235,7 +250,7 @@ def plan_rotation(
     if current is not None:
         ca_reason = ca_problem(current, now, lookahead)
         if ca_reason is None:
-            cert_reason = cert_problem(current, dns_names[0], now, lookahead)
+            cert_reason = cert_problem(current, dns_names, now, lookahead)
             if cert_reason is None:
                 return current, None
             cert, key = issue_serving_cert(current.ca_cert, current.ca_key, dns_names, now)
@@ -313,6 +328,8 @@ class CertManager:
     clock: Clock = utcnow
     lookahead: dt.timedelta = LOOKAHEAD
     check_interval: float = 60.0
+    extra_hosts: tuple[str, ...] = ()
+    """More SANs (DNS names or IP addresses), e.g. ``127.0.0.1`` for a controller run outside the cluster."""
     listeners: list[CertListener] = field(default_factory=list)
     current: CertArtifacts | None = field(default=None, init=False)
     rotations: int = field(default=0, init=False)
@@ -321,7 +338,7 @@ class CertManager:
     @property
     def dns_names(self) -> list[str]:
         svc = f"{self.service_name}.{self.namespace}.svc"
-        return [svc, f"{svc}.cluster.local"]
+        return [svc, f"{svc}.cluster.local", *self.extra_hosts]
 
     def ready(self) -> bool:
         return self._files is not None

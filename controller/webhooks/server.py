@@ -388,8 +388,13 @@ def build_webhook_server(
     *,
     host: str | None = None,
     port: int | None = None,
+    cert_hosts: Sequence[str] = (),
 ) -> WebhookServer:
-    """A server configured from the settings: webhook host/port/certDir, internalCertManagement, tls."""
+    """A server configured from the settings: webhook host/port/certDir, internalCertManagement, tls.
+
+    ``cert_hosts`` adds SANs to the internally managed certificate (e.g. ``127.0.0.1`` when the API server
+    reaches a controller running outside the cluster through a ``url`` clientConfig).
+    """
     icm = settings.internal_cert_management
     certs: CertSource
     if icm.enable:
@@ -399,6 +404,7 @@ def build_webhook_server(
             secret_name=icm.webhook_secret_name,
             service_name=icm.webhook_service_name,
             cert_dir=settings.webhook.cert_dir,
+            extra_hosts=tuple(cert_hosts),
         )
     else:
         certs = FileCertSource(settings.webhook.cert_dir)

@@ -586,3 +586,38 @@ async def test_tls_options(
 def test_unknown_cipher_suite_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown or unsupported cipher suite"):
         server_tls_context("", ("TLS_NOT_A_SUITE",))
+
+
+async def test_url_client_config_with_ip_san(
+    sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, namespace: str, tmp_path: Path
+) -> None:
+    """A controller outside the cluster is reached by ``url``; its certificate then needs the IP address SAN."""
+    await install_webhook_manifests(api)
+    settings = dataclasses.replace(
+        load_settings(overrides={"leader_election.leader_elect": False}), webhook=Webhook(cert_dir=str(tmp_path / "c"))
+    )
+    pods: Store[Pod] = Store(lambda p: p.key, {POD_NAME_INDEX: pod_name_index})
+    nodes: Store[Node] = Store(lambda n: n.key)
+    server = build_webhook_server(settings, api, pods, nodes, host="127.0.0.1", port=0, cert_hosts=("127.0.0.1",))
+    assert await server.start()
+    try:
+        for plural, name in (
+            ("validatingwebhookconfigurations", "jobset-validating-webhook-configuration"),
+            ("mutatingwebhookconfigurations", "jobset-mutating-webhook-configuration"),
+        ):
+            conf_path = resource_path("admissionregistration.k8s.io", "v1", plural, name=name)
+            conf = await api.get(conf_path)
+            for hook in conf["webhooks"]:
+                svc = hook["clientConfig"].pop("service")
+                hook["clientConfig"]["url"] = f"https://127.0.0.1:{server.bound_port}{svc['path']}"
+            await api.replace(conf_path, conf)
+        js = base_jobset("js", namespace)
+        js["spec"]["replicatedJobs"][0]["dependsOn"] = [{"name": "b", "status": "Ready"}]
+        with pytest.raises(Invalid, match="DependsOn can't be set for the first ReplicatedJob"):
+            await api.create(JOBSETS.replace("/jobsets", f"/namespaces/{namespace}/jobsets"), js)
+        created = await api.create(
+            JOBSETS.replace("/jobsets", f"/namespaces/{namespace}/jobsets"), base_jobset("ok", namespace)
+        )
+        assert created["spec"]["successPolicy"] == {"operator": "All"}  # defaulted through the url too
+    finally:
+        await server.stop()

@@ -159,3 +159,15 @@ def test_file_source_loads_and_reloads(tmp_path: Path) -> None:
     os.utime(tmp_path / "tls.crt", (1, 1))  # a different mtime, whatever the file system's resolution
     assert src.check_once()
     assert loaded == [first.cert, second.cert]
+
+
+def test_extra_hosts_include_ip_addresses_and_trigger_reissue() -> None:
+    art = fresh()
+    wanted = [*NAMES, "127.0.0.1", "webhook.example.com"]
+    new, reason = plan_rotation(art, wanted, T0)
+    assert reason == "certificate is not valid for 127.0.0.1"
+    assert new.ca_cert == art.ca_cert
+    sans = x509.load_pem_x509_certificate(new.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert [str(ip) for ip in sans.value.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert "webhook.example.com" in sans.value.get_values_for_type(x509.DNSName)
+    assert plan_rotation(new, wanted, T0) == (new, None)
