@@ -221,3 +221,37 @@ async def test_in_order_startup_waits_for_each_rjob(cluster: Cluster) -> None:
     assert cond is not None
     assert cond["status"] == "False"
     assert not is_true(js, c.COND_SUSPENDED)
+
+
+async def test_in_order_resume_resumes_one_rjob_at_a_time(cluster: Cluster) -> None:
+    # Spec 4.7: resuming an InOrder JobSet resumes b's Jobs only once a is ready, and Suspended=False (ResumeJobs)
+    # appears only after every replicated job has started.
+    obj = base_jobset(cluster.ns).set("spec.suspend", True).set("spec.startupPolicy", {"startupPolicyOrder": "InOrder"})
+    await cluster.create(simulated(obj.obj(), [RJOB_A], start_seconds="3600"))
+    await suspended_jobs(cluster, 4, True)
+    await cluster.wait_condition("test-js", c.COND_SUSPENDED)
+    await cluster.set_suspend("test-js", False)
+
+    def only_a_resumed(jobs: list[JSON]) -> bool:
+        return {j["metadata"]["name"]: bool(j["spec"].get("suspend")) for j in live(jobs)} == {
+            "test-js-replicated-job-a-0": False,
+            "test-js-replicated-job-b-0": True,
+            "test-js-replicated-job-b-1": True,
+            "test-js-replicated-job-b-2": True,
+        }
+
+    await cluster.wait_jobs(lambda jobs: only_a_resumed(jobs) or None)
+    js = await cluster.wait_counts("test-js", {RJOB_A: expected(active=1), RJOB_B: expected(suspended=3)})
+    assert is_true(js, c.COND_STARTUP_IN_PROGRESS)
+    assert is_true(js, c.COND_SUSPENDED)
+    await cluster.stays(cluster.jobs_path, only_a_resumed)
+    (pod,) = await cluster.wait_pods(lambda pods: pods or None, job="test-js-replicated-job-a-0")
+    await cluster.api.patch(
+        f"{cluster.pods_path}/{pod['metadata']['name']}",
+        {"metadata": {"annotations": {"sim.pyjobset.io/start-seconds": "0"}}},
+    )
+    await suspended_jobs(cluster, 4, False)
+    js = await cluster.wait_condition("test-js", c.COND_SUSPENDED, "False")
+    assert_condition(js, c.COND_SUSPENDED, "False", "ResumeJobs", "jobset is resumed")
+    js = await cluster.wait_condition("test-js", c.COND_STARTUP_COMPLETED)
+    assert not is_true(js, c.COND_STARTUP_IN_PROGRESS)
