@@ -46,7 +46,7 @@ from cache.client import STRATEGIC_MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, NotFound
 from cache.queue import QueueShutDown, WorkQueue
 from cache.records import Node, Pod, controller_uid
-from cache.store import Store
+from cache.store import Indexer, Store
 
 log = structlog.get_logger("pyjobset.placement")
 
@@ -81,6 +81,10 @@ def pod_name_index(pod: Pod) -> list[str]:
         return []
     base = strip_suffix(pod.metadata.name)
     return [f"{pod.metadata.namespace}/{base}"] if base is not None else []
+
+
+POD_INDEXERS: Final[dict[str, Indexer[Pod]]] = {POD_NAME_INDEX: pod_name_index, POD_JOB_KEY_INDEX: pod_job_key_index}
+"""The pod-store indexes exclusive placement needs (webhook leader lookup and repair), for ``Store(key, ...)``."""
 
 
 def is_leader(pod: Pod) -> bool:

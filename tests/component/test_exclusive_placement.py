@@ -28,14 +28,7 @@ from cache.informer import Informer
 from cache.records import Node, Pod
 from cache.store import Store
 from controller.app import Controller
-from controller.placement import (
-    POD_JOB_KEY_INDEX,
-    POD_NAME_INDEX,
-    VIOLATION_REASON,
-    PlacementRepair,
-    pod_job_key_index,
-    pod_name_index,
-)
+from controller.placement import POD_INDEXERS, VIOLATION_REASON, PlacementRepair
 from controller.reconciler import JOBSET_LABEL_INDEX, jobset_label_index
 from controller.settings import load_settings
 from controller.webhooks.server import WebhookServer, build_webhook_server
@@ -77,14 +70,7 @@ async def stack(
     await install_webhook_manifests(api)
     settings = load_settings(overrides={"leader_election.leader_elect": False})
     async with ApiClient(await load_cluster_config(kubeconfig)) as client:
-        pods: Store[Pod] = Store(
-            lambda p: p.key,
-            {
-                JOBSET_LABEL_INDEX: jobset_label_index,
-                POD_NAME_INDEX: pod_name_index,
-                POD_JOB_KEY_INDEX: pod_job_key_index,
-            },
-        )
+        pods: Store[Pod] = Store(lambda p: p.key, {JOBSET_LABEL_INDEX: jobset_label_index, **POD_INDEXERS})
         nodes: Store[Node] = Store(lambda n: n.key)
         pod_inf = Informer(
             client, resource_path("", "v1", "pods"), Pod, pods, name="pods", label_selector=c.JOBSET_NAME_KEY
