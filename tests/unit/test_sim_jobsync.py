@@ -351,3 +351,45 @@ def test_default_job_sets_selector_and_template_labels() -> None:
     assert j["spec"]["backoffLimit"] == 6
     assert j["spec"]["completions"] == 1
     assert INDEX_FAILURE_COUNT_KEY  # imported for the per-index tests
+
+
+def test_work_queue_job_completes_when_one_succeeded_and_none_active() -> None:
+    j = job(parallelism=2)
+    j["spec"].pop("completions", None)
+    running = pod(j, None, "Running", n=1)
+    plan = run(j, [pod(j, None, "Succeeded", n=0, exit_code=0), running])
+    assert plan.creates == []  # after a success no new pods are started
+    assert "Complete" not in conds(plan)
+    j["status"] = plan.status
+    done = dict(running, status={"phase": "Succeeded"})
+    plan2 = run(j, [done], JobMemory(counted={"j-p0000-uid"}))
+    assert conds(plan2)["Complete"][1] == "CompletionsReached"
+
+
+def test_success_policy_count_only() -> None:
+    j = job(completionMode="Indexed", completions=4, parallelism=4, successPolicy={"rules": [{"succeededCount": 2}]})
+    pods = [pod(j, 0, "Succeeded", n=0, exit_code=0), pod(j, 3, "Succeeded", n=3, exit_code=0), pod(j, 1, n=1)]
+    assert conds(run(j, pods))["SuccessCriteriaMet"] == ("True", "SuccessPolicy", "Matched rules at index 0")
+
+
+def test_scaled_down_indexed_job_removes_out_of_range_pods() -> None:
+    j = job(completionMode="Indexed", completions=2, parallelism=2)
+    pods = [pod(j, 0, n=0), pod(j, 1, n=1), pod(j, 2, n=2), pod(j, 3, n=3)]
+    plan = run(j, pods)
+    assert sorted(d.name for d in plan.deletes) == ["j-2-p0002", "j-3-p0003"]
+    assert plan.creates == []
+
+
+def test_duplicate_index_pods_are_deduplicated() -> None:
+    j = job(completionMode="Indexed", completions=2, parallelism=2)
+    pods = [pod(j, 0, n=0, ready=True), pod(j, 0, n=5), pod(j, 1, n=1)]
+    plan = run(j, pods)
+    assert [d.name for d in plan.deletes] == ["j-0-p0005"]
+
+
+def test_job_being_deleted_releases_every_finalizer_and_creates_nothing() -> None:
+    j = job(completionMode="Indexed", completions=2, parallelism=2)
+    j["metadata"]["deletionTimestamp"] = rfc3339(NOW)
+    plan = run(j, [pod(j, 0, n=0)])
+    assert plan.creates == []
+    assert plan.remove_finalizers == [("j-0-p0000", "j-0-p0000-uid")]
