@@ -281,3 +281,23 @@ async def run_case(env: Env, case: Case, namespace: str) -> None:
     for dotted, want in case.check:
         got = at(dotted)(stored)
         assert got == want, (dotted, got)
+
+
+async def test_existing_pvc_is_looked_up_through_the_api(
+    sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, namespace: str, tmp_path: Path
+) -> None:
+    """Validation reads the PVC a volume-claim template would create (spec 5.5 rule 14)."""
+    pvc = {
+        "metadata": {"name": "vol0-test-js"},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    await api.create(resource_path("", "v1", "persistentvolumeclaims", namespace), pvc)
+    async with running_env(sim, api, tmp_path) as env:
+        obj = base(namespace)
+        claim_policies(1, retention={"whenDeleted": "Delete"})(obj)
+        path = resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets", namespace)
+        with pytest.raises(ApiError) as caught:
+            await env.api.create(path, obj)
+        message = caught.value.message
+        assert f"spec does not match existing PVC vol0-test-js in namespace {namespace}" in message
+        assert "retentionPolicy must be retain when PVC exists" in message
