@@ -223,3 +223,57 @@ async def test_name_collision_warns_retries_and_recovers(cluster: Cluster) -> No
     js = await cluster.wait_jobset("test-js", lambda js: js if rjob_status(js, RJOB_A) else None)
     assert js["status"]["restarts"] == 0
     assert is_active(js)
+
+
+async def test_existing_same_named_service_is_used_as_is(cluster: Cluster) -> None:
+    # Spec 3: a Service already named after the subdomain is never updated or replaced.
+    mine = {
+        "metadata": {"name": "test-js", "labels": {"owner": "someone-else"}},
+        "spec": {"selector": {"app": "other"}, "ports": [{"port": 80}]},
+    }
+    before = await cluster.api.create(cluster.services_path, mine)
+    await cluster.create(manual(base_jobset(cluster.ns).obj()))
+    await cluster.wait_job_count(4)
+    await cluster.stays(
+        cluster.services_path, lambda items: [s["metadata"]["uid"] for s in items] == [before["metadata"]["uid"]]
+    )
+    after = await cluster.api.get(f"{cluster.services_path}/test-js")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert not after["metadata"].get("ownerReferences")
+
+
+async def test_template_labels_merged_under_controller_keys(cluster: Cluster) -> None:
+    # Spec 2.1: template labels/annotations are kept; the controller's keys win on a clash.
+    obj = base_jobset(cluster.ns).obj()
+    for rj in obj["spec"]["replicatedJobs"]:
+        rj["template"]["metadata"] = {"labels": {"team": "ml", c.JOB_INDEX_KEY: "99"}, "annotations": {"note": "job"}}
+        pod_meta = rj["template"]["spec"]["template"]["metadata"]
+        pod_meta["labels"] = {"app": "trainer", c.JOBSET_NAME_KEY: "spoofed"}
+        pod_meta["annotations"]["note"] = "pod"
+    await cluster.create(manual(obj))
+    for job in await cluster.wait_job_count(4):
+        meta, pod = job["metadata"], job["spec"]["template"]["metadata"]
+        assert meta["labels"]["team"] == "ml"
+        assert meta["annotations"]["note"] == "job"
+        assert meta["labels"][c.JOB_INDEX_KEY] == meta["annotations"][c.JOB_INDEX_KEY] != "99"
+        assert pod["labels"]["app"] == "trainer"
+        assert pod["annotations"]["note"] == "pod"
+        assert pod["labels"][c.JOBSET_NAME_KEY] == "test-js"
+
+
+async def test_exclusive_placement_node_selector_strategy(cluster: Cluster) -> None:
+    # Spec 2.1 / 2.2 / 3: exclusive-topology (and the node-selector strategy flag) from the JobSet's annotations
+    # reach every Job and pod template; the strategy adds a per-Job nodeSelector and a NoSchedule toleration.
+    obj = base_jobset(cluster.ns).annotate(c.EXCLUSIVE_TOPOLOGY_KEY, "cloud.google.com/gke-nodepool")
+    obj.annotate(c.NODE_SELECTOR_STRATEGY_KEY, "true")
+    await cluster.create(manual(obj.obj()))
+    for job in await cluster.wait_job_count(4):
+        name = job["metadata"]["name"]
+        pod = job["spec"]["template"]
+        for anns in (job["metadata"]["annotations"], pod["metadata"]["annotations"]):
+            assert anns[c.EXCLUSIVE_TOPOLOGY_KEY] == "cloud.google.com/gke-nodepool"
+            assert c.NODE_SELECTOR_STRATEGY_KEY in anns
+        assert pod["spec"]["nodeSelector"][c.NAMESPACED_JOB_KEY] == f"{cluster.ns}_{name}"
+        assert {"key": c.NO_SCHEDULE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in pod["spec"][
+            "tolerations"
+        ]
