@@ -91,7 +91,7 @@ async def test_c107_kueue_style_suspend_resume_with_node_selector(cluster: Clust
     js = await cluster.wait_observed("js", "rjob", expected(active=2))
     pods = await cluster.wait_pods(lambda pods: pods if len(pods) == 2 else None)
     assert all(p["spec"]["nodeSelector"] == {"kubernetes.io/os": "non-existing-os"} for p in pods)
-    assert all(p["status"].get("phase") == "Pending" for p in pods)
+    assert all((p.get("status") or {}).get("phase", "Pending") == "Pending" for p in pods)
     # Evicted back to the queue while the flavour is switched, then admitted again.
     await cluster.update_jobset("js", admit("linux", True))
     await cluster.wait_jobs(lambda jobs: len(live(jobs)) == 2 and all(j["spec"]["suspend"] for j in live(jobs)))
