@@ -51,8 +51,8 @@ class MetricsHub:
         self._register(LifecycleCollector(self.tracker))
         self._register(InformerCollector(lambda: self._informers))
         self._gpu: GpuCollector | None = None
-        self.slice_observer: Callable[[float], None] | None = None
-        """Benchmarks: told the length of every slice of a sliced render."""
+        self.slice_observer: Callable[[float, float], None] | None = None
+        """Benchmarks: told the wall and CPU seconds of every slice of a sliced render."""
 
     def _register(self, collector: Collector) -> None:
         self.registry.register(collector)
