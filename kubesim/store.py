@@ -34,7 +34,20 @@ plain JSON dicts, returned as fresh copies that callers may change):
   event (a 410 Expired ``Status``) and ends when that rv is too old. Close with ``stream.close()`` or
   ``async with``.
 - ``store.subscribe(callback)`` registers a synchronous ``callback(info, event)`` for every committed change
-  (how the garbage collector is driven); callbacks must only enqueue work.
+  (how the garbage collector is driven); callbacks must only enqueue work. ``event`` is a
+  :class:`~kubesim.storage.WatchEvent` (``type``, ``rv``, ``key`` = (namespace, name), ``raw`` bytes,
+  ``shared_obj()`` -- decoded once, read-only, valid only during the callback).
+- Helpers for controllers: ``store.get_nowait(resource, name, namespace)`` (object or None, synchronous);
+  ``await store.update_fn(resource, name, namespace, build, subresource="")`` (read-modify-write with retries:
+  ``build`` receives a fresh copy and returns the new object); ``await store.remove_finalizer(resource, name,
+  namespace, finalizer)``; ``await store.bind(name, namespace, node)`` (``pods/binding``: sets ``nodeName`` and
+  ``PodScheduled``; 409 when already bound); ``store.list_page(info, ...)`` (raw bytes, paginated);
+  ``store.info(resource)`` and ``store.bucket(info)`` (the raw storage, read-only).
+- Fault injection: ``store.expire_watches(resource=None)`` (ERROR 410 to every watcher) and
+  ``store.drop_watches(resource=None)`` (streams end).
+
+Field managers: writes that name a ``field_manager`` get ``managedFields`` entries (``Update`` or ``Apply``);
+anonymous in-process writes do not, which keeps the controllers' hot paths cheap.
 
 Invariants: one cluster-wide resourceVersion, strictly increasing by one per committed write; a write that
 changes nothing is not committed (no new resourceVersion, no event); objects are stored as their serialised
