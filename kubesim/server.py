@@ -563,6 +563,7 @@ class ApiServer:
                 dry_run=self._dry_run(request),
                 field_manager=request.query.get("fieldManager"),
                 field_validation=request.query.get("fieldValidation"),
+                owned=True,
             )
             return self._out(t, obj, 201, self._warnings(warnings.var.get() or []))
         finally:
@@ -586,6 +587,7 @@ class ApiServer:
                 name=t.name,
                 field_manager=request.query.get("fieldManager"),
                 field_validation=request.query.get("fieldValidation"),
+                owned=True,
             )
             return self._out(t, obj, 200, self._warnings(warnings.var.get() or []))
         finally:

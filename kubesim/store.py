@@ -680,9 +680,13 @@ class Store:
         field_manager: str | None = None,
         subresource: str = "",
         field_validation: str | None = None,
+        owned: bool = False,
     ) -> JSON:
+        """POST. ``owned=True`` hands ``obj`` over (the HTTP layer's freshly decoded body): it is not copied."""
         info = self.info(resource)
         try:
+            if not owned:
+                obj = clone(obj)
             return await self._create(info, obj, namespace, dry_run, field_manager, subresource, field_validation)
         except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
             raise _undecodable(info, exc) from None
@@ -698,7 +702,6 @@ class Store:
         field_validation: str | None,
     ) -> JSON:
         _set_field_validation(field_validation)
-        obj = clone(obj)
         if info.to_storage is not None:
             obj = info.to_storage(self._check_kind(info, obj))
         else:
@@ -856,10 +859,13 @@ class Store:
         field_manager: str | None = None,
         name: str | None = None,
         field_validation: str | None = None,
+        owned: bool = False,
     ) -> JSON:
+        """PUT. ``owned=True`` hands ``obj`` over (it is not copied)."""
         info = self.info(resource)
         _set_field_validation(field_validation)
-        obj = clone(obj)
+        if not owned:
+            obj = clone(obj)
         if info.to_storage is not None:
             obj = info.to_storage(self._check_kind(info, obj))
         else:
