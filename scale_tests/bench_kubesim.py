@@ -167,13 +167,23 @@ async def bench_pods(pods: int, http_pods: int, watchers: int, updates: int, con
             http_secs = time.perf_counter() - t0
             out["http_creates_per_second"] = round(http_pods / http_secs)
             out["http_create_failures"] = failures
+            # -- the same from a client in another process: the server's own CPU per create
+            n_ext = max(1, http_pods // 2)
+            cpu0 = time.process_time()
+            t0 = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--client", url, str(http_pods), str(n_ext), str(concurrency)
+            )
+            await proc.wait()
+            out["http_external_client_creates_per_second"] = round(n_ext / (time.perf_counter() - t0))
+            out["http_server_cpu_us_per_create"] = round((time.process_time() - cpu0) / n_ext * 1e6)
             # -- creates in process
             t0 = time.perf_counter()
-            for i in range(http_pods, pods):
+            for i in range(http_pods + n_ext, pods):
                 await store.create("pods", pod(i))
                 if i % 5000 == 0:
                     await asyncio.sleep(0)
-            inproc = pods - http_pods
+            inproc = pods - http_pods - n_ext
             out["inprocess_creates_per_second"] = round(inproc / max(time.perf_counter() - t0, 1e-9))
             gc.collect()
             out["pods"] = len(store.bucket(store.info("pods")).objects)
@@ -240,7 +250,25 @@ async def bench_pods(pods: int, http_pods: int, watchers: int, updates: int, con
     return out
 
 
+async def external_client(url: str, first: int, count: int, concurrency: int) -> None:
+    """Client half of the cross-process create measurement (run as ``--client``)."""
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+
+        async def post(i: int) -> None:
+            async with (
+                sem,
+                http.post(url, data=orjson.dumps(pod(i)), headers={"Content-Type": "application/json"}) as resp,
+            ):
+                await resp.read()
+
+        await asyncio.gather(*(post(first + i) for i in range(count)))
+
+
 async def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--client":
+        await external_client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=65_000)
     ap.add_argument("--pods", type=int, default=100_000)
