@@ -11,7 +11,8 @@ are rewritten (``nodes.desired_node``) and every pod on the node is re-evaluated
 with DisruptionTarget).
 
 Events as the kubelet records them: Pulled, Created, Started when containers start; Killing when a deleted
-pod's containers are stopped.
+pod's containers are stopped; and as the node lifecycle controller does: NodeNotReady / NodeReady on the
+node, TaintManagerEviction on pods failed by a failed node.
 
 Invariant: at most one armed timer per pod; timers only enqueue keys.
 """
@@ -27,7 +28,7 @@ from kubesim.cluster.clock import Clock, Timer
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.kubeletsim import decide
-from kubesim.cluster.nodes import desired_node, node_failed
+from kubesim.cluster.nodes import desired_node, node_failed, node_ready
 from kubesim.cluster.workqueue import WorkQueue
 from kubesim.errors import ApiError
 
@@ -40,6 +41,7 @@ class Kubelets:
     def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True) -> None:
         self.store = store
         self.recorder = EventRecorder(store, clock, "kubelet", enabled=events)
+        self.node_recorder = EventRecorder(store, clock, "node-controller", enabled=events)
         self.index = index
         self.clock = clock
         self.pods: WorkQueue[Key] = WorkQueue(clock)
@@ -143,7 +145,9 @@ class Kubelets:
             return
         if (want.get("spec") or {}) != (node.get("spec") or {}):
             node = await self.store.update("nodes", dict(node, spec=want.get("spec", {})), field_manager=NODE_MANAGER)
-        await self.store.update_status("nodes", dict(node, status=want["status"]), field_manager=NODE_MANAGER)
+        written = await self.store.update_status("nodes", dict(node, status=want["status"]), field_manager=NODE_MANAGER)
+        state = "NodeReady" if node_ready(written) else "NodeNotReady"
+        await self.node_recorder.emit(written, "Normal", state, f"Node {name} status is now: {state}")
 
     async def sync_pod(self, key: Key) -> None:
         pod = self.store.get_nowait("pods", key[1], key[0])
@@ -171,6 +175,10 @@ class Kubelets:
             new = dict(pod, status=decision.status)  # ``pod`` is our own fresh copy from get_nowait
             written = await self.store.update_status("pods", new, key[0], field_manager="kubelet")
             await self._record(written, before, decision.status)
+            if node in self._failed_nodes and before.get("phase") not in ("Succeeded", "Failed"):
+                await self.node_recorder.emit(
+                    written, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key[0]}/{key[1]}"
+                )
             if (node_gone or written["metadata"].get("deletionTimestamp")) and decision.status.get("phase") in (
                 "Succeeded",
                 "Failed",

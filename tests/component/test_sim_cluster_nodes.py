@@ -71,6 +71,9 @@ async def test_failed_node_goes_not_ready_and_fails_its_pods_with_disruption_tar
         assert disruption["reason"] == "DeletionByTaintManager"
         job = h.job("victim")
         assert job["status"]["failed"] == 1
+        events = await h.events()
+        assert (node_name, "NodeNotReady", f"Node {node_name} status is now: NodeNotReady") in events
+        assert any(r == "TaintManagerEviction" for name, r, _ in events if name == pod["metadata"]["name"])
 
         await h.store.patch("nodes", node_name, {"metadata": {"annotations": {"sim.pyjobset.io/fail": None}}})
         await h.settle()
