@@ -24,7 +24,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from kubesim import errors, tables
+from kubesim import errors, protobuf, tables
 from kubesim.discovery import Discovery
 from kubesim.errors import ApiError
 from kubesim.resources import ResourceInfo
@@ -303,7 +303,12 @@ class ApiServer:
         raw = await self._read(request)
         ctype = (request.content_type or JSON_CT).lower()
         if "protobuf" in ctype:
-            raise errors.unsupported_media_type(ctype)
+            try:
+                return protobuf.decode(raw)
+            except KeyError:
+                raise errors.unsupported_media_type(ctype) from None
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise errors.bad_request(f"failed to decode protobuf body: {exc}") from None
         if not raw.strip():
             raise errors.bad_request("the body of the request was empty")
         if "yaml" in ctype:

@@ -261,3 +261,17 @@ spec:
     code, _, err = await kubectl.run("apply", "-f", "-", stdin=manifest, check=False)
     assert code != 0
     assert 'unknown field "spec.containers[0].imagee"' in err
+
+
+async def test_kubectl_create_generators(kubectl: Kubectl) -> None:
+    """``kubectl create <kind>`` generators send protobuf bodies through client-go's typed clients."""
+    await kubectl.run("create", "configmap", "gen", "--from-literal=a=b")
+    await kubectl.run("create", "secret", "generic", "gens", "--from-literal=p=q")
+    await kubectl.run("create", "serviceaccount", "gensa")
+    cm = await kubectl.json("get", "configmap", "gen")
+    assert cm["data"] == {"a": "b"}
+    assert "generateName" not in cm["metadata"]
+    secret = await kubectl.json("get", "secret", "gens")
+    assert secret["data"] == {"p": "cQ=="}
+    assert secret["type"] == "Opaque"
+    assert (await kubectl.json("get", "serviceaccount", "gensa"))["metadata"]["name"] == "gensa"
