@@ -42,7 +42,7 @@ __all__ = ["QueueMetrics", "QueueShutDown", "WorkQueue"]
 T = TypeVar("T", bound=Hashable)
 
 
-class QueueShutDown(Exception):  # noqa: N818 - the name the design and the lead's reconciler use
+class QueueShutDown(Exception):
     """Raised by ``WorkQueue.get`` once the queue is shut down."""
 
 
