@@ -4,7 +4,7 @@ By default every test gets a fresh ``kubesim.SimCluster`` (4 nodes) on 127.0.0.1
 ``PYJOBSET_CONTRACT_KUBECONFIG=/path/to/kubeconfig`` the same tests run against that cluster instead (for
 example the real control plane of the e2e tier), so what passes here is the Kubernetes contract, not a kubesim
 accident. Each test works in its own namespace, deleted afterwards. ``kubectl`` is the binary named by
-``PYJOBSET_KUBECTL`` or the one on PATH.
+``PYJOBSET_KUBECTL``, else the one on PATH, else the one ``tests/e2e/build.sh`` built.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -59,11 +60,27 @@ async def ns(kube: Kube) -> AsyncIterator[str]:
     await kube.delete(f"/api/v1/namespaces/{name}")
 
 
-@pytest.fixture
+def _built_kubectl() -> str | None:
+    """The kubectl that ``tests/e2e/build.sh`` built with the real control plane, if any."""
+    script = Path(__file__).resolve().parents[1] / "e2e" / "build.sh"
+    if not script.exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["bash", str(script), "--print-bin-dir"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    candidate = Path(out) / "kubectl"
+    return str(candidate) if out and candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+@pytest.fixture(scope="session")
 def kubectl_bin() -> str:
-    path = os.environ.get("PYJOBSET_KUBECTL") or shutil.which("kubectl")
+    """``PYJOBSET_KUBECTL``, else kubectl on PATH, else the one built with the real control plane."""
+    path = os.environ.get("PYJOBSET_KUBECTL") or shutil.which("kubectl") or _built_kubectl()
     if not path:
-        pytest.skip("no kubectl binary (set PYJOBSET_KUBECTL or put kubectl on PATH)")
+        pytest.skip("no kubectl binary (set PYJOBSET_KUBECTL, put kubectl on PATH or run tests/e2e/build.sh)")
     return path
 
 
