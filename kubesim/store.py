@@ -43,6 +43,8 @@ plain JSON dicts, returned as fresh copies that callers may change):
   namespace, finalizer)``; ``await store.bind(name, namespace, node)`` (``pods/binding``: sets ``nodeName`` and
   ``PodScheduled``; 409 when already bound); ``store.list_page(info, ...)`` (raw bytes, paginated);
   ``store.info(resource)`` and ``store.bucket(info)`` (the raw storage, read-only).
+- Bulk set-up: ``store.seed(resource, obj)`` stores a trusted object synchronously (no admission, no
+  validation), e.g. the simulated nodes.
 - Fault injection: ``store.expire_watches(resource=None)`` (ERROR 410 to every watcher) and
   ``store.drop_watches(resource=None)`` (streams end).
 
@@ -547,6 +549,13 @@ class Store:
             cb(bucket.info, ev)
         ev.release()
         return result
+
+    def seed(self, resource: str, obj: JSON) -> None:
+        """Store a trusted object at once: defaults and server fields, no admission or validation, no await.
+
+        For bulk set-up by in-process components (65k simulated nodes); never for client input.
+        """
+        self._seed(resource, obj)
 
     def _seed(self, resource: str, obj: JSON) -> None:
         info = self.info(resource)
