@@ -164,7 +164,7 @@ def fleet() -> JSON:
         Panel("Start-up (created/resumed/restarted → all pods ready)",
               _quantiles("jobset_startup_seconds", "trigger", NS), unit="s"),
         Panel("Start-up p90 by phase", (
-            (f"histogram_quantile(0.9, sum by (le, phase) (rate(jobset_startup_phase_seconds_bucket{{{NS}}}[{RI}])))",
+            (f"histogram_quantile(0.9, sum by (le, phase) (rate(jobset_startup_phase_seconds_bucket[{RI}])))",
              "{{phase}}"),
         ), unit="s"),
         Panel("Recovery (failure acted on → all pods ready)", _quantiles("jobset_recovery_seconds", "action", NS),

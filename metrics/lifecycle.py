@@ -507,7 +507,7 @@ class LifecycleTracker:
                 return
             reached[phase] = stamp
             if stamp is not None and prev_time is not None:
-                self.m.startup_phase.labels(view.namespace, window.trigger, phase).observe(max(stamp - prev_time, 0))
+                self.m.startup_phase.labels(window.trigger, phase).observe(max(stamp - prev_time, 0))
             prev_time = stamp
         self._done(view, window, stamp)
 

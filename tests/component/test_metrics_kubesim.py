@@ -166,7 +166,7 @@ async def test_start_fail_restart_complete_shows_in_the_metrics(
     assert restarts[0].labels["rule"] == "nodeFailure"
     for trigger in ("create", "restart"):
         for phase in ("jobs_created", "pods_scheduled", "pods_running", "pods_ready"):
-            labels = {"namespace": namespace, "trigger": trigger, "phase": phase}
+            labels = {"trigger": trigger, "phase": phase}
             assert v("jobset_startup_phase_seconds_count", **labels) == 1, labels
         assert v("jobset_startup_seconds_count", namespace=namespace, trigger=trigger) == 1
     assert v("jobset_recovery_seconds_count", namespace=namespace, action="RestartJobSet") == 1

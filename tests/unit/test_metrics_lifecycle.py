@@ -68,7 +68,7 @@ def test_scripted_life_counts_one_restart_with_its_labels() -> None:
 def test_scripted_life_times_each_start_up_phase(trigger: str, phase: str, seconds: float) -> None:
     hub, infs, t = make_hub()
     syn.ScriptedLife(infs, hub.tracker, t).run()
-    labels = {"namespace": "team-a", "trigger": trigger, "phase": phase}
+    labels = {"trigger": trigger, "phase": phase}
     assert value(hub, "jobset_startup_phase_seconds_count", **labels) == 1
     assert value(hub, "jobset_startup_phase_seconds_sum", **labels) == pytest.approx(seconds)
 
@@ -164,7 +164,7 @@ def test_milestones_reached_before_sync_are_not_timed() -> None:
         infs["pods"].upsert(syn.pod(life.js, "w", 0, r, node=f"n{r}", phase="Running", ready=True))
     # pods_ready was witnessed but its start (pods_running) was not: no phase observation, but the total from
     # creation is exact because creationTimestamp is known.
-    ready = {"namespace": "team-a", "trigger": "create", "phase": "pods_ready"}
+    ready = {"trigger": "create", "phase": "pods_ready"}
     assert value(hub, "jobset_startup_phase_seconds_count", **ready) in (None, 0)
     assert value(hub, "jobset_startup_seconds_sum", namespace="team-a", trigger="create") == pytest.approx(605)
     assert value(hub, "jobset_status", namespace="team-a", jobset_name="train", state="Running") == 1
@@ -271,7 +271,7 @@ def test_own_restart_whose_watch_event_arrives_before_plan_applied_is_timed_full
     infs["jobs"].upsert(syn.job(js, "w", 0, attempt=1))
     t.advance(3)
     infs["pods"].upsert(syn.pod(js, "w", 0, 0, attempt=1, node="n", phase="Running", ready=True))
-    jobs_created = {"namespace": "ns", "trigger": "restart", "phase": "jobs_created"}
+    jobs_created = {"trigger": "restart", "phase": "jobs_created"}
     assert value(hub, "jobset_startup_phase_seconds_sum", **jobs_created) == pytest.approx(2)
     assert value(hub, "jobset_recovery_seconds_sum", namespace="ns", action="RestartJobSet") == pytest.approx(5)
     assert value(hub, "jobset_recovery_seconds_count", namespace="ns", action="unknown") in (None, 0)
