@@ -89,7 +89,12 @@ class LeaseApi(Protocol):
 
 
 class ClientLeaseApi:
-    """:class:`LeaseApi` over ``cache.client.ApiClient`` (HTTP errors surface as ``cache.errors`` classes)."""
+    """:class:`LeaseApi` over ``cache.client.ApiClient`` (HTTP errors surface as ``cache.errors`` classes).
+
+    Give it an ``ApiClient`` of its own (controller-runtime does the same): renewals behind the bulk writers'
+    shared QPS bucket would wait out a 15k-Job creation burst (30 s at 500 QPS) and lose the Lease mid-burst.
+    Two calls per ``retry_period`` are all it needs (e.g. ``qps=5, burst=10``).
+    """
 
     def __init__(self, client: ApiClient) -> None:
         self._client = client
