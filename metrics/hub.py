@@ -24,7 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
+from cache.client import ApiClient, resource_path
+from cache.constants import JOBSET_NAME_KEY
+from cache.informer import Informer
 from cache.records import Node, Pod
+from cache.store import Store
 from metrics.collectors import GpuCollector, InformerCollector, InformerLike, LifecycleCollector
 from metrics.exposition import render_now, render_sliced
 from metrics.hooks import LeaderMetrics, ReconcileMetrics, RestClientMetrics, WorkQueueMetrics
@@ -32,7 +36,7 @@ from metrics.lifecycle import LifecycleTracker
 from metrics.registry import Metrics
 from metrics.settings import MetricsSettings
 
-__all__ = ["CONTENT_TYPE_LATEST", "ControllerLike", "MetricsHub", "attach"]
+__all__ = ["CONTENT_TYPE_LATEST", "ControllerLike", "MetricsHub", "attach", "informers_for_metrics"]
 
 
 class MetricsHub:
@@ -155,6 +159,38 @@ class ControllerLike(Protocol):
 
     @property
     def informers(self) -> Sequence[_Informer]: ...
+
+
+def informers_for_metrics(client: ApiClient, present: Iterable[str] = ()) -> list[Informer[Any]]:
+    """The informers the lifecycle tracker and the GPU collector read and the controller may lack: ``pods``
+    (JobSet pods only, by the ``jobset-name`` label selector) and ``nodes``, skipping names in ``present``.
+
+    Add them to the controller's informer list before ``attach`` (they then run, sync and are exported like
+    the others). Both are read-only LIST+WATCH; the shipped RBAC already grants pods and nodes get/list/watch.
+    """
+    made: list[Informer[Any]] = []
+    have = set(present)
+    if "pods" not in have:
+        pods: Store[Pod] = Store(_ns_name, {POD_JOBSET_INDEX: _pod_jobset})
+        made.append(
+            Informer(client, resource_path("", "v1", "pods"), Pod, pods, name="pods", label_selector=JOBSET_NAME_KEY)
+        )
+    if "nodes" not in have:
+        nodes: Store[Node] = Store(lambda n: n.metadata.name)
+        made.append(Informer(client, resource_path("", "v1", "nodes"), Node, nodes, name="nodes"))
+    return made
+
+
+def _ns_name(obj: Any) -> str:
+    return f"{obj.metadata.namespace}/{obj.metadata.name}"
+
+
+POD_JOBSET_INDEX = "jobset-name"
+
+
+def _pod_jobset(pod: Pod) -> list[str]:
+    name = pod.metadata.labels.get(JOBSET_NAME_KEY)
+    return [f"{pod.metadata.namespace}/{name}"] if name else []
 
 
 def attach(hub: MetricsHub, controller: ControllerLike, *, controller_name: str = "jobset") -> None:

@@ -6,8 +6,8 @@ second attempt runs and completes. The metrics must then show exactly one restar
 start-up and a restart observation of every phase, one recovery, one completion, and — while the second attempt
 runs — the right GPU occupancy figures.
 
-The controller is wired the way ``attach`` documents: a work queue built with ``hub.queue_metrics``, and Pod and
-Node informers added for the tracker and the GPU collector.
+The controller is wired the way ``attach`` documents: a work queue built with ``hub.queue_metrics``, and the Pod
+and Node informers of ``informers_for_metrics`` added for the tracker and the GPU collector.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ import pytest
 
 from cache import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
-from cache.informer import Informer
 from cache.queue import WorkQueue
-from cache.records import Node, Pod
-from cache.store import Store
 from controller.app import Controller
 from controller.settings import load_settings
-from metrics.hub import MetricsHub, attach
+from metrics.hub import MetricsHub, attach, informers_for_metrics
 from tests.builders import JobSetBuilder
 from tests.conftest import EXTERNAL_KUBECONFIG
 
@@ -76,16 +73,7 @@ async def wired(kubeconfig: str, jobset_crd: None) -> AsyncIterator[tuple[Metric
         ctl = Controller(load_settings(overrides={"leader_election.leader_elect": False}), client)
         queue: WorkQueue[str] = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset"))
         ctl.queue = ctl.reconciler.queue = queue
-        pods = Informer(
-            client,
-            resource_path("", "v1", "pods"),
-            Pod,
-            Store(lambda p: f"{p.metadata.namespace}/{p.metadata.name}"),
-            name="pods",
-            label_selector=c.JOBSET_NAME_KEY,
-        )
-        nodes = Informer(client, resource_path("", "v1", "nodes"), Node, Store(lambda n: n.metadata.name), name="nodes")
-        ctl.informers += [pods, nodes]
+        ctl.informers += informers_for_metrics(client, (inf.name for inf in ctl.informers))
         attach(hub, ctl)
         for inf in ctl.informers:
             inf.add_handler(waiter.handler)
