@@ -123,8 +123,76 @@ class Discovery:
                 docs[f"/apis/{group}"] = orjson.dumps({"kind": "APIGroup", "apiVersion": "v1", **gdoc})
         docs["/apis"] = orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": group_docs})
         docs["/version"] = orjson.dumps(VERSION_INFO)
+        for api_version in ("v2", "v2beta1"):
+            core, named = self._aggregated(groups, api_version)
+            docs[f"aggregated:{api_version}:/api"] = core
+            docs[f"aggregated:{api_version}:/apis"] = named
         docs.update(self._openapi(groups))
         self._docs = docs
+
+    def _aggregated(self, groups: dict[str, list[ResourceInfo]], api_version: str) -> tuple[bytes, bytes]:
+        """Aggregated discovery (``apidiscovery.k8s.io``): every group, version and resource in one document."""
+
+        def kind_ref(info: ResourceInfo, version: str, kind: str | None = None) -> JSON:
+            return {"group": info.group, "version": version, "kind": kind or info.kind}
+
+        def resource(info: ResourceInfo, version: str) -> JSON:
+            r: JSON = {
+                "resource": info.resource,
+                "responseKind": kind_ref(info, version),
+                "scope": "Namespaced" if info.namespaced else "Cluster",
+                "singularResource": info.singular,
+                "verbs": list(VERBS_NAMESPACED),
+            }
+            if info.short_names:
+                r["shortNames"] = list(info.short_names)
+            if info.categories:
+                r["categories"] = list(info.categories)
+            subs: list[JSON] = []
+            if info.status:
+                subs.append(
+                    {
+                        "subresource": "status",
+                        "responseKind": kind_ref(info, version),
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+            if info.storage == ("", "pods"):
+                subs.append(
+                    {"subresource": "binding", "responseKind": kind_ref(info, version, "Binding"), "verbs": ["create"]}
+                )
+            if subs:
+                r["subresources"] = subs
+            return r
+
+        def group_doc(name: str, infos: list[ResourceInfo]) -> JSON:
+            versions: list[str] = []
+            for info in infos:
+                for v in info.versions:
+                    if v not in versions:
+                        versions.append(v)
+            return {
+                "metadata": {"name": name},
+                "versions": [
+                    {
+                        "version": v,
+                        "freshness": "Current",
+                        "resources": [
+                            resource(i, v) for i in sorted(infos, key=lambda i: i.resource) if v in i.versions
+                        ],
+                    }
+                    for v in versions
+                ],
+            }
+
+        head = {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{api_version}", "metadata": {}}
+        core = [group_doc("", groups[""])] if "" in groups else []
+        named = [group_doc(g, infos) for g, infos in sorted(groups.items()) if g]
+        return orjson.dumps({**head, "items": core}), orjson.dumps({**head, "items": named})
+
+    def aggregated(self, path: str, api_version: str) -> bytes | None:
+        self._rebuild()
+        return self._docs.get(f"aggregated:{api_version}:{path.rstrip('/')}")
 
     def get(self, path: str) -> bytes | None:
         self._rebuild()

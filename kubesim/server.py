@@ -75,6 +75,18 @@ def error_response(err: ApiError) -> web.Response:
     return _json_response(orjson.dumps(err.status), err.code, err.headers or None)
 
 
+def _aggregated_version(accept: str) -> str | None:
+    """``v2``/``v2beta1`` when the client asks for aggregated discovery (first acceptable wins), else None."""
+    for part in accept.split(","):
+        params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
+        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList":
+            if params.get("v") in ("v2", "v2beta1"):
+                return params["v"]
+        elif part.split(";")[0].strip() in ("application/json", "*/*"):
+            return None
+    return None
+
+
 def _bool(v: str | None) -> bool:
     return v is not None and v.lower() in ("1", "true", "yes")
 
@@ -201,6 +213,13 @@ class ApiServer:
             return web.Response(text="ok")
         if request.method != "GET":
             return None
+        if path in ("/api", "/apis"):
+            wanted = _aggregated_version(request.headers.get("Accept", ""))
+            if wanted is not None:
+                doc = self.discovery.aggregated(path, wanted)
+                if doc is not None:
+                    ctype = f"application/json;g=apidiscovery.k8s.io;v={wanted};as=APIGroupDiscoveryList"
+                    return web.Response(body=doc, headers={"Content-Type": ctype})
         if path.startswith("/openapi/") or path in ("/api", "/apis", "/version") or path.count("/") <= 3:
             body = self.discovery.get(path)
             if body is not None:

@@ -211,3 +211,25 @@ async def test_events_are_served_by_both_event_apis_and_select_by_involved_objec
     assert old["message"] == "hi"
     selected = (await kube.get(f"/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=q")).obj()
     assert [e["metadata"]["name"] for e in selected["items"]] == ["e2"]
+
+
+async def test_discovery_documents(kube: Kube) -> None:
+    core = (await kube.get("/api")).obj()
+    assert core["kind"] == "APIVersions"
+    assert "v1" in core["versions"]
+    groups = {g["name"]: g for g in (await kube.get("/apis")).obj()["groups"]}
+    assert groups["batch"]["preferredVersion"]["groupVersion"] == "batch/v1"
+    v1 = {r["name"]: r for r in (await kube.get("/api/v1")).obj()["resources"]}
+    assert v1["pods"]["namespaced"] is True
+    assert "pods/status" in v1
+    assert v1["nodes"]["namespaced"] is False
+    aggregated = await kube.request(
+        "GET", "/apis", accept="application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    )
+    assert aggregated.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
+    items = {i["metadata"]["name"]: i for i in aggregated.obj()["items"]}
+    jobs = next(r for r in items["batch"]["versions"][0]["resources"] if r["resource"] == "jobs")
+    assert jobs["responseKind"] == {"group": "batch", "version": "v1", "kind": "Job"}
+    assert jobs["scope"] == "Namespaced"
+    version = (await kube.get("/version")).obj()
+    assert version["major"] == "1"
