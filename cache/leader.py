@@ -27,6 +27,9 @@ Invariants (why two processes never lead at once):
   leader wrote it, so it can take over no earlier than ``lease_duration - renew_deadline`` (5 s by default)
   after the old leader stopped.
 * Work is stopped before the Lease is released on shutdown; a lost leader never renews again in that ``run``.
+* Deliberately stricter than client-go, whose renew deadline runs from the start of each retry *round*: with
+  an API so slow that a renewal (read + replace) takes more than ``(renew_deadline - retry_period) / 2``, we
+  give up leadership rather than risk outliving a write a candidate has already started timing.
 * Defaults: lease 15 s, renew deadline 10 s, retry 2 s; candidates retry with jitter (up to 2.2 x retry).
 """
 

@@ -17,7 +17,8 @@ import contextlib
 import copy
 import datetime as dt
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -34,6 +35,7 @@ from cache.leader import (
 
 NS = "jobset-system"
 JSON = dict[str, Any]
+R = TypeVar("R")
 
 
 class LeaseServer:
@@ -78,34 +80,39 @@ class LeaseServer:
 
 
 class LeaseView:
-    """One elector's connection to the server: ``partitioned`` calls fail, ``hung`` calls never return."""
+    """One elector's connection to the server: ``partitioned`` calls fail, ``hung`` calls never return, and
+    ``latency`` seconds of fake time pass on each call (half before the server acts, half after)."""
 
     def __init__(self, server: LeaseServer, who: str) -> None:
         self.server = server
         self.who = who
         self.partitioned = False
         self.hung = False
+        self.latency = 0.0
         self.calls = 0
 
-    async def _io(self) -> None:
+    async def _call(self, op: Callable[[], R]) -> R:
         self.calls += 1
         await asyncio.sleep(0)  # every call suspends, like real I/O, so electors interleave
         if self.hung:
             await asyncio.Event().wait()
         if self.partitioned:
             raise ConnectionFailed("partitioned")
+        if self.latency:
+            await self.server.clock.sleep(self.latency / 2)
+        result = op()
+        if self.latency:
+            await self.server.clock.sleep(self.latency / 2)
+        return result
 
     async def get(self, namespace: str, name: str) -> JSON | None:
-        await self._io()
-        return self.server.get(name)
+        return await self._call(lambda: self.server.get(name))
 
     async def create(self, namespace: str, lease: JSON) -> JSON:
-        await self._io()
-        return self.server.create(self.who, lease)
+        return await self._call(lambda: self.server.create(self.who, lease))
 
     async def update(self, namespace: str, name: str, lease: JSON) -> JSON:
-        await self._io()
-        return self.server.update(self.who, name, lease)
+        return await self._call(lambda: self.server.update(self.who, name, lease))
 
 
 class Monitor:
@@ -411,6 +418,32 @@ async def test_leader_cut_off_stops_by_its_renew_deadline_and_the_successor_wait
     await world.run_for(20.0)
     assert not a.is_leader
     assert world.tasks["a"].done()
+
+
+async def test_slow_api_within_the_renew_deadline_keeps_the_leader(world: World) -> None:
+    a = world.start("a")
+    await world.run_until(lambda: a.is_leader, 1.0)
+    b = world.start("b", seed=3)
+    # A renewal (read + replace) takes 3 s: started 2 s after the previous one ended, it still completes
+    # inside the 10 s of authority the previous one granted (2 x 3 s + 2 s <= 10 s).
+    world.views["a"].latency = 1.5
+    world.views["b"].latency = 1.5
+    await world.run_for(90.0)
+    assert a.is_leader
+    assert not b.is_leader
+
+
+async def test_api_too_slow_to_renew_in_time_costs_leadership_but_never_safety(world: World) -> None:
+    a = world.start("a")
+    await world.run_until(lambda: a.is_leader, 1.0)
+    world.start("b", seed=3)
+    await world.run_for(3.0)
+    world.views["a"].latency = 12.0  # each attempt is cut off before its replace returns
+    await world.run_until(lambda: not a.is_leader, 15.0)
+    await world.run_for(60.0)
+    assert world.leaders() == ["b"]
+    a_stop = world.monitor.times("a", "stopped")[0]
+    assert world.monitor.times("b", "started")[0] - a_stop >= 15.0 - 10.0 - 1e-9
 
 
 async def test_leader_that_reads_a_rival_holder_stops_at_once(world: World) -> None:
