@@ -477,7 +477,7 @@ class SchedulerState:
         total = len(self.nodes)
         if not reasons:
             return f"0/{total} nodes are available."
-        parts = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda rn: rn[0]))
+        parts = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))  # kube-scheduler sorts "N reason"
         return (
             f"0/{total} nodes are available: {parts}. preemption: 0/{total} nodes are available: "
             f"{total} Preemption is not helpful for scheduling."
