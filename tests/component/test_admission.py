@@ -583,7 +583,7 @@ async def test_tls_options(
         await server.stop()
 
 
-def test_unknown_cipher_suite_is_refused() -> None:
+async def test_unknown_cipher_suite_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown or unsupported cipher suite"):
         server_tls_context("", ("TLS_NOT_A_SUITE",))
 
