@@ -294,6 +294,7 @@ def _start_running(
     st["containerStatuses"] = _running_statuses(pod, ts, restarts, last)
     init = (pod.get("spec") or {}).get("initContainers") or []
     if init and not st.get("initContainerStatuses"):
+        # Regular init containers ran to completion; native sidecars (restartPolicy Always) keep running.
         st["initContainerStatuses"] = [
             {
                 "name": c.get("name", ""),
@@ -301,7 +302,11 @@ def _start_running(
                 "imageID": "",
                 "ready": True,
                 "restartCount": 0,
-                "state": {"terminated": _terminated(0, ts, ts, f"sim://{c.get('name', '')}-init")},
+                **(
+                    {"started": True, "state": {"running": {"startedAt": ts}}}
+                    if c.get("restartPolicy") == "Always"
+                    else {"state": {"terminated": _terminated(0, ts, ts, f"sim://{c.get('name', '')}-init")}}
+                ),
             }
             for c in init
         ]
@@ -342,6 +347,14 @@ def _finish(pod: JSON, st: JSON, code: int, finished: str) -> JSON:
             }
         )
     st["containerStatuses"] = out
+    for ics in st.get("initContainerStatuses") or []:
+        running = (ics.get("state") or {}).get("running")
+        if running is not None:  # a sidecar is stopped once the main containers are done
+            ics["state"] = {
+                "terminated": _terminated(0, running.get("startedAt"), finished, ics.get("containerID", ""))
+            }
+            ics["ready"] = False
+            ics["started"] = False
     st["phase"] = "Succeeded" if code == 0 else "Failed"
     reason = "PodCompleted" if code == 0 else "PodFailed"
     _set_condition(st, "ContainersReady", "False", finished, reason)

@@ -145,3 +145,19 @@ def test_probes_delay_readiness() -> None:
     assert cond(p, "Ready") == "True"
     assert p["status"]["containerStatuses"][0]["ready"] is True
     assert wake == T0 + 30
+
+
+def test_native_sidecar_runs_with_the_pod_and_stops_with_it() -> None:
+    p = pod({"sim.pyjobset.io/run-seconds": "5"})
+    p["spec"]["initContainers"] = [
+        {"name": "setup", "image": "i"},
+        {"name": "agent", "image": "i", "restartPolicy": "Always"},
+    ]
+    p, _ = step(p, T0)
+    states = {c["name"]: c["state"] for c in p["status"]["initContainerStatuses"]}
+    assert "terminated" in states["setup"]
+    assert "running" in states["agent"]
+    p, _ = step(p, T0 + 5)
+    assert p["status"]["phase"] == "Succeeded"
+    agent = next(c for c in p["status"]["initContainerStatuses"] if c["name"] == "agent")
+    assert agent["state"]["terminated"]["exitCode"] == 0
