@@ -75,13 +75,13 @@ class Prom:
         pytest.fail(f"Prometheus never answered {expr!r}")
 
 
-@pytest.fixture
-async def prometheus(tmp_path: Path, metrics_server: tuple[MetricsHub, int]) -> AsyncIterator[Prom]:
+@contextlib.asynccontextmanager
+async def running_prometheus(tmp_path: Path, target: int) -> AsyncIterator[Prom]:
+    """Prometheus on 127.0.0.1 scraping ``127.0.0.1:<target>/metrics`` every second, with our alert rules."""
     if PROMETHEUS is None:
         if os.environ.get("CI") == "true":
             pytest.fail("the prometheus binary is missing: CI must `apt-get install -y prometheus`")
         pytest.skip("prometheus not installed (apt-get install -y prometheus)")
-    _, target = metrics_server
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(yaml.safe_load(d.ALERTS_FILE.read_text())["spec"]))
     config = tmp_path / "prometheus.yml"
@@ -129,12 +129,9 @@ async def prometheus(tmp_path: Path, metrics_server: tuple[MetricsHub, int]) -> 
                 await proc.wait()
 
 
-async def test_every_dashboard_query_and_alert_returns_data(prometheus: Prom) -> None:
-    # rate()/increase() need two samples inside the 1m window: wait for three scrapes.
-    await prometheus.until('count_over_time(up{job="pyjobset"}[1m]) >= 3')
-    up = await prometheus.query('up{job="pyjobset"}')
-    assert up["data"]["result"][0]["value"][1] == "1"
-
+async def check_every_query(prometheus: Prom) -> None:
+    """Every dashboard query (variables substituted), alert base and full alert expression parses; the
+    queries and bases return data."""
     empty, failed = [], []
     checks = list(d.queries()) + [(f"alert {a.name} (base)", a.base) for a in d.ALERTS]
     for where, expr in checks:
@@ -149,6 +146,20 @@ async def test_every_dashboard_query_and_alert_returns_data(prometheus: Prom) ->
             failed.append(f"alert {alert.name}: {alert.expr}: {body.get('error')}")
     assert failed == []
     assert empty == []
+
+
+@pytest.fixture
+async def prometheus(tmp_path: Path, metrics_server: tuple[MetricsHub, int]) -> AsyncIterator[Prom]:
+    async with running_prometheus(tmp_path, metrics_server[1]) as prom:
+        yield prom
+
+
+async def test_every_dashboard_query_and_alert_returns_data(prometheus: Prom) -> None:
+    # rate()/increase() need two samples inside the 1m window: wait for three scrapes.
+    await prometheus.until('count_over_time(up{job="pyjobset"}[1m]) >= 3')
+    up = await prometheus.query('up{job="pyjobset"}')
+    assert up["data"]["result"][0]["value"][1] == "1"
+    await check_every_query(prometheus)
 
 
 async def test_alert_rules_load_and_evaluate_healthy(prometheus: Prom) -> None:
