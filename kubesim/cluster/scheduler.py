@@ -7,6 +7,8 @@ A pod is pending for us when it has no ``spec.nodeName``, no ``schedulingGates``
 "0/N nodes are available: ..." message, records ``FailedScheduling``, and parks the pod until the cluster
 changes (a pod leaves a node, a node changes), retrying at most once a second per change.
 
+Claims: a scheduled pod's PersistentVolumeClaims are marked Bound (simplified volume binding).
+
 Throughput: ``pods_per_second`` > 0 spaces bindings by ``1/pods_per_second`` on the injected clock; 0 means
 unthrottled. Invariant: occupancy in ``SchedulerState`` follows committed pod states only (the index handler),
 never our intentions, so a failed bind leaves no trace.
@@ -183,7 +185,33 @@ class Scheduler:
             return False
         self.bound += 1
         await self.recorder.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key[0]}/{key[1]} to {node}")
+        await self._bind_claims(pod)
         return True
+
+    async def _bind_claims(self, pod: JSON) -> None:
+        """Volume binding, simplified: the pod's PersistentVolumeClaims turn Bound when it is scheduled.
+
+        (There are no PersistentVolumes; the claim reports what it asked for, as a dynamically provisioned
+        claim would.)
+        """
+        ns = pod["metadata"].get("namespace", "default")
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            claim = self.store.get_nowait("persistentvolumeclaims", name, ns) if name else None
+            if claim is None or (claim.get("status") or {}).get("phase") == "Bound":
+                continue
+            spec = claim.get("spec") or {}
+            status = {
+                "phase": "Bound",
+                "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
+                "capacity": dict((spec.get("resources") or {}).get("requests") or {}),
+            }
+            try:
+                await self.store.update_status(
+                    "persistentvolumeclaims", dict(claim, status=status), ns, field_manager="kube-controller-manager"
+                )
+            except ApiError:
+                continue
 
     async def _set_scheduled(self, pod: JSON) -> None:
         new = dict(pod, status=dict(pod.get("status") or {}))

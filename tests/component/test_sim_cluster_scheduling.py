@@ -143,3 +143,21 @@ async def test_pending_pods_count_as_active() -> None:
             cond = h.condition(p, "PodScheduled")
             assert cond is not None
             assert cond["reason"] == "Unschedulable"
+
+
+async def test_claims_of_a_scheduled_pod_become_bound() -> None:
+    async with Harness(nodes=1) as h:
+        await h.create(
+            "persistentvolumeclaims",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data", "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            },
+        )
+        pod = bare_pod("user", volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}])
+        await h.create("pods", pod)
+        claim = await h.store.get("persistentvolumeclaims", "data", "default")
+        assert claim["status"]["phase"] == "Bound"
+        assert claim["status"]["capacity"] == {"storage": "1Gi"}
