@@ -10,9 +10,10 @@ to one of
 * ``/mutate--v1-pod`` and ``/validate--v1-pod`` — exclusive placement (``pod_webhooks``), reading leaders and
   nodes from the controller's cache (:class:`CachePlacementLookup`).
 
-Answers follow controller-runtime's webhook server: a review that cannot be read at all (not JSON, wrong
-content type, no ``request``, no ``uid``) is an HTTP 400 carrying an AdmissionReview whose response says why;
-a readable review always gets HTTP 200 with ``allowed`` and, when denied, a ``status`` with the code (400 for an
+Answers: a review that cannot be read at all (not JSON, wrong content type, no ``request``, no ``uid``) is an
+HTTP 400 carrying an AdmissionReview whose response says why (controller-runtime answers such requests with
+HTTP 200 and the 400 inside; the API server never sends them, so only other clients see the difference); a
+readable review always gets HTTP 200 with ``allowed`` and, when denied, a ``status`` with the code (400 for an
 object of the wrong shape, 403 for pod placement denials, 404 for a missing leader node, 422 for JobSet
 validation). Bodies over ``max_body`` bytes get 413. An unexpected exception is logged and answered with a
 denial of code 500 (never an HTTP 500), which the fuzz tests hold at zero.
@@ -162,6 +163,7 @@ class AdmissionHandlers:
     gates: Mapping[str, bool]
     lookup: PlacementLookup
     pvc_getter: PvcGetter | None = None
+    pvc_timeout: float = 5.0
 
     async def mutate_jobset(self, req: JSON) -> JSON:
         uid = req["uid"]
@@ -201,12 +203,23 @@ class AdmissionHandlers:
 
         validate_create(obj, self.gates, record)  # a dry pass only collects the PVC names it would read
         namespace = _namespace(req)
+        getter = self.pvc_getter
         found: dict[str, Mapping[str, Any] | Exception | None] = {}
-        for name in dict.fromkeys(wanted):
+
+        async def fetch(name: str) -> None:
             try:
-                found[name] = await self.pvc_getter(namespace, name)
+                found[name] = await getter(namespace, name)
             except Exception as err:  # noqa: BLE001 - any failure becomes the reference's internal error
                 found[name] = err
+
+        names = list(dict.fromkeys(wanted))
+        try:
+            # Stay well inside the API server's webhook timeout (10 s by default) whatever the client retries.
+            async with asyncio.timeout(self.pvc_timeout):
+                await asyncio.gather(*(fetch(n) for n in names))
+        except TimeoutError:
+            for name in names:
+                found.setdefault(name, TimeoutError(f"no answer within {self.pvc_timeout:g}s"))
 
         def lookup(name: str) -> Mapping[str, Any] | None:
             value = found.get(name)

@@ -9,6 +9,7 @@ simulated API server evaluates — the same layering as a real cluster.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -301,3 +302,27 @@ async def test_existing_pvc_is_looked_up_through_the_api(
         message = caught.value.message
         assert f"spec does not match existing PVC vol0-test-js in namespace {namespace}" in message
         assert "retentionPolicy must be retain when PVC exists" in message
+
+
+async def test_slow_pvc_lookup_is_bounded() -> None:
+    """A PVC read that hangs turns into the reference's internal error well inside the API server's timeout."""
+    from cache.store import Store
+    from controller.webhooks.server import AdmissionHandlers, CachePlacementLookup
+
+    never = asyncio.Event()
+
+    async def hang(_namespace: str, _name: str) -> JSON | None:
+        await never.wait()
+        return None
+
+    handlers = AdmissionHandlers(
+        gates={},
+        lookup=CachePlacementLookup(Store(lambda p: p.key), Store(lambda n: n.key)),
+        pvc_getter=hang,
+        pvc_timeout=0.05,
+    )
+    obj = base("ns")
+    claim_policies(1)(obj)
+    answer = await handlers.validate_jobset({"uid": "u", "operation": "CREATE", "namespace": "ns", "object": obj})
+    assert answer["allowed"] is False
+    assert "failed to check for existing PVC vol0-test-js: no answer within 0.05s" in answer["status"]["message"]
