@@ -21,6 +21,7 @@ from cache import constants as c
 from cache.client import ApiClient, ClusterConfig, resource_path
 from cache.informer import Informer
 from cache.jobset_types import JobSet
+from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
 from cache.records import Job, Pod, Service
 from cache.store import Store
@@ -140,9 +141,53 @@ class Controller:
                     await t
 
 
+class LeadershipLost(Exception):
+    """The Lease was lost while leading: the process must exit (non-zero) so a fresh one can campaign."""
+
+
 async def run_controller(settings: Settings, config: ClusterConfig, stop: asyncio.Event) -> None:
-    """Entry point used by ``pyjobset run`` and the demo."""
+    """Entry point used by ``pyjobset run`` and the demo.
+
+    With leader election on, caches sync at once (a standby is warm) but reconcile workers start only once this
+    process holds the Lease; losing it stops everything at once and raises ``LeadershipLost``. The elector has a
+    client of its own so that Lease renewals never queue behind a burst of Job creates on the shared bucket.
+    """
     cc = settings.client_connection
     async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
         controller = Controller(settings, client)
-        await controller.run(stop)
+        le = settings.leader_election
+        if not le.leader_elect:
+            await controller.run(stop)
+            return
+        async with ApiClient(config, qps=5, burst=10) as lease_client:
+            elector = LeaderElector(
+                ClientLeaseApi(lease_client),
+                LeaderElectionConfig(
+                    namespace=le.resource_namespace or settings.namespace,
+                    name=le.resource_name,
+                    lease_duration=le.lease_duration,
+                    renew_deadline=le.renew_deadline,
+                    retry_period=le.retry_period,
+                ),
+            )
+            lost = False
+
+            def on_stopped() -> None:
+                nonlocal lost
+                if not stop.is_set():
+                    lost = True
+                    log.error("leader_election_lost", lease=le.resource_name)
+                controller.queue.shut_down()
+                stop.set()
+
+            elector.started_callbacks.append(lambda: log.info("leader_elected", lease=le.resource_name))
+            elector.stopped_callbacks.append(on_stopped)
+            campaign = asyncio.create_task(elector.run(), name="leader-election")
+            try:
+                await controller.run(stop, leading=elector.wait_leading)
+            finally:
+                campaign.cancel()  # releases the Lease on a clean shutdown
+                with contextlib.suppress(asyncio.CancelledError):
+                    await campaign
+            if lost:
+                raise LeadershipLost(f"lost the lease {le.resource_name}")

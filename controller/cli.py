@@ -109,7 +109,7 @@ async def _until_signalled(coro_factory: Any) -> int:
 
 async def _cmd_run(args: argparse.Namespace) -> int:
     from cache.client import load_cluster_config
-    from controller.app import run_controller
+    from controller.app import LeadershipLost, run_controller
 
     settings = load_settings(args.config, overrides=_overrides(args))
     try:
@@ -120,7 +120,11 @@ async def _cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     async def body(stop: asyncio.Event) -> int:
-        await run_controller(settings, config, stop)
+        try:
+            await run_controller(settings, config, stop)
+        except LeadershipLost as err:
+            print(f"pyjobset run: {err}; exiting so a new process can campaign", file=sys.stderr)
+            return 1
         return 0
 
     return await _until_signalled(body)

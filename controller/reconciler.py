@@ -132,6 +132,7 @@ class JobSetReconciler:
         finally:
             self.queue.done(key)
             self.reconciles += 1
+        log.debug("reconciled", jobset=key, result=result)
         for obs in self.observers:
             obs.reconcile_done("jobset", result, time.perf_counter() - started)
         return True

@@ -214,9 +214,9 @@ def _validate(s: Settings) -> Settings:
     if s.client_connection.qps < 0 or s.client_connection.burst < 0:
         raise ConfigError("clientConnection: qps and burst must be >= 0")
     le = s.leader_election
-    if le.leader_elect and not (le.lease_duration > le.renew_deadline > le.retry_period > 0):
+    if le.leader_elect and not (le.lease_duration > le.renew_deadline > 1.2 * le.retry_period > 0):
         raise ConfigError(
-            "leaderElection: need leaseDuration > renewDeadline > retryPeriod > 0 "
+            "leaderElection: need leaseDuration > renewDeadline > 1.2 x retryPeriod > 0 "
             f"(got {le.lease_duration}s, {le.renew_deadline}s, {le.retry_period}s)"
         )
     if le.resource_lock != "leases":

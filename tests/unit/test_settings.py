@@ -95,7 +95,7 @@ def test_flags_override_file_only_when_passed(tmp_path: Path) -> None:
         ),
         pytest.param("leaderElection:\n  leaseDuration: soon\n", "invalid duration", id="bad-duration"),
         pytest.param(
-            "leaderElection:\n  leaseDuration: 5s\n  renewDeadline: 10s\n", "leaseDuration > renewDeadline", id="order"
+            "leaderElection:\n  leaseDuration: 5s\n  renewDeadline: 10s\n", "leaseDuration > renewDeadline > 1.2 x retryPeriod", id="order"
         ),
         pytest.param("apiVersion: v1\nkind: ConfigMap\n", "expected apiVersion", id="wrong-kind"),
         pytest.param("- a\n- b\n", "mapping at the top level", id="not-a-mapping"),
