@@ -377,6 +377,7 @@ def apply(
     strategic: bool,
     subresource: str = "",
     creating: bool = False,
+    schema: JSON | None = None,
 ) -> JSON:
     """Server-side apply of ``config`` by ``manager`` onto ``current`` (``{}`` when creating)."""
     if not isinstance(config, dict):
@@ -426,7 +427,12 @@ def apply(
     cfg.get("metadata", {}).pop("resourceVersion", None)
     if subresource != "status" and not creating:
         cfg.pop("status", None)
-    out: JSON = strategic_merge(base, cfg) if strategic else merge_patch(base, cfg)
+    if strategic:
+        out: JSON = strategic_merge(base, cfg)
+    elif schema is not None:
+        out = schema_merge(base, cfg, schema)
+    else:
+        out = merge_patch(base, cfg)
     if force:
         taken = _leaves(new_set)
         for m in managed:
@@ -521,6 +527,52 @@ def track_update(
     if owned:
         managed.append(entry)
     new.setdefault("metadata", {})["managedFields"] = managed
+
+
+def _schema_at(schema: JSON | None, key: str) -> JSON | None:
+    if not isinstance(schema, dict):
+        return None
+    props = schema.get("properties") or {}
+    if key in props:
+        sub = props[key]
+        return sub if isinstance(sub, dict) else None
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def schema_merge(current: Any, config: Any, schema: JSON | None) -> Any:
+    """Merge an applied configuration into a custom resource the way structured merge does with its schema:
+    objects merge field by field (unless ``x-kubernetes-map-type: atomic``), ``x-kubernetes-list-type: map``
+    lists merge item by item on their keys, ``set`` lists are unions, other lists are replaced."""
+    if config is None:
+        return None
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(config, dict):
+        if not isinstance(current, dict) or schema.get("x-kubernetes-map-type") == "atomic":
+            return copy.deepcopy(config)
+        out = dict(current)
+        for key, value in config.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = schema_merge(current.get(key), value, _schema_at(schema, key))
+        return out
+    if isinstance(config, list) and isinstance(current, list):
+        list_type = schema.get("x-kubernetes-list-type")
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else None
+        keys = schema.get("x-kubernetes-list-map-keys") or []
+        if list_type == "map" and keys:
+
+            def ident(item: Any) -> tuple[Any, ...] | None:
+                return tuple(orjson.dumps(item.get(k)) for k in keys) if isinstance(item, dict) else None
+
+            by_key = {ident(c): c for c in current if ident(c) is not None}
+            merged = [schema_merge(by_key.get(ident(item)), item, items) for item in config]
+            seen = {ident(item) for item in config}
+            return merged + [c for c in current if ident(c) not in seen]
+        if list_type == "set":
+            return list(current) + [v for v in config if v not in current]
+    return copy.deepcopy(config)
 
 
 def _drop_leaves(fs: JSON, leaves: set[tuple[str, ...]], prefix: tuple[str, ...] = ()) -> None:

@@ -35,6 +35,7 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 BOOKMARK = "BOOKMARK"
 ERROR = "ERROR"
+MAX_QUEUED = 250_000  # events a single watcher may have pending before it is cut off
 
 
 _PREFIX = {t: b'{"type":"' + t.encode() + b'","object":' for t in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")}
@@ -137,8 +138,7 @@ class Watcher:
         if self.namespace is not None and ev.key[0] != self.namespace:
             return
         if ev.type == BOOKMARK or not self.filtered:
-            self.queue.append(ev)
-            self.wakeup.set()
+            self._append(ev)
             return
         now = self.matches(ev.labels, ev.raw, ev.shared_obj() if self.fields else None)
         if ev.type == MODIFIED:
@@ -153,6 +153,14 @@ class Watcher:
             elif not now:
                 return
         elif not now:
+            return
+        self._append(ev)
+
+    def _append(self, ev: WatchEvent) -> None:
+        if len(self.queue) >= MAX_QUEUED:
+            # A consumer this far behind is cut off, as the apiserver does with a watcher whose buffer is full;
+            # its client re-watches from the last resourceVersion it saw.
+            self.close()
             return
         self.queue.append(ev)
         self.wakeup.set()

@@ -641,6 +641,16 @@ class Store:
             meta = obj.get("metadata") or {}
             raise errors.invalid(info.kind, info.group, meta.get("name") or meta.get("generateName", ""), causes)
 
+    def _apply_schema(self, info: ResourceInfo) -> JSON | None:
+        """The structural schema server-side apply merges a custom resource with."""
+        if info.crd is None:
+            return None
+        for ver in (info.crd.get("spec") or {}).get("versions") or []:
+            if ver.get("name") == info.version:
+                schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+                return schema if isinstance(schema, dict) else None
+        return None
+
     def _check_unknown(self, info: ResourceInfo, obj: JSON) -> None:
         """Drop (``Warn``/``Ignore``) or reject (``Strict``) fields a built-in kind does not have."""
         if info.crd is not None:
@@ -1075,7 +1085,15 @@ class Store:
             elif patch_type == "strategic":
                 out = patching.strategic_merge(view, patch)
             elif patch_type == "apply":
-                out = patching.apply(view, patch, manager, force, info_store.strategic, subresource)
+                out = patching.apply(
+                    view,
+                    patch,
+                    manager,
+                    force,
+                    info_store.strategic,
+                    subresource,
+                    schema=self._apply_schema(info_store),
+                )
             else:
                 raise ApiError(errors.status(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}"))
             if not isinstance(out, dict):

@@ -205,3 +205,22 @@ async def test_jobset_crd_accepts_a_valid_jobset_and_rejects_dependson_with_inor
     reply = await kube.post(f"{prefix}/namespaces/{ns}/jobsets", bad)
     assert reply.status == 422
     assert "mutually exclusive" in reply.obj()["message"]
+
+
+async def test_server_side_apply_merges_list_map_items_by_key(kube: Kube, ns: str, widgets: str) -> None:
+    path = f"{widgets}/namespaces/{ns}/widgets/ssa"
+    cfg = _w(widgets, "ssa", size=1, parts=[{"name": "a"}, {"name": "b"}])
+    created = await kube.patch(path, cfg, "apply", fieldManager="applier")
+    assert created.status == 201, created.body
+    changed = await kube.patch(
+        path,
+        {"spec": {"parts": [{"name": "a", "count": 5}, {"name": "b", "count": 1}]}},
+        "merge",
+        fieldManager="editor",
+    )
+    assert changed.status == 200
+    again = await kube.patch(path, cfg, "apply", fieldManager="applier")
+    assert again.status == 200, again.body
+    parts = {p["name"]: p for p in again.obj()["spec"]["parts"]}
+    assert parts["a"]["count"] == 5, "another manager's field inside a list-map item survives a re-apply"
+    assert again.obj()["metadata"]["generation"] == changed.obj()["metadata"]["generation"]
