@@ -279,15 +279,36 @@ def _order(field: str, items: list[Any], order: list[Any], path: tuple[str, ...]
 # ------------------------------------------------------------------------------------------ apply
 
 
-def field_set(value: Any, strategic: bool, field: str = "", path: tuple[str, ...] = ()) -> JSON:
-    """The ``fieldsV1`` set of an applied configuration."""
+def field_set(
+    value: Any, strategic: bool, field: str = "", path: tuple[str, ...] = (), schema: JSON | None = None
+) -> JSON:
+    """The ``fieldsV1`` set of a configuration: built-in merge keys when ``strategic``, else the list and map
+    types of a custom resource's structural ``schema`` (lists without a type are atomic)."""
     if isinstance(value, dict):
+        if schema is not None and schema.get("x-kubernetes-map-type") == "atomic":
+            return {}
         out: JSON = {}
         for k, v in value.items():
             if k in ("apiVersion", "kind") and not path:
                 continue
-            out[f"f:{k}"] = field_set(v, strategic, k, (*path, k))
+            sub_schema = _schema_at(schema, k) if schema is not None else None
+            out[f"f:{k}"] = field_set(v, strategic, k, (*path, k), sub_schema)
         return out
+    if isinstance(value, list) and not strategic and schema is not None:
+        list_type = schema.get("x-kubernetes-list-type")
+        keys = schema.get("x-kubernetes-list-map-keys") or []
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else None
+        if list_type == "map" and keys:
+            out = {}
+            for item in value:
+                if isinstance(item, dict) and all(k in item for k in keys):
+                    sub = field_set(item, False, field, path, items or {})
+                    sub["."] = {}
+                    out["k:" + orjson.dumps({k: item[k] for k in keys}).decode()] = sub
+            return out
+        if list_type == "set":
+            return {"v:" + orjson.dumps(v).decode(): {} for v in value}
+        return {}
     if isinstance(value, list) and strategic:
         sample = next((v for v in value if isinstance(v, dict)), None)
         key = _merge_key(field, path[:-1], sample)
@@ -382,7 +403,9 @@ def apply(
     """Server-side apply of ``config`` by ``manager`` onto ``current`` (``{}`` when creating)."""
     if not isinstance(config, dict):
         raise errors.bad_request("apply patch must be an object")
-    new_set = field_set({k: v for k, v in config.items() if k != "status" or subresource == "status"}, strategic)
+    new_set = field_set(
+        {k: v for k, v in config.items() if k != "status" or subresource == "status"}, strategic, schema=schema
+    )
     meta_new = new_set.get("f:metadata")
     if isinstance(meta_new, dict):
         for k in ("f:resourceVersion", "f:managedFields", "f:uid", "f:creationTimestamp", "f:generation"):
@@ -483,18 +506,25 @@ def _from_leaves(leaves: set[tuple[str, ...]]) -> JSON:
 
 
 def track_update(
-    old: JSON | None, new: JSON, manager: str, subresource: str, strategic: bool, now: str, api_version: str
+    old: JSON | None,
+    new: JSON,
+    manager: str,
+    subresource: str,
+    strategic: bool,
+    now: str,
+    api_version: str,
+    schema: JSON | None = None,
 ) -> None:
     """Give ``manager`` (an Update writer) the fields it set or changed, taking them from other managers."""
     managed = [dict(m) for m in (new.get("metadata") or {}).get("managedFields") or [] if isinstance(m, dict)]
     if any(m.get("manager") == manager and m.get("operation") == "Apply" and not m.get("time") for m in managed):
         return  # this request was an apply that creates: its Apply entry already records the fields
     include_status = subresource == "status"
-    new_leaves = _leaves(field_set(_tracked(new, include_status), strategic))
+    new_leaves = _leaves(field_set(_tracked(new, include_status), strategic, schema=schema))
     if old is None:
         changed, removed = new_leaves, set()
     else:
-        old_leaves = _leaves(field_set(_tracked(old, include_status), strategic))
+        old_leaves = _leaves(field_set(_tracked(old, include_status), strategic, schema=schema))
         changed = {
             leaf for leaf in new_leaves if leaf not in old_leaves or _value_at(old, leaf) != _value_at(new, leaf)
         }

@@ -766,7 +766,14 @@ class Store:
             self.schema.prepare_create(info_store, obj)
         if field_manager and field_manager != "unknown":
             patching.track_update(
-                None, obj, field_manager, "", info_store.strategic, now_rfc3339(self.clock), info.api_version
+                None,
+                obj,
+                field_manager,
+                "",
+                info_store.strategic,
+                now_rfc3339(self.clock),
+                info.api_version,
+                self._apply_schema(info_store),
             )
         patching.record_manager(obj, field_manager or "unknown", "Update", now_rfc3339(self.clock), info.api_version)
         self._validate(info_store, obj, None)
@@ -1001,6 +1008,7 @@ class Store:
                     info_store.strategic,
                     now_rfc3339(self.clock),
                     info.api_version,
+                    self._apply_schema(info_store),
                 )
             self._validate(info_store, new, old)
             if self.validating:
