@@ -15,9 +15,9 @@ should share it (``Store(clock=options.clock.now)``) so object timestamps and co
 Modules: ``jobsync``/``jobutil`` (the Job controller's pure decision), ``jobcontroller`` (its I/O),
 ``schedcore``/``scheduler``, ``kubeletsim``/``kubelet`` (pod and node annotation contract), ``nodes``,
 ``index`` (the shared view fed by the store), ``events``, ``workqueue``, ``ratelimit``, ``clock``/``timing``,
-``testing`` (fake-time harness). Not simulated: scheduler scoring and preemption, pod priority, volumes and
-PVC binding, images, kubelet probes beyond their initial delay, node leases and heartbeats, eviction grace
-periods (a failed node fails its pods at once).
+``testing`` (fake-time harness). Not simulated: scheduler scores other than LeastAllocated, preemption, pod
+priority, PersistentVolumes (a scheduled pod's claims are just marked Bound), images, kubelet probes beyond
+their initial delay, node leases and heartbeats, eviction grace periods (a failed node fails its pods at once).
 
 Invariants: nothing here imports the controller; every write goes through ``Store`` methods (the apiserver's
 semantics apply to our writes too); ``Runner.stop`` cancels every task and timer this package started and
