@@ -34,6 +34,7 @@ import asyncio
 import base64
 import contextlib
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,30 +290,46 @@ def _review_out(api_version: str, response: JSON) -> bytes:
     return orjson.dumps({"apiVersion": api_version, "kind": "AdmissionReview", "response": response})
 
 
-def _endpoint(name: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+RequestObserver = Callable[[str, int, float], None]
+"""``(webhook path, HTTP status, seconds)`` after every request — controller-runtime's webhook metrics hook."""
+
+
+def _endpoint(
+    path: str, name: str, handler: Handler, observers: Sequence[RequestObserver]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def serve(request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            api_version, req = parse_review(body, request.content_type)
-        except _BadReview as err:
-            out = _review_out("admission.k8s.io/v1", _response("", allowed=False, status=_bad_request(str(err))))
-            return web.Response(status=400, body=out, content_type="application/json")
-        try:
-            response = await handler(req)
-        except RecursionError:
-            response = _response(req["uid"], allowed=False, status=_bad_request("the object is nested too deeply"))
-        except Exception:
-            log.exception("webhook_handler_crashed", webhook=name, uid=req["uid"])
-            status = {"status": "Failure", "message": "internal error in the webhook", "reason": "InternalError"}
-            response = _response(req["uid"], allowed=False, status={**status, "code": 500})
-        if not response.get("allowed"):
-            log.debug("admission_denied", webhook=name, uid=req["uid"], code=response["status"].get("code"))
-        return web.Response(body=_review_out(api_version, response), content_type="application/json")
+        started = time.perf_counter()
+        resp = await _answer(request, name, handler)
+        for observe in observers:
+            observe(path, resp.status, time.perf_counter() - started)
+        return resp
 
     return serve
 
 
-def build_app(handlers: AdmissionHandlers, *, max_body: int = MAX_BODY) -> web.Application:
+async def _answer(request: web.Request, name: str, handler: Handler) -> web.Response:
+    body = await request.read()
+    try:
+        api_version, req = parse_review(body, request.content_type)
+    except _BadReview as err:
+        out = _review_out("admission.k8s.io/v1", _response("", allowed=False, status=_bad_request(str(err))))
+        return web.Response(status=400, body=out, content_type="application/json")
+    try:
+        response = await handler(req)
+    except RecursionError:
+        response = _response(req["uid"], allowed=False, status=_bad_request("the object is nested too deeply"))
+    except Exception:
+        log.exception("webhook_handler_crashed", webhook=name, uid=req["uid"])
+        status = {"status": "Failure", "message": "internal error in the webhook", "reason": "InternalError"}
+        response = _response(req["uid"], allowed=False, status={**status, "code": 500})
+    if not response.get("allowed"):
+        log.debug("admission_denied", webhook=name, uid=req["uid"], code=response["status"].get("code"))
+    return web.Response(body=_review_out(api_version, response), content_type="application/json")
+
+
+def build_app(
+    handlers: AdmissionHandlers, *, max_body: int = MAX_BODY, observers: Sequence[RequestObserver] = ()
+) -> web.Application:
     app = web.Application(client_max_size=max_body)
     routes = (
         (MUTATE_JOBSET_PATH, "mjobset.kb.io", handlers.mutate_jobset),
@@ -321,7 +338,7 @@ def build_app(handlers: AdmissionHandlers, *, max_body: int = MAX_BODY) -> web.A
         (VALIDATE_POD_PATH, "vpod.kb.io", handlers.validate_pod),
     )
     for path, name, handler in routes:
-        app.router.add_post(path, _endpoint(name, handler))
+        app.router.add_post(path, _endpoint(path, name, handler, observers))
     return app
 
 
@@ -341,6 +358,8 @@ class WebhookServer:
     port: int = 9443
     tls: ssl.SSLContext = field(default_factory=server_tls_context)
     max_body: int = MAX_BODY
+    observers: list[RequestObserver] = field(default_factory=list)
+    """Request hooks (metrics), read at every request. A 413 from the body limit is answered by aiohttp unseen."""
     bound_port: int = field(default=0, init=False)
     _runner: web.AppRunner | None = field(default=None, init=False)
     _cert_task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -371,7 +390,8 @@ class WebhookServer:
         if not self._loaded.is_set():
             await self.stop()
             return False
-        runner = web.AppRunner(build_app(self.handlers, max_body=self.max_body), access_log=None, handle_signals=False)
+        app = build_app(self.handlers, max_body=self.max_body, observers=self.observers)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host or None, self.port, ssl_context=self.tls, reuse_address=True)
         await site.start()

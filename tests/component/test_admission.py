@@ -309,12 +309,6 @@ async def test_kubectl_apply_invalid_prints_exact_error(env: Env, kubeconfig: st
 
 
 @pytest.mark.kubectl
-@pytest.mark.xfail(
-    reason="kubesim attributes fields added by a mutating webhook to the applier's managedFields, so the second "
-    "server-side apply removes the defaults and the update is rejected as immutable; kube-apiserver leaves "
-    "webhook-added fields unowned (reference e2e: SSA re-apply keeps the generation)",
-    strict=True,
-)
 async def test_kubectl_server_side_apply_twice_keeps_generation(env: Env, kubeconfig: str, namespace: str) -> None:
     doc = yaml.safe_dump(base_jobset("ssa", namespace))
     for _ in range(2):
@@ -367,6 +361,16 @@ async def post_with(env: Env, path: str, ctx: ssl.SSLContext) -> tuple[int, byte
         session.post(env.base + path, data=b"", ssl=ctx, server_hostname=SERVER_NAME) as resp,
     ):
         return resp.status, await resp.read()
+
+
+async def test_request_observers_see_every_answer(env: Env, namespace: str) -> None:
+    seen: list[tuple[str, int]] = []
+    env.server.observers.append(lambda path, status, seconds: seen.append((path, status)) if seconds >= 0 else None)
+    await post(env, VALIDATE_JOBSET_PATH, b"")
+    await env.api.create(
+        resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets", namespace), base_jobset("o", namespace)
+    )
+    assert seen == [(VALIDATE_JOBSET_PATH, 400), (MUTATE_JOBSET_PATH, 200), (VALIDATE_JOBSET_PATH, 200)]
 
 
 async def test_request_size_limit(env: Env) -> None:
