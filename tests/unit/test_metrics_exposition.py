@@ -31,10 +31,8 @@ async def populated() -> MetricsHub:
     return hub
 
 
-def test_same_samples_as_prometheus_client() -> None:
-    import asyncio
-
-    hub = asyncio.run(populated())
+async def test_same_samples_as_prometheus_client() -> None:
+    hub = await populated()
     ours = render_now(hub.sources).decode()
     theirs = generate_latest(hub.registry).decode()
     assert re.search(r"^\w+_created[{ ]", ours, re.MULTILINE) is None
