@@ -13,6 +13,12 @@ observing ``jobset_startup_phase_seconds`` per phase, ``jobset_startup_seconds``
 ``jobset_recovery_seconds`` (failure acted on → all pods ready again) for restart windows. ``LifecycleCollector``
 (``metrics.collectors``) renders the per-JobSet state at scrape time; the series of a deleted JobSet vanish with it.
 
+States (``jobset_status``): Completed / Failed (condition True), Suspended (``spec.suspend``), Running (all Jobs
+of the current attempt exist and all its pods are ready), Restarting (not all ready after a restart was acted
+on), Starting (otherwise: creating, scheduling, waiting for peers, or a pod was lost without a restart yet).
+Per-JobSet counters (``jobset_failed_total``, ``jobset_completed_total``, ``jobset_restarts_total``) live here as
+plain dicts, counted once per applied Plan outcome, and are dropped with their JobSet.
+
 Invariants:
 * only what was witnessed is measured: a milestone already reached when the tracker first looks at a JobSet
   (controller start-up, or the tracker not yet ``synced``) has no time, and a phase is observed only when both
