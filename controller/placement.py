@@ -47,6 +47,7 @@ from cache.errors import ApiError, NotFound
 from cache.queue import QueueShutDown, WorkQueue
 from cache.records import Node, Pod, controller_uid
 from cache.store import Indexer, Store
+from controller.webhooks.pod_webhooks import strip_pod_suffix
 
 log = structlog.get_logger("pyjobset.placement")
 
@@ -61,12 +62,6 @@ VIOLATION_MESSAGE: Final = "Pod violated JobSet exclusive placement policy"
 # --------------------------------------------------------------------------------------------- indexes
 
 
-def strip_suffix(name: str) -> str | None:
-    """``<js>-<rjob>-<jobIndex>-<podIndex>-<random>`` minus ``-<random>``; ``None`` below five dash parts."""
-    parts = name.split("-")
-    return "-".join(parts[:-1]) if len(parts) >= 5 else None
-
-
 def pod_job_key_index(pod: Pod) -> list[str]:
     """``<namespace>/<job-key>`` of exclusive-placement pods (the reference's ``podJobKey``, namespaced)."""
     if pod.metadata.annotations.exclusive_topology is None:
@@ -79,7 +74,7 @@ def pod_name_index(pod: Pod) -> list[str]:
     """``<namespace>/<name minus random suffix>`` of exclusive-placement pods (the reference's ``podName``)."""
     if pod.metadata.annotations.exclusive_topology is None:
         return []
-    base = strip_suffix(pod.metadata.name)
+    base = strip_pod_suffix(pod.metadata.name)
     return [f"{pod.metadata.namespace}/{base}"] if base is not None else []
 
 

@@ -20,7 +20,6 @@ from controller.placement import (
     decide_repair,
     pod_job_key_index,
     pod_name_index,
-    strip_suffix,
     wants_repair,
 )
 
@@ -87,7 +86,6 @@ async def test_indexes_cover_only_exclusive_pods() -> None:
     assert pod_name_index(plain) == []
     assert pod_name_index(pod("a-b-c-d")) == []
     assert pod_job_key_index(pod("js-rj-0-1-bbbbb", job_key=None)) == []
-    assert strip_suffix("x-y-0-0-zzzzz") == "x-y-0-0"
 
 
 async def test_event_filter() -> None:
