@@ -8,7 +8,7 @@
 # nothing. The Go module and build caches stay in their default locations so later builds
 # on the same machine are warm.
 #
-# Usage: tests/e2e/build.sh [--print-bin-dir]
+# Usage: tests/e2e/build.sh [--print-bin-dir | --print-stamp]
 # Env:   PYJOBSET_CACHE (cache root), PYJOBSET_BUILD_JOBS (go build -p, default 2).
 set -euo pipefail
 
@@ -27,6 +27,10 @@ fi
 
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
 stamp="$(cd "$cluster" && cat versions.env */go.mod */go.sum | sha256sum | cut -d' ' -f1)"
+if [[ "${1:-}" == "--print-stamp" ]]; then
+    echo "$stamp"
+    exit 0
+fi
 
 up_to_date() {
     [[ -f "$dest/.stamp" && "$(cat "$dest/.stamp")" == "$stamp" ]] || return 1

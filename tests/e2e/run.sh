@@ -3,7 +3,7 @@
 # JobSet CRD, run the controller as its own process with a ServiceAccount bound to exactly deploy/rbac/, run the
 # suites against it, and stop everything (also on failure or Ctrl-C).
 #
-# Usage: tests/e2e/run.sh [pytest args...]      (default: tests/contract tests/conformance tests/e2e)
+# Usage: tests/e2e/run.sh [pytest options] [paths] (default paths: tests/contract tests/conformance tests/e2e)
 # Env:   PYTHON (default .venv/bin/python), PYJOBSET_E2E_NODES (default 4),
 #        PYJOBSET_E2E_CONTROLLER=0 to skip starting the controller process.
 # Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
@@ -56,7 +56,12 @@ export PYJOBSET_KUBECTL="$bin/kubectl"
 export PYJOBSET_KUBECONFIG="$admin"
 export PYJOBSET_E2E_KUBECONFIG="$admin"
 export PYJOBSET_E2E_REQUIRE=1
-if [[ $# -eq 0 ]]; then
+# Options alone (e.g. "-q -x") still run the default suites; any path argument replaces them.
+has_path=0
+for arg in "$@"; do
+    [[ "$arg" != -* && -e "${arg%%::*}" ]] && has_path=1
+done
+if [[ $has_path -eq 0 ]]; then
     for suite in tests/contract tests/conformance tests/e2e; do
         # A suite directory holding no tests yet would make pytest exit 5 ("no tests collected").
         if compgen -G "$suite/test_*.py" >/dev/null; then
