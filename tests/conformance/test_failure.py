@@ -417,7 +417,8 @@ STALE_DELETED_JOB = (
 )
 
 
-@pytest.mark.xfail(EXTERNAL, strict=True, reason=STALE_DELETED_JOB)
+# Not strict: the bug is a race (it hit 4 of 5 runs on the real control plane), so the test may also pass there.
+@pytest.mark.xfail(EXTERNAL, strict=False, reason=STALE_DELETED_JOB)
 async def test_blocking_recreate_waits_for_every_predecessor(cluster: Cluster) -> None:
     # Spec 4.4: with BlockingRecreate nothing is recreated while any previous-attempt Job still exists.
     await cluster.create(with_policy({"maxRestarts": 1, "restartStrategy": "BlockingRecreate"}))
