@@ -23,6 +23,7 @@ from tests.conformance.kit import (
     counts,
     expected,
     is_active,
+    live,
     manual,
     rjob_status,
     set_job_spec,
@@ -479,3 +480,44 @@ async def test_failed_jobset_deletes_its_active_jobs_and_keeps_the_failed_one(cl
     await cluster.wait_terminal("test-js", "Failed")
     jobs = await cluster.wait_jobs(lambda jobs: jobs if len(jobs) == 1 else None, jobset="test-js")
     assert jobs[0]["metadata"]["name"] == B0
+
+
+@pytest.mark.gates(RestartJob=True)
+async def test_individual_and_global_restarts_share_max_restarts(cluster: Cluster) -> None:
+    # Spec 4.5: total = restartsCountTowardsMax + sum(jobRestartsCountTowardsMax); per-job arrays survive a
+    # global restart (they are not reset), and the next failure past the limit fails the JobSet.
+    rules = [{"name": "restartJob", "action": "RestartJob", "onJobFailureReasons": ["PodFailurePolicy"]}]
+    await cluster.create(with_policy({"maxRestarts": 2, "rules": rules}))
+    await cluster.wait_job_count(4)
+    await cluster.fail(A0, "PodFailurePolicy")
+    await cluster.wait_jobset("test-js", lambda js: js if (rjob_status(js, RJOB_A) or {}).get("jobRestarts") else None)
+    # a-0 comes back (job-restart-attempt 1); then b-1 fails for another reason: default RestartJobSet.
+    await cluster.wait_jobs(
+        lambda jobs: (
+            len(live(jobs)) == 4
+            and all(
+                j["metadata"]["labels"].get(c.JOB_RESTART_ATTEMPT_KEY) == ("1" if j["metadata"]["name"] == A0 else "0")
+                for j in live(jobs)
+            )
+        )
+    )
+    await cluster.fail("test-js-replicated-job-b-1", "BackoffLimitExceeded")
+    js = await wait_restarts(cluster, 1)
+    assert restarts(js) == (1, 1)
+    st = rjob_status(js, RJOB_A)
+    assert st is not None
+    assert st["jobRestarts"] == [1]
+    assert st["jobRestartsCountTowardsMax"] == [1]
+    # The new attempt's a-0 keeps job-restart-attempt 1 (the array was not reset).
+    jobs = await cluster.wait_job_count(4, attempt=1)
+    a0 = next(j for j in jobs if j["metadata"]["name"] == A0)
+    assert a0["metadata"]["labels"][c.JOB_RESTART_ATTEMPT_KEY] == "1"
+    await cluster.fail(B0, "BackoffLimitExceeded")
+    js = await cluster.wait_terminal("test-js", "Failed")
+    assert_condition(
+        js,
+        c.COND_FAILED,
+        "True",
+        "ReachedMaxRestarts",
+        f"jobset failed due to reaching max number of restarts (first failed job: {B0})",
+    )
