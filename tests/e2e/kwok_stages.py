@@ -197,10 +197,11 @@ phase: Running
 _TERMINATE = """\
 {{ $now := Now }}
 {{ $root := . }}
-{{ $reason := "Error" }}{{ if eq $code 0 }}{{ $reason = "Completed" }}{{ end }}
+{{ $reason := "Error" }}{{ $podReason := "PodFailed" }}\
+{{ if eq $code 0 }}{{ $reason = "Completed" }}{{ $podReason = "PodCompleted" }}{{ end }}
 conditions:
-- {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "False", reason: {{ $podReason }}, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: {{ $podReason }}, lastTransitionTime: {{ $now | Quote }}}
 containerStatuses:
 {{ range $i, $c := .spec.containers }}
 {{ $old := dict }}{{ if lt $i (len (or $root.status.containerStatuses list)) }}\

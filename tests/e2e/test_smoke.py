@@ -118,6 +118,9 @@ def test_fail_when_fails_only_the_matching_pod(admin: Client, namespace: str) ->
     state = terminated(pods[0])
     assert pods[0]["status"]["phase"] == "Failed"
     assert (state["exitCode"], state["reason"]) == (1, "Error")
+    ready = condition(pods[0], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", "PodFailed")
 
 
 def test_exit_code_fails_pod_with_that_code(admin: Client, namespace: str) -> None:
