@@ -10,9 +10,9 @@ Two styles of child Jobs:
   exact failure reasons and messages. The status written is one the real API server accepts for a Job managed by
   someone else (its strengthened status validation): a finished Job has ``startTime``, no active pods, a
   ``FailureTarget`` beside ``Failed`` and ``SuccessCriteriaMet`` plus ``completionTime`` beside ``Complete``.
-  The pod template also carries a scheduling gate, so that even a Job controller that ignored ``managedBy`` could
-  only create pods that never run (their Jobs would show ``active`` but never ``ready``): tests in this style
-  assert only what the written conditions decide.
+  Both backends' Job controllers skip such Jobs, so ``active``/``ready`` written by the test stick too
+  (``mark_ready``). The pod template also carries a scheduling gate, so that a Job controller that ignored
+  ``managedBy`` could only create pods that never run.
 * **simulated** (``simulated(js, ...)``): the pod template carries the annotation contract
   (``sim.pyjobset.io/*``) and the cluster's Job controller, scheduler and kubelet (or KWOK) drive everything.
 
@@ -373,6 +373,16 @@ class Cluster:
                         },
                     ],
                 },
+            )
+
+    async def mark_ready(self, *jobs: JSON | str) -> None:
+        """Mark manual Jobs running with every pod ready (``active == ready == parallelism``, ``startTime``)."""
+        for job in jobs:
+            name = job if isinstance(job, str) else job["metadata"]["name"]
+            spec = (await self.api.get(f"{self.jobs_path}/{name}"))["spec"]
+            pods = int(spec.get("parallelism") or 1)
+            await self.write_job_status(
+                name, {"startTime": await self._start_time(name), "active": pods, "ready": pods, "terminating": 0}
             )
 
     async def fail(

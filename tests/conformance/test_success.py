@@ -165,3 +165,30 @@ async def test_c43_status_matches_recomputation_when_all_ready(cluster: Cluster)
 def is_true_completed(js: dict) -> bool:  # type: ignore[type-arg]
     cond = condition(js, c.COND_COMPLETED)
     return cond is not None and cond["status"] == "True"
+
+
+async def test_c43_pinned_status_matches_recomputation_when_marked_ready(cluster: Cluster) -> None:
+    # The reference's own style: the test writes active = ready = parallelism on every Job.
+    obj = base_jobset(cluster.ns).obj()
+    obj["spec"]["replicatedJobs"][1]["template"]["spec"].update(parallelism=2, completions=2)
+    await cluster.create(manual(obj))
+    jobs = await cluster.wait_job_count(4)
+    await cluster.mark_ready(*jobs)
+    js = await cluster.wait_counts(
+        "test-js", {RJOB_A: expected(ready=1, active=1), RJOB_B: expected(ready=3, active=3)}
+    )
+    jobs = await cluster.jobs("test-js")
+    assert [j["status"]["ready"] for j in jobs] == [1, 2, 2, 2]
+    for name in (RJOB_A, RJOB_B):
+        assert counts(js, name) == recomputed_counts(jobs, name, 0)
+
+
+async def test_c05_pinned_three_of_four_complete_last_ready(cluster: Cluster) -> None:
+    await cluster.create(manual(base_jobset(cluster.ns).obj()))
+    jobs = await cluster.wait_job_count(4)
+    await cluster.complete(*jobs[:3])
+    await cluster.mark_ready(jobs[3])
+    want = {RJOB_A: expected(succeeded=1), RJOB_B: expected(succeeded=2, ready=1, active=1)}
+    js = await cluster.wait_counts("test-js", want)
+    assert is_active(js)
+    await cluster.jobset_stays("test-js", lambda js: is_active(js) and all(counts(js, k) == v for k, v in want.items()))
