@@ -210,26 +210,66 @@ def _validate_pod_spec(spec: Any, path: str) -> list[JSON]:
     return causes
 
 
-def validate(info: ResourceInfo, obj: JSON, old: JSON | None) -> list[JSON]:
+def _pod_spec_changed(new: JSON, old: JSON) -> bool:
+    """Whether a pod update changes a field other than the mutable ones (images, activeDeadlineSeconds, added
+    tolerations, terminationGracePeriodSeconds, removed schedulingGates; nodeSelector and affinity while the
+    pod is still gated)."""
+    masked = dict(new)
+    for kind in ("containers", "initContainers"):
+        new_c, old_c = new.get(kind), old.get(kind)
+        if isinstance(new_c, list) and isinstance(old_c, list) and len(new_c) == len(old_c):
+            masked[kind] = [
+                dict(n, image=o.get("image")) if isinstance(n, dict) and isinstance(o, dict) else n
+                for n, o in zip(new_c, old_c, strict=True)
+            ]
+    for fld in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
+        if fld in old:
+            masked[fld] = old[fld]
+        else:
+            masked.pop(fld, None)
+    old_tols = old.get("tolerations") or []
+    if all(t in (new.get("tolerations") or []) for t in old_tols):
+        masked["tolerations"] = old.get("tolerations")
+        if "tolerations" not in old:
+            masked.pop("tolerations", None)
+    old_gates = old.get("schedulingGates") or []
+    if all(g in old_gates for g in new.get("schedulingGates") or []):
+        masked["schedulingGates"] = old.get("schedulingGates")
+        if "schedulingGates" not in old:
+            masked.pop("schedulingGates", None)
+    if old_gates:
+        for fld in ("nodeSelector", "affinity"):
+            if fld in old:
+                masked[fld] = old[fld]
+            else:
+                masked.pop(fld, None)
+    return masked != old
+
+
+def validate(info: ResourceInfo, obj: JSON, old: JSON | None, subresource: str = "") -> list[JSON]:
     """Validation causes for a built-in object (metadata is validated for every kind)."""
     causes = validate_meta(info, obj)
     spec = obj.get("spec")
     if info.storage == ("", "pods"):
         causes += _validate_pod_spec(spec, "spec")
-        if old is not None and isinstance(spec, dict):
-            old_node = (old.get("spec") or {}).get("nodeName")
-            if old_node and spec.get("nodeName") != old_node:
-                causes.append(
-                    field_cause(
-                        "FieldValueForbidden",
-                        "spec",
-                        "Forbidden: pod updates may not change fields other than "
-                        "`spec.containers[*].image`, `spec.initContainers[*].image`, "
-                        "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
-                        "existing tolerations), `spec.terminationGracePeriodSeconds` "
-                        "(allow it to be set to 1 if it was previously negative)",
-                    )
+        old_spec = (old or {}).get("spec")
+        if (
+            subresource == ""
+            and isinstance(spec, dict)
+            and isinstance(old_spec, dict)
+            and _pod_spec_changed(spec, old_spec)
+        ):
+            causes.append(
+                field_cause(
+                    "FieldValueForbidden",
+                    "spec",
+                    "Forbidden: pod updates may not change fields other than "
+                    "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                    "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
+                    "existing tolerations), `spec.terminationGracePeriodSeconds` "
+                    "(allow it to be set to 1 if it was previously negative)",
                 )
+            )
     elif info.storage == ("batch", "jobs"):
         causes += _validate_job(obj, old)
     return causes

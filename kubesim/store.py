@@ -633,8 +633,8 @@ class Store:
         meta["namespace"] = ns
         return str(ns)
 
-    def _validate(self, info: ResourceInfo, obj: JSON, old: JSON | None) -> None:
-        causes = builtins.validate(info, obj, old)
+    def _validate(self, info: ResourceInfo, obj: JSON, old: JSON | None, subresource: str = "") -> None:
+        causes = builtins.validate(info, obj, old, subresource)
         if info.crd is not None and self.schema is not None:
             causes += self.schema.validate(info, obj, old)
         if causes:
@@ -825,6 +825,11 @@ class Store:
     def _prepare_update(self, info: ResourceInfo, new: JSON, old: JSON, subresource: str) -> JSON:
         meta = new["metadata"]
         old_meta = old["metadata"]
+        if subresource == "binding":
+            bound: JSON = clone(old)
+            bound["spec"] = new.get("spec", {})
+            bound["status"] = new.get("status", {})
+            return bound
         if subresource == "status":
             status = new.get("status")
             merged: JSON = clone(old)
@@ -1010,7 +1015,7 @@ class Store:
                     info.api_version,
                     self._apply_schema(info_store),
                 )
-            self._validate(info_store, new, old)
+            self._validate(info_store, new, old, subresource)
             if self.validating:
                 attrs = AdmissionAttributes(
                     "UPDATE",

@@ -231,3 +231,20 @@ async def test_apply_conflicts_with_a_field_set_by_an_update_manager(kube: Kube,
     forced = await kube.patch(f"{path}/upd", changed, "apply", fieldManager="applier", force="true")
     assert forced.status == 200
     assert forced.obj()["data"] == {"x": "1", "y": "9"}
+
+
+async def test_pod_spec_is_immutable_except_the_mutable_fields(kube: Kube, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/pods"
+    body = pod("imm", ns, schedulingGates=[{"name": "example.com/hold"}])
+    assert (await kube.post(path, body)).status == 201
+    # While gated, scheduling directives may change; images may always change.
+    assert (await kube.patch(f"{path}/imm", {"spec": {"nodeSelector": {"pool": "a"}}})).status == 200
+    image = await kube.patch(f"{path}/imm", [{"op": "replace", "path": "/spec/containers/0/image",
+                                              "value": "registry.k8s.io/pause:3.9"}], "json")
+    assert image.status == 200
+    ungated = await kube.patch(f"{path}/imm", {"spec": {"schedulingGates": None}})
+    assert ungated.status == 200
+    restart = await kube.patch(f"{path}/imm", {"spec": {"restartPolicy": "Never"}})
+    assert restart.status == 422
+    assert restart.obj()["details"]["causes"][0]["field"] == "spec"
+    assert "pod updates may not change fields" in restart.obj()["message"]
