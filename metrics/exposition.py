@@ -156,17 +156,23 @@ async def render_sliced(
     much of that was our own work (the rest is the process being descheduled).
     """
     out: list[str] = []
+    chunks: list[bytes] = []
     start, cpu = clock(), time.thread_time()
     until = start + budget
     for _ in exposition(sources, out):
         now = clock()
         if now >= until:
+            # Encode what this slice produced now: one join of the whole body at the end would be its own
+            # ~10 ms stall at 65k series.
+            chunks.append("".join(out).encode())
+            out.clear()
             if on_slice is not None:
-                on_slice(now - start, time.thread_time() - cpu)
+                on_slice(clock() - start, time.thread_time() - cpu)
             await asyncio.sleep(0)
             start, cpu = clock(), time.thread_time()
             until = start + budget
-    body = "".join(out).encode()
+    chunks.append("".join(out).encode())
+    body = b"".join(chunks)
     if on_slice is not None:
         on_slice(clock() - start, time.thread_time() - cpu)
     return body
