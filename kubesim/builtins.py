@@ -16,6 +16,8 @@ import ipaddress
 import re
 from typing import Any
 
+import orjson
+
 from kubesim.errors import field_cause
 from kubesim.resources import ResourceInfo
 
@@ -275,6 +277,59 @@ def validate(info: ResourceInfo, obj: JSON, old: JSON | None, subresource: str =
     return causes
 
 
+_JOB_IMMUTABLE = ("podFailurePolicy", "successPolicy", "backoffLimitPerIndex", "managedBy", "podReplacementPolicy")
+
+
+def _immutable(field: str, value: Any) -> JSON:
+    shown = f'"{value}"' if isinstance(value, str) else ('"object"' if isinstance(value, dict | list) else value)
+    return field_cause("FieldValueInvalid", field, f"Invalid value: {shown}: field is immutable")
+
+
+def _job_update_causes(spec: JSON, old_spec: JSON, old_status: JSON) -> list[JSON]:
+    """Job spec update rules: the pod template is immutable except for scheduling directives, labels and
+    annotations while the Job is suspended and has not started; completions only change together with
+    parallelism on an Indexed Job (elastic Indexed Jobs); the policies are immutable."""
+    causes: list[JSON] = []
+    for fld in _JOB_IMMUTABLE:
+        if spec.get(fld) != old_spec.get(fld):
+            causes.append(_immutable(f"spec.{fld}", spec.get(fld)))
+    tmpl, old_tmpl = spec.get("template") or {}, old_spec.get("template") or {}
+    if tmpl != old_tmpl:
+        masked = clone_json(tmpl)
+        if old_spec.get("suspend") and not old_status.get("startTime"):
+            meta, old_meta = masked.setdefault("metadata", {}), old_tmpl.get("metadata") or {}
+            for fld in ("labels", "annotations"):
+                _copy_field(meta, old_meta, fld)
+            pod, old_pod = masked.setdefault("spec", {}), old_tmpl.get("spec") or {}
+            for fld in ("nodeSelector", "affinity", "tolerations", "schedulingGates"):
+                _copy_field(pod, old_pod, fld)
+            for part in ("metadata", "spec"):
+                if part not in old_tmpl and masked.get(part) == {}:
+                    del masked[part]
+        if masked != old_tmpl:
+            causes.append(_immutable("spec.template", tmpl))
+    if spec.get("completions") != old_spec.get("completions"):
+        elastic = (
+            spec.get("completionMode") == "Indexed"
+            and spec.get("completions") == spec.get("parallelism")
+            and old_spec.get("completions") == old_spec.get("parallelism")
+        )
+        if not elastic:
+            causes.append(_immutable("spec.completions", spec.get("completions")))
+    return causes
+
+
+def _copy_field(dst: JSON, src: JSON, fld: str) -> None:
+    if fld in src:
+        dst[fld] = src[fld]
+    else:
+        dst.pop(fld, None)
+
+
+def clone_json(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value))
+
+
 def _validate_job(obj: JSON, old: JSON | None) -> list[JSON]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -321,6 +376,7 @@ def _validate_job(obj: JSON, old: JSON | None) -> list[JSON]:
             )
         if spec.get("selector") != old_spec.get("selector"):
             causes.append(field_cause("FieldValueInvalid", "spec.selector", "Invalid value: field is immutable"))
+        causes += _job_update_causes(spec, old_spec, old.get("status") or {})
     return causes
 
 

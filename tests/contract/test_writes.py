@@ -248,3 +248,18 @@ async def test_pod_spec_is_immutable_except_the_mutable_fields(kube: Kube, ns: s
     assert restart.status == 422
     assert restart.obj()["details"]["causes"][0]["field"] == "spec"
     assert "pod updates may not change fields" in restart.obj()["message"]
+
+
+async def test_job_template_is_immutable_unless_suspended_and_never_started(kube: Kube, ns: str) -> None:
+    path = f"/apis/batch/v1/namespaces/{ns}/jobs"
+    assert (await kube.post(path, job("susp", ns, suspend=True))).status == 201
+    directives = {"spec": {"template": {"metadata": {"labels": {"x": "y"}},
+                                        "spec": {"nodeSelector": {"pool": "a"}}}}}
+    assert (await kube.patch(f"{path}/susp", directives)).status == 200
+    image = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/other:1"}]
+    changed = await kube.patch(f"{path}/susp", image, "json")
+    assert changed.status == 422
+    assert changed.obj()["details"]["causes"][0]["field"] == "spec.template"
+    completions = await kube.patch(f"{path}/susp", {"spec": {"completions": 3}})
+    assert completions.status == 422
+    assert (await kube.patch(f"{path}/susp", {"spec": {"parallelism": 2}})).status == 200
