@@ -277,7 +277,7 @@ def validate(info: ResourceInfo, obj: JSON, old: JSON | None, subresource: str =
     return causes
 
 
-_JOB_IMMUTABLE = ("podFailurePolicy", "successPolicy", "backoffLimitPerIndex", "managedBy", "podReplacementPolicy")
+_JOB_IMMUTABLE = ("podFailurePolicy", "successPolicy", "managedBy")
 
 
 def _immutable(field: str, value: Any) -> JSON:
