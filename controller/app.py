@@ -1,9 +1,11 @@
 """Wiring of the controller process: client, informers, stores, queue, reconciler, actor, servers.
 
-Role: build every long-lived object once from ``Settings`` and a ``ClusterConfig``, start informers, wait for
-their first LIST, freeze the heap (``gc.freeze``: 100k cached records are never scanned again by full
-collections), then run the reconcile worker until ``stop`` is set. Invariants: informers run before workers; a
-worker only runs while this process leads (when leader election is on); shutdown cancels every task it started.
+Role: build every long-lived object once from ``Settings`` and a ``ClusterConfig`` — informers for JobSets, their
+Jobs and pods, Services and Nodes; the JobSet reconciler and the placement-repair controller; the metrics hub;
+the admission server; the metrics/probe listeners — start the informers, wait for their first LIST, freeze the
+heap (``gc.freeze``: 100k cached records are never scanned again by full collections), then run the workers
+until ``stop`` is set. Invariants: informers run before workers; workers only run while this process leads
+(when leader election is on); shutdown cancels every task it started.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from cache.informer import Informer
 from cache.jobset_types import JobSet
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
-from cache.records import Job, Pod, Service
+from cache.records import Job, Node, Pod, Service
 from cache.store import Store
 from controller.act import Actor
 from controller.events import EventRecorder
+from controller.placement import POD_INDEXERS, PlacementRepair
 from controller.reconciler import (
     JOBSET_LABEL_INDEX,
     OWNER_INDEX,
@@ -35,6 +38,10 @@ from controller.reconciler import (
     owner_uid_index,
 )
 from controller.settings import Settings
+from controller.webhooks.server import build_webhook_server, run_webhooks
+from metrics.hub import MetricsHub, attach
+from metrics.server import ObservabilityServer
+from metrics.settings import MetricsSettings
 
 log = structlog.get_logger("pyjobset.app")
 
@@ -45,25 +52,35 @@ def _ns_name(obj: Any) -> str:
 
 @dataclass
 class Controller:
+    """Every long-lived object of one controller process (see the module docstring)."""
+
     settings: Settings
     client: ApiClient
+    metrics_hub: MetricsHub | None = None
     jobsets: Store[JobSet] = field(init=False)
     jobs: Store[Job] = field(init=False)
     services: Store[Service] = field(init=False)
-    pods: Store[Pod] | None = field(init=False, default=None)
+    pods: Store[Pod] = field(init=False)
+    nodes: Store[Node] = field(init=False)
     informers: list[Informer[Any]] = field(init=False, default_factory=list)
     queue: WorkQueue[str] = field(init=False)
     reconciler: JobSetReconciler = field(init=False)
+    placement: PlacementRepair = field(init=False)
     ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         s = self.settings
+        hub = self.metrics_hub
         self.jobsets = Store(_ns_name)
         self.jobs = Store(_ns_name, {OWNER_INDEX: owner_uid_index})
         self.services = Store(_ns_name, {OWNER_INDEX: owner_uid_index})
+        self.pods = Store(_ns_name, {JOBSET_LABEL_INDEX: jobset_label_index, **POD_INDEXERS})
+        self.nodes = Store(lambda n: n.metadata.name)
         js_inf = Informer(
             self.client, resource_path(c.GROUP, c.VERSION, c.PLURAL), JobSet, self.jobsets, name="jobsets"
         )
+        # Jobs and pods: only those of JobSets (every child we create carries the jobset-name label), so the
+        # rest of a large cluster costs no memory; children are still matched by owner UID (decision D5).
         job_inf = Informer(
             self.client,
             resource_path("batch", "v1", "jobs"),
@@ -73,8 +90,17 @@ class Controller:
             label_selector=c.JOBSET_NAME_KEY,
         )
         svc_inf = Informer(self.client, resource_path("", "v1", "services"), Service, self.services, name="services")
-        self.informers = [js_inf, job_inf, svc_inf]
-        self.queue = WorkQueue(name="jobset")
+        pod_inf = Informer(
+            self.client,
+            resource_path("", "v1", "pods"),
+            Pod,
+            self.pods,
+            name="pods",
+            label_selector=c.JOBSET_NAME_KEY,
+        )
+        node_inf = Informer(self.client, resource_path("", "v1", "nodes"), Node, self.nodes, name="nodes")
+        self.informers = [js_inf, job_inf, svc_inf, pod_inf, node_inf]
+        self.queue = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset") if hub is not None else None)
         actor = Actor(self.client, EventRecorder(self.client), jobs=job_inf, jobsets=js_inf, services=svc_inf)
         self.reconciler = JobSetReconciler(
             jobsets=self.jobsets,
@@ -83,23 +109,22 @@ class Controller:
             actor=actor,
             queue=self.queue,
             gates=dict(s.feature_gates),
+            pods=self.pods,
         )
-        if s.gate(c.GATE_IN_PLACE_RESTART):
-            self.pods = Store(_ns_name, {JOBSET_LABEL_INDEX: jobset_label_index})
-            pod_inf = Informer(
-                self.client,
-                resource_path("", "v1", "pods"),
-                Pod,
-                self.pods,
-                name="pods",
-                label_selector=c.JOBSET_NAME_KEY,
-            )
-            pod_inf.add_handler(self.reconciler.on_pod)
-            self.informers.append(pod_inf)
-            self.reconciler.pods = self.pods
+        self.placement = PlacementRepair(
+            self.pods,
+            self.nodes,
+            self.client,
+            queue=WorkQueue(name="pod", metrics=hub.queue_metrics("pod") if hub is not None else None),
+        )
         js_inf.add_handler(self.reconciler.on_jobset)
         job_inf.add_handler(self.reconciler.on_owned)
         svc_inf.add_handler(self.reconciler.on_owned)
+        pod_inf.add_handler(self.placement.on_pod)
+        if s.gate(c.GATE_IN_PLACE_RESTART):
+            pod_inf.add_handler(self.reconciler.on_pod)  # only the in-place restart path reads pods
+        if hub is not None:
+            attach(hub, self)
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in self.informers))
@@ -112,28 +137,33 @@ class Controller:
         workers: int = 1,
     ) -> None:
         """Run until ``stop`` is set. ``leading`` (if given) returns once this process holds the lease."""
-        tasks = [asyncio.create_task(inf.run(), name=f"informer:{inf.name}") for inf in self.informers]
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(inf.run(), name=f"informer:{inf.name}") for inf in self.informers
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        tasks.append(stopper)
         try:
-            synced = asyncio.create_task(self.wait_synced())
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({synced, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done:
-                synced.cancel()
+            if not await _first(self.wait_synced(), stopper):
                 return
             gc.collect()
             gc.freeze()
-            log.info("caches_synced", jobsets=len(self.jobsets), jobs=len(self.jobs), services=len(self.services))
+            log.info(
+                "caches_synced",
+                jobsets=len(self.jobsets),
+                jobs=len(self.jobs),
+                services=len(self.services),
+                pods=len(self.pods),
+                nodes=len(self.nodes),
+            )
             self.ready.set()
-            if leading is not None:
-                lead = asyncio.create_task(leading())
-                done, _ = await asyncio.wait({lead, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if stopper in done:
-                    lead.cancel()
-                    return
+            if leading is not None and not await _first(leading(), stopper):
+                return
             tasks += [asyncio.create_task(self.reconciler.run_worker(), name=f"worker-{i}") for i in range(workers)]
+            tasks.append(asyncio.create_task(self.placement.run(), name="placement"))
             await stopper
         finally:
             self.queue.shut_down()
+            self.placement.queue.shut_down()
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -141,53 +171,107 @@ class Controller:
                     await t
 
 
+async def _first(work: Coroutine[Any, Any, None], stopper: asyncio.Task[Any]) -> bool:
+    """Run ``work`` until it finishes (True) or ``stopper`` does first (False; ``work`` is cancelled)."""
+    task = asyncio.create_task(work)
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
 class LeadershipLost(Exception):
     """The Lease was lost while leading: the process must exit (non-zero) so a fresh one can campaign."""
 
 
-async def run_controller(settings: Settings, config: ClusterConfig, stop: asyncio.Event) -> None:
+async def run_controller(
+    settings: Settings, config: ClusterConfig, stop: asyncio.Event, *, webhooks: bool = True
+) -> None:
     """Entry point used by ``pyjobset run`` and the demo.
 
-    With leader election on, caches sync at once (a standby is warm) but reconcile workers start only once this
-    process holds the Lease; losing it stops everything at once and raises ``LeadershipLost``. The elector has a
-    client of its own so that Lease renewals never queue behind a burst of Job creates on the shared bucket.
+    Runs the controller, the metrics and probe listeners and (unless ``webhooks`` is False) the HTTPS admission
+    server. With leader election on, caches sync at once (a standby is warm) and webhooks serve in every replica,
+    but reconcile workers start only once this process holds the Lease; losing it stops everything at once and
+    raises ``LeadershipLost``. The elector has a client of its own so that Lease renewals never queue behind a
+    burst of Job creates on the shared bucket.
     """
     cc = settings.client_connection
+    hub = MetricsHub(MetricsSettings())
     async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
-        controller = Controller(settings, client)
-        le = settings.leader_election
-        if not le.leader_elect:
-            await controller.run(stop)
-            return
-        async with ApiClient(config, qps=5, burst=10) as lease_client:
-            elector = LeaderElector(
-                ClientLeaseApi(lease_client),
-                LeaderElectionConfig(
-                    namespace=le.resource_namespace or settings.namespace,
-                    name=le.resource_name,
-                    lease_duration=le.lease_duration,
-                    renew_deadline=le.renew_deadline,
-                    retry_period=le.retry_period,
-                ),
+        controller = Controller(settings, client, metrics_hub=hub)
+        side_tasks: list[asyncio.Task[Any]] = []
+        readiness: dict[str, Callable[[], bool]] = {"caches-synced": controller.ready.is_set}
+        if webhooks:
+            srv = build_webhook_server(settings, client, controller.pods, controller.nodes)
+            readiness["webhook-certs"] = srv.ready
+            side_tasks.append(
+                asyncio.create_task(
+                    run_webhooks(settings, client, controller.pods, controller.nodes, stop, server=srv),
+                    name="webhooks",
+                )
             )
-            lost = False
+        probes = ObservabilityServer(
+            render=hub.render,
+            metrics_bind_address=settings.metrics.bind_address,
+            health_bind_address=settings.health.health_probe_bind_address,
+            readiness_checks=readiness,
+            readiness_path=settings.health.readiness_endpoint_name,
+            liveness_path=settings.health.liveness_endpoint_name,
+        )
+        await probes.start()
+        log.info("listening", **probes.ports)
+        try:
+            await _run_with_election(settings, config, controller, hub, stop)
+        finally:
+            stop.set()
+            for t in side_tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await probes.stop()
 
-            def on_stopped() -> None:
-                nonlocal lost
-                if not stop.is_set():
-                    lost = True
-                    log.error("leader_election_lost", lease=le.resource_name)
-                controller.queue.shut_down()
-                stop.set()
 
-            elector.started_callbacks.append(lambda: log.info("leader_elected", lease=le.resource_name))
-            elector.stopped_callbacks.append(on_stopped)
-            campaign = asyncio.create_task(elector.run(), name="leader-election")
-            try:
-                await controller.run(stop, leading=elector.wait_leading)
-            finally:
-                campaign.cancel()  # releases the Lease on a clean shutdown
-                with contextlib.suppress(asyncio.CancelledError):
-                    await campaign
-            if lost:
-                raise LeadershipLost(f"lost the lease {le.resource_name}")
+async def _run_with_election(
+    settings: Settings, config: ClusterConfig, controller: Controller, hub: MetricsHub, stop: asyncio.Event
+) -> None:
+    le = settings.leader_election
+    if not le.leader_elect:
+        await controller.run(stop)
+        return
+    async with ApiClient(config, qps=5, burst=10) as lease_client:
+        elector = LeaderElector(
+            ClientLeaseApi(lease_client),
+            LeaderElectionConfig(
+                namespace=le.resource_namespace or settings.namespace,
+                name=le.resource_name,
+                lease_duration=le.lease_duration,
+                renew_deadline=le.renew_deadline,
+                retry_period=le.retry_period,
+            ),
+        )
+        lost = False
+
+        def on_stopped() -> None:
+            nonlocal lost
+            if not stop.is_set():
+                lost = True
+                log.error("leader_election_lost", lease=le.resource_name)
+            controller.queue.shut_down()
+            stop.set()
+
+        leader_metrics = hub.leader(le.resource_name)
+        elector.started_callbacks += [lambda: log.info("leader_elected", lease=le.resource_name)]
+        elector.started_callbacks.append(leader_metrics.started_leading)
+        elector.stopped_callbacks += [leader_metrics.stopped_leading, on_stopped]
+        campaign = asyncio.create_task(elector.run(), name="leader-election")
+        try:
+            await controller.run(stop, leading=elector.wait_leading)
+        finally:
+            campaign.cancel()  # releases the Lease on a clean shutdown
+            with contextlib.suppress(asyncio.CancelledError):
+                await campaign
+        if lost:
+            raise LeadershipLost(f"lost the lease {le.resource_name}")

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--kube-api-qps", type=float, default=None, help="client-side QPS (default 500)")
     run.add_argument("--kube-api-burst", type=int, default=None, help="client-side burst (default 500)")
+    run.add_argument(
+        "--webhooks",
+        default=True,
+        type=_bool_flag,
+        help="serve the admission webhooks (default true; false when admission is served elsewhere or not at all)",
+    )
     run.add_argument("--zap-log-level", default="info", help="log level: debug, info, warning, error or a number")
     run.add_argument("--zap-devel", nargs="?", const=True, default=None, type=_bool_flag, help=argparse.SUPPRESS)
 
@@ -121,7 +127,7 @@ async def _cmd_run(args: argparse.Namespace) -> int:
 
     async def body(stop: asyncio.Event) -> int:
         try:
-            await run_controller(settings, config, stop)
+            await run_controller(settings, config, stop, webhooks=args.webhooks)
         except LeadershipLost as err:
             print(f"pyjobset run: {err}; exiting so a new process can campaign", file=sys.stderr)
             return 1

@@ -140,12 +140,18 @@ async def run_demo(stop: asyncio.Event, *, nodes: int = 8, limit_seconds: float 
             sim.write_kubeconfig(kubeconfig)
             _print(f"simulated cluster serving at {sim.url} with {nodes} nodes")
             config = await load_cluster_config(kubeconfig)
-            settings = load_settings(overrides={"leader_election.leader_elect": False})
+            settings = load_settings(
+                overrides={
+                    "leader_election.leader_elect": False,
+                    "metrics.bind_address": "0",
+                    "health.health_probe_bind_address": "0",
+                }
+            )
             async with ApiClient(config) as client:
                 await install_crd(client)
                 _print("installed CRD jobsets.jobset.x-k8s.io")
                 ctl_stop = asyncio.Event()
-                ctl = asyncio.create_task(run_controller(settings, config, ctl_stop))
+                ctl = asyncio.create_task(run_controller(settings, config, ctl_stop, webhooks=False))
                 try:
                     return await _drive(client, stop, started, limit_seconds)
                 finally:

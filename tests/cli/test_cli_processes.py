@@ -119,6 +119,7 @@ def test_kubectl_applies_crd_and_jobset_and_sees_children(sim_process: Path, tmp
             "--leader-elect=false",
             "--metrics-bind-address=0",
             "--health-probe-bind-address=0",
+            "--webhooks=false",
         ),
         cwd=ROOT,
     )

@@ -94,7 +94,15 @@ def test_two_processes_never_reconcile_at_once(sim_process: Path, tmp_path: Path
     config.write_text(CONFIG)
     logs = {n: tmp_path / f"{n}.log" for n in ("a", "b")}
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    args = ["run", "--kubeconfig", str(kubeconfig), "--config", str(config), "--zap-log-level=debug"]
+    args = [
+        "run",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--config",
+        str(config),
+        "--zap-log-level=debug",
+        "--webhooks=false",
+    ]
     files = {n: p.open("wb") for n, p in logs.items()}
     try:
         procs["a"] = subprocess.Popen([sys.executable, "-m", "controller.cli", *args], cwd=ROOT, stderr=files["a"])
