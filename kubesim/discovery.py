@@ -62,6 +62,17 @@ def _resource_entries(info: ResourceInfo) -> list[JSON]:
         out.append(
             {"name": "pods/binding", "singularName": "", "namespaced": True, "kind": "Binding", "verbs": ["create"]}
         )
+        out.append(
+            {
+                "name": "pods/eviction",
+                "singularName": "",
+                "namespaced": True,
+                "group": "policy",
+                "version": "v1",
+                "kind": "Eviction",
+                "verbs": ["create"],
+            }
+        )
     if info.storage == ("", "namespaces"):
         out.append(
             {
@@ -159,7 +170,14 @@ class Discovery:
                 )
             if info.storage == ("", "pods"):
                 subs.append(
-                    {"subresource": "binding", "responseKind": kind_ref(info, version, "Binding"), "verbs": ["create"]}
+                    {"subresource": "binding", "responseKind": kind_ref(info, version, "Binding"), "verbs": ["create"]},
+                )
+                subs.append(
+                    {
+                        "subresource": "eviction",
+                        "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},
+                        "verbs": ["create"],
+                    }
                 )
             if subs:
                 r["subresources"] = subs

@@ -270,7 +270,7 @@ class ApiServer:
             raise not_found
         if sub and not (
             (sub == "status" and info.status)
-            or (sub == "binding" and info.storage == ("", "pods"))
+            or (sub in ("binding", "eviction") and info.storage == ("", "pods"))
             or (sub == "finalize" and info.storage == ("", "namespaces"))
             or (sub == "scale" and info.scale)
         ):
@@ -291,6 +291,8 @@ class ApiServer:
         if m == "POST":
             if t.name is not None and t.subresource == "binding":
                 return await self._bind(request, t)
+            if t.name is not None and t.subresource == "eviction":
+                return await self._evict(request, t)
             if t.name is not None:
                 raise errors.method_not_allowed()
             return await self._create(request, t)
@@ -768,6 +770,17 @@ class ApiServer:
                 "Binding", "", t.name, [errors.field_cause("FieldValueRequired", "target.name", "Required value")]
             )
         await self.store.bind(t.name, t.namespace, node)
+        return _json_response(
+            orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), 201
+        )
+
+    async def _evict(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        body = await self._body(request)
+        opts = (body.get("deleteOptions") if isinstance(body, dict) else None) or {}
+        if not isinstance(opts, dict):
+            raise errors.bad_request("deleteOptions must be an object")
+        await self.store.evict(t.name, t.namespace or "default", opts.get("gracePeriodSeconds"))
         return _json_response(
             orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), 201
         )

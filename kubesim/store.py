@@ -75,7 +75,7 @@ from kubesim import builtins, errors, knownfields
 from kubesim import patch as patching
 from kubesim.errors import ApiError
 from kubesim.resources import Registry, ResourceInfo, builtin_resources
-from kubesim.selectors import label_matcher, match_fields, parse_field_selector
+from kubesim.selectors import label_matcher, match_fields, parse_field_selector, selector_object_matcher
 from kubesim.storage import (
     ADDED,
     BOOKMARK,
@@ -1355,6 +1355,53 @@ class Store:
         entry = self.bucket(info).objects.get(key)
         if entry is not None:
             self._commit(self.bucket(info).info, key, None, entry, deleted=entry.obj())
+
+    async def evict(self, name: str, namespace: str, grace_period_seconds: int | None = None) -> JSON:
+        """POST pods/<name>/eviction: honour PodDisruptionBudgets (429 when one allows no disruption), mark the
+        pod ``DisruptionTarget`` (reason ``EvictionByEvictionAPI``) and delete it gracefully."""
+        pod = self.get_entry(self.info("pods"), name, namespace).obj()
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        for pdb in await self.list("poddisruptionbudgets.policy", namespace):
+            selector = (pdb.get("spec") or {}).get("selector")
+            if selector is None or not selector_object_matcher(selector)(labels):
+                continue
+            if int((pdb.get("status") or {}).get("disruptionsAllowed") or 0) < 1:
+                raise ApiError(
+                    errors.status(
+                        429,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                        {
+                            "causes": [
+                                {
+                                    "reason": "DisruptionBudget",
+                                    "message": f"The disruption budget "
+                                    f"{pdb['metadata']['name']} needs 1 healthy pods and has 0 currently",
+                                }
+                            ]
+                        },
+                    ),
+                    {"Retry-After": "10"},
+                )
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed"):
+
+            def mark(obj: JSON) -> JSON:
+                conds = obj.setdefault("status", {}).setdefault("conditions", [])
+                conds[:] = [c for c in conds if c.get("type") != "DisruptionTarget"]
+                conds.append(
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": "EvictionByEvictionAPI",
+                        "message": "Eviction API: evicting",
+                        "lastTransitionTime": now_rfc3339(self.clock),
+                    }
+                )
+                return obj
+
+            await self.update_fn("pods", name, namespace, mark, subresource="status", field_manager="kube-apiserver")
+        return await self.delete("pods", name, namespace, grace_period_seconds=grace_period_seconds)
 
     async def bind(self, name: str, namespace: str, node: str) -> JSON:
         """POST pods/<name>/binding: set ``spec.nodeName`` once (409 when already bound)."""

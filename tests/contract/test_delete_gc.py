@@ -202,3 +202,31 @@ async def test_deleting_a_namespace_removes_its_content(kube: Kube) -> None:
         assert blocked.status == 403
         assert "being terminated" in blocked.obj()["message"]
     await eventually(lambda: _gone(kube, f"/api/v1/namespaces/{name}"), timeout=60)
+
+
+async def test_eviction_marks_disruption_target_and_respects_pdbs(kube: Kube, ns: str) -> None:
+    pods = f"/api/v1/namespaces/{ns}/pods"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "ev", "labels": {"app": "ev"}},
+        "spec": {
+            "schedulingGates": [{"name": "example.com/hold"}],
+            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+        },
+    }
+    await kube.post(pods, body)
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guard"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "ev"}}},
+    }
+    await kube.post(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets", pdb)
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "ev", "namespace": ns}}
+    blocked = await kube.post(f"{pods}/ev/eviction", eviction)
+    assert blocked.status == 429
+    await kube.delete(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/guard")
+    ok = await kube.post(f"{pods}/ev/eviction", eviction)
+    assert ok.status == 201
+    await eventually(lambda: _gone(kube, f"{pods}/ev"))

@@ -239,8 +239,11 @@ async def test_pod_spec_is_immutable_except_the_mutable_fields(kube: Kube, ns: s
     assert (await kube.post(path, body)).status == 201
     # While gated, scheduling directives may change; images may always change.
     assert (await kube.patch(f"{path}/imm", {"spec": {"nodeSelector": {"pool": "a"}}})).status == 200
-    image = await kube.patch(f"{path}/imm", [{"op": "replace", "path": "/spec/containers/0/image",
-                                              "value": "registry.k8s.io/pause:3.9"}], "json")
+    image = await kube.patch(
+        f"{path}/imm",
+        [{"op": "replace", "path": "/spec/containers/0/image", "value": "registry.k8s.io/pause:3.9"}],
+        "json",
+    )
     assert image.status == 200
     ungated = await kube.patch(f"{path}/imm", {"spec": {"schedulingGates": None}})
     assert ungated.status == 200
@@ -253,8 +256,7 @@ async def test_pod_spec_is_immutable_except_the_mutable_fields(kube: Kube, ns: s
 async def test_job_template_is_immutable_unless_suspended_and_never_started(kube: Kube, ns: str) -> None:
     path = f"/apis/batch/v1/namespaces/{ns}/jobs"
     assert (await kube.post(path, job("susp", ns, suspend=True))).status == 201
-    directives = {"spec": {"template": {"metadata": {"labels": {"x": "y"}},
-                                        "spec": {"nodeSelector": {"pool": "a"}}}}}
+    directives = {"spec": {"template": {"metadata": {"labels": {"x": "y"}}, "spec": {"nodeSelector": {"pool": "a"}}}}}
     assert (await kube.patch(f"{path}/susp", directives)).status == 200
     image = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/other:1"}]
     changed = await kube.patch(f"{path}/susp", image, "json")
