@@ -42,22 +42,39 @@ def definitions() -> dict[str, JSON]:
     return defs if isinstance(defs, dict) else {}
 
 
+_RESOLVED: dict[int, JSON | None] = {}
+
+
 def _resolve(schema: JSON) -> JSON | None:
-    """Follow ``$ref`` (directly or as the single member of ``allOf``); None when the target is not vendored."""
+    """Follow ``$ref`` (directly or as the single member of ``allOf``); None when the target is not vendored.
+
+    Cached by identity: every schema node lives as long as the loaded definitions."""
+    key = id(schema)
+    if key in _RESOLVED:
+        return _RESOLVED[key]
+    node: JSON | None = schema
     for _ in range(8):
-        ref = schema.get("$ref")
-        if ref is None and len(schema.get("allOf") or []) == 1:
-            ref = schema["allOf"][0].get("$ref")
+        assert node is not None
+        ref = node.get("$ref")
+        if ref is None and len(node.get("allOf") or []) == 1:
+            ref = node["allOf"][0].get("$ref")
         if ref is None:
-            return schema
-        target = definitions().get(str(ref).rsplit("/", 1)[-1])
-        if target is None:
-            return None
-        schema = target
-    return None
+            break
+        node = definitions().get(str(ref).rsplit("/", 1)[-1])
+        if node is None:
+            break
+    _RESOLVED[key] = node
+    return node
 
 
-def _walk(value: Any, schema: JSON, path: str, out: list[str]) -> None:
+def _path(parts: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def _walk(value: Any, schema: JSON, parts: tuple[str | int, ...], out: list[str]) -> None:
     resolved = _resolve(schema)
     if resolved is None or resolved.get("x-kubernetes-preserve-unknown-fields"):
         return
@@ -71,15 +88,21 @@ def _walk(value: Any, schema: JSON, path: str, out: list[str]) -> None:
             if sub is None and isinstance(extra, dict):
                 sub = extra
             if sub is None:
-                out.append(f"{path}.{name}")
+                out.append(_path((*parts, name)))
                 del value[name]
                 continue
-            _walk(value[name], sub, f"{path}.{name}", out)
+            child = value[name]
+            if isinstance(child, dict | list):
+                _walk(child, sub, (*parts, name), out)
     elif isinstance(value, list):
         items = resolved.get("items")
         if isinstance(items, dict):
             for i, item in enumerate(value):
-                _walk(item, items, f"{path}[{i}]", out)
+                if isinstance(item, dict | list):
+                    _walk(item, items, (*parts, i), out)
+
+
+_ROOT_REFS: dict[str, JSON] = {}
 
 
 def unknown_fields(info: ResourceInfo, obj: JSON) -> list[str]:
@@ -94,5 +117,6 @@ def unknown_fields(info: ResourceInfo, obj: JSON) -> list[str]:
             del obj[name]
     spec = obj.get("spec")
     if isinstance(spec, dict) and root in definitions():
-        _walk(spec, {"$ref": root}, "spec", out)
+        ref = _ROOT_REFS.setdefault(root, {"$ref": root})
+        _walk(spec, ref, ("spec",), out)
     return out
