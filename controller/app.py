@@ -40,7 +40,7 @@ from controller.reconciler import (
 from controller.settings import Settings
 from controller.webhooks.server import build_webhook_server, run_webhooks
 from metrics.hub import MetricsHub, attach
-from metrics.server import ObservabilityServer
+from metrics.server import ObservabilityServer, tls_context_from_dir
 from metrics.settings import MetricsSettings
 
 log = structlog.get_logger("pyjobset.app")
@@ -221,6 +221,7 @@ async def run_controller(
             readiness_checks=readiness,
             readiness_path=settings.health.readiness_endpoint_name,
             liveness_path=settings.health.liveness_endpoint_name,
+            metrics_tls=tls_context_from_dir(settings.metrics.cert_dir) if settings.metrics.cert_dir else None,
         )
         await probes.start()
         log.info("listening", **probes.ports)
