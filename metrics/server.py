@@ -5,9 +5,10 @@ the health-probe bind address (reference default ``:8081``); when both addresses
 all three paths. A bind address of ``"0"`` (or ``""``) disables that listener, as in the reference.
 
 Our choice versus the reference (spec section 6): the reference serves metrics over HTTPS with an authn/authz
-filter. We serve plain HTTP by default; with ``metrics_tls`` (e.g. from ``tls_context_from_dir(certDir)``,
-files ``tls.crt``/``tls.key``) the metrics listener speaks TLS (1.2 minimum, HTTP/1.1 only). No authn/authz
-filter is built in: restrict scrapers with a NetworkPolicy (the endpoints reveal only metric values).
+filter. The metrics listener speaks TLS when given ``metrics_tls`` (1.2 minimum, HTTP/1.1 only) — from
+``tls_context_from_dir(certDir)`` (files ``tls.crt``/``tls.key``) or, like the reference with an empty certDir,
+``self_signed_tls_context()`` — and plain HTTP otherwise. No authn/authz filter is built in (bearer tokens sent
+by scrapers are ignored): restrict scrapers with a NetworkPolicy; the endpoints reveal only metric values.
 
 Probes follow controller-runtime's answers: ``/healthz`` → 200 ``ok`` (a "ping" check plus injected ones);
 ``/readyz`` → 200 ``ok`` when every injected readiness check passes, else 500 with one ``[-]name failed`` line
@@ -50,6 +51,56 @@ def tls_context_from_dir(cert_dir: str) -> ssl.SSLContext:
     ctx.load_cert_chain(str(Path(cert_dir) / "tls.crt"), str(Path(cert_dir) / "tls.key"))
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def self_signed_tls_context(hosts: tuple[str, ...] = ("localhost",), *, days: int = 365) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed ECDSA certificate, as the reference serves metrics when
+    ``metrics.certDir`` is empty.
+
+    The key and certificate are written to a private temporary directory only long enough for OpenSSL to load
+    them (it reads files, not memory), then removed: nothing outlives the process. Needs a writable temp dir
+    (the Deployment mounts an emptyDir on /tmp under its read-only root filesystem).
+    """
+    import datetime as dt
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    now = dt.datetime.now(dt.UTC)
+    alt: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    with tempfile.TemporaryDirectory(prefix="pyjobset-metrics-") as tmp:
+        (Path(tmp) / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path = Path(tmp) / "tls.key"
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return tls_context_from_dir(tmp)
 
 
 def _run(check: Check) -> bool:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metrics import synthetic as syn
 from metrics.hub import MetricsHub
-from metrics.server import ObservabilityServer, tls_context_from_dir
+from metrics.server import ObservabilityServer, self_signed_tls_context, tls_context_from_dir
 from metrics.settings import MetricsSettings
 
 
@@ -149,5 +149,26 @@ async def test_shared_address_serves_all_paths(http: aiohttp.ClientSession) -> N
         assert (await get(http, f"http://127.0.0.1:{port}/metrics"))[0] == 200
         assert await get(http, f"http://127.0.0.1:{port}/healthz") == (200, "ok")
         assert await get(http, f"http://127.0.0.1:{port}/readyz") == (200, "ok")
+    finally:
+        await server.stop()
+
+
+async def test_self_signed_metrics_like_the_reference_with_no_cert_dir(http: aiohttp.ClientSession) -> None:
+    import glob
+    import tempfile
+
+    before = set(glob.glob(f"{tempfile.gettempdir()}/pyjobset-metrics-*"))
+    tls = self_signed_tls_context(("127.0.0.1", "jobset-controller-manager-metrics-service.jobset-system.svc"))
+    assert set(glob.glob(f"{tempfile.gettempdir()}/pyjobset-metrics-*")) == before  # key material not left on disk
+    hub = MetricsHub()
+    server = ObservabilityServer(hub.render, "127.0.0.1:0", "0", metrics_tls=tls)
+    await server.start()
+    try:
+        # As the shipped ServiceMonitor scrapes it: HTTPS, certificate not verified, a bearer token sent.
+        headers = {"Authorization": "Bearer token"}
+        url = f"https://127.0.0.1:{server.ports['metrics']}/metrics"
+        status, text = await get(http, url, ssl=False, headers=headers)
+        assert status == 200
+        assert "# TYPE workqueue_depth gauge" in text
     finally:
         await server.stop()
