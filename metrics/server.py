@@ -7,8 +7,9 @@ all three paths. A bind address of ``"0"`` (or ``""``) disables that listener, a
 Our choice versus the reference (spec section 6): the reference serves metrics over HTTPS with an authn/authz
 filter. The metrics listener speaks TLS when given ``metrics_tls`` (1.2 minimum, HTTP/1.1 only) — from
 ``tls_context_from_dir(certDir)`` (files ``tls.crt``/``tls.key``) or, like the reference with an empty certDir,
-``self_signed_tls_context()`` — and plain HTTP otherwise. No authn/authz filter is built in (bearer tokens sent
-by scrapers are ignored): restrict scrapers with a NetworkPolicy; the endpoints reveal only metric values.
+``self_signed_tls_context()`` — and plain HTTP otherwise. With ``metrics_authorizer`` (``metrics.auth``) scrapes
+need a bearer token that a TokenReview accepts and a SubjectAccessReview allows to ``get`` ``/metrics``, as
+the reference's authn/authz filter requires; probes are never authenticated.
 
 Probes follow controller-runtime's answers: ``/healthz`` → 200 ``ok`` (a "ping" check plus injected ones);
 ``/readyz`` → 200 ``ok`` when every injected readiness check passes, else 500 with one ``[-]name failed`` line
@@ -141,13 +142,21 @@ class ObservabilityServer:
     """E.g. ``{"caches-synced": ..., "webhook-certs": ...}``; each returns True when ready."""
     liveness_checks: Mapping[str, Check] = field(default_factory=dict)
     metrics_tls: ssl.SSLContext | None = None
+    metrics_authorizer: Callable[[str | None, str], Awaitable[int]] | None = None
+    """E.g. ``metrics.auth.MetricsAuthorizer(client)``: given the Authorization header and the path, the HTTP
+    status to answer (200 serves the metrics). None serves every scraper."""
     readiness_path: str = "readyz"
     liveness_path: str = "healthz"
     ports: dict[str, int] = field(default_factory=dict, init=False)
     """Bound ports once started: keys ``metrics`` and ``health`` (the same port when the addresses match)."""
     _runners: list[web.AppRunner] = field(default_factory=list, init=False)
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self.metrics_authorizer is not None:
+            status = await self.metrics_authorizer(request.headers.get("Authorization"), request.path)
+            if status != 200:
+                reason = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Internal Server Error")
+                return web.Response(status=status, text=reason + "\n")
         body = await self.render()
         resp = web.Response(body=body)
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
