@@ -27,7 +27,6 @@ Invariants: every wait is bounded; nothing here sleeps for a fixed time; objects
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime as dt
 import os
@@ -38,7 +37,7 @@ import orjson
 
 from cache import constants as c
 from cache.client import MERGE_PATCH, ApiClient, resource_path
-from cache.errors import ApiError, Conflict, NotFound
+from cache.errors import ApiError, Conflict
 from tests.builders import JobSetBuilder
 from tests.conftest import EXTERNAL_CONTROLLER, EXTERNAL_KUBECONFIG, wait_for
 
@@ -75,13 +74,6 @@ def base_jobset(namespace: str, name: str = "test-js", *, b_replicas: int = 3) -
     """The reference fixture ``test-js``: rjob a (1 replica) + rjob b (3 replicas), Indexed, DNS hostnames on,
     successPolicy All without targets."""
     return JobSetBuilder(name, namespace).rjob(RJOB_A, 1).rjob(RJOB_B, b_replicas)
-
-
-def rjob(obj: JSON, name: str) -> JSON:
-    for rj in obj["spec"]["replicatedJobs"]:
-        if rj["name"] == name:
-            return dict(rj)
-    raise KeyError(name)
 
 
 def _rjobs(obj: JSON, names: Iterable[str] | None) -> list[JSON]:
@@ -513,11 +505,6 @@ class Cluster:
             lambda items: bool(items) and predicate(items[0]),
             params={"fieldSelector": f"metadata.name={name}"},
         )
-
-
-async def delete(api: ApiClient, path: str, propagation: str = "Foreground") -> None:
-    with contextlib.suppress(NotFound):
-        await api.delete(path, propagation=propagation)
 
 
 def gates_from_env() -> dict[str, bool] | None:

@@ -19,7 +19,7 @@ from cache import constants as c
 from cache.client import resource_path
 from cache.errors import ApiError
 from tests.builders import JobSetBuilder
-from tests.conformance.kit import RUN_SECONDS, Cluster, counts, expected, live, simulated
+from tests.conformance.kit import RUN_SECONDS, START_SECONDS, Cluster, counts, expected, live, simulated
 
 JSON = dict[str, Any]
 
@@ -151,7 +151,7 @@ async def test_c110_depends_on_ready_coordinator(cluster: Cluster) -> None:
     (pod,) = await cluster.wait_pods(lambda pods: pods or None, job="js-coordinator-0")
     await cluster.api.patch(
         f"{cluster.pods_path}/{pod['metadata']['name']}",
-        {"metadata": {"annotations": {"sim.pyjobset.io/start-seconds": "0"}}},
+        {"metadata": {"annotations": {START_SECONDS: "0"}}},
     )
     await cluster.wait_job_count(3)
     await cluster.wait_observed("js", "trainer", expected(succeeded=2))

@@ -13,6 +13,7 @@ from cache import constants as c
 from tests.conformance.kit import (
     RJOB_A,
     RJOB_B,
+    START_SECONDS,
     Cluster,
     base_jobset,
     condition,
@@ -184,7 +185,7 @@ async def test_c54_depends_on_ready(cluster: Cluster) -> None:
     (pod,) = await cluster.wait_pods(lambda pods: pods or None, job="test-js-replicated-job-a-0")
     await cluster.api.patch(
         f"{cluster.pods_path}/{pod['metadata']['name']}",
-        {"metadata": {"annotations": {"sim.pyjobset.io/start-seconds": "0"}}},
+        {"metadata": {"annotations": {START_SECONDS: "0"}}},
     )
     await cluster.wait_job_count(4)
     js = await cluster.wait_counts(
@@ -210,7 +211,7 @@ async def test_in_order_startup_waits_for_each_rjob(cluster: Cluster) -> None:
     (pod,) = await cluster.wait_pods(lambda pods: pods or None, job="test-js-replicated-job-a-0")
     await cluster.api.patch(
         f"{cluster.pods_path}/{pod['metadata']['name']}",
-        {"metadata": {"annotations": {"sim.pyjobset.io/start-seconds": "0"}}},
+        {"metadata": {"annotations": {START_SECONDS: "0"}}},
     )
     await cluster.wait_job_count(4)
     js = await cluster.wait_condition("test-js", c.COND_STARTUP_COMPLETED)
@@ -248,7 +249,7 @@ async def test_in_order_resume_resumes_one_rjob_at_a_time(cluster: Cluster) -> N
     (pod,) = await cluster.wait_pods(lambda pods: pods or None, job="test-js-replicated-job-a-0")
     await cluster.api.patch(
         f"{cluster.pods_path}/{pod['metadata']['name']}",
-        {"metadata": {"annotations": {"sim.pyjobset.io/start-seconds": "0"}}},
+        {"metadata": {"annotations": {START_SECONDS: "0"}}},
     )
     await suspended_jobs(cluster, 4, False)
     js = await cluster.wait_condition("test-js", c.COND_SUSPENDED, "False")
