@@ -12,6 +12,7 @@ from typing import Any
 
 from cache import constants as c
 from cache.client import resource_path
+from cache.errors import Invalid
 from tests.builders import JobSetBuilder
 from tests.conformance.kit import (
     MANUAL_MANAGER,
@@ -277,3 +278,37 @@ async def test_exclusive_placement_node_selector_strategy(cluster: Cluster) -> N
         assert {"key": c.NO_SCHEDULE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in pod["spec"][
             "tolerations"
         ]
+
+
+async def test_invalid_job_template_warns_and_retries_until_fixed(cluster: Cluster) -> None:
+    # Spec 4.4: a Job the API server refuses gives a JobCreationFailed Warning and a retry with backoff; once the
+    # template is fixed (possible without the webhook, or while suspended), the Jobs appear.
+    obj = manual(base_jobset(cluster.ns, b_replicas=1).obj())
+    obj["spec"]["replicatedJobs"][1]["template"]["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    await cluster.create(obj)
+    ev = await cluster.wait_event("test-js", "JobCreationFailed")
+    assert ev["type"] == "Warning"
+    assert 'job "test-js-replicated-job-b-0" creation failed with error:' in ev["note"]
+
+    def fix(js: JSON) -> None:
+        js["spec"]["replicatedJobs"][1]["template"]["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+
+    try:
+        await cluster.update_jobset("test-js", fix)
+    except Invalid:
+        return  # the validating webhook is installed: templates of a running JobSet are immutable
+    jobs = await cluster.wait_job_count(2, jobset="test-js")
+    assert jobs[1]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+async def test_bad_subdomain_warns_headless_service_creation_failed(cluster: Cluster) -> None:
+    # Spec 4.2 step 9: a Service the API server refuses gives HeadlessServiceCreationFailed and no Jobs that pass.
+    obj = manual(base_jobset(cluster.ns).set("spec.network.subdomain", "Not_A_DNS_Label").obj())
+    try:
+        await cluster.create(obj)
+    except Invalid:
+        return  # rejected at admission (webhook installed): the controller never sees it
+    ev = await cluster.wait_event("test-js", "HeadlessServiceCreationFailed")
+    assert ev["type"] == "Warning"
+    assert "Not_A_DNS_Label" in ev["note"]
+    await cluster.stays(cluster.jobs_path, lambda items: not items)
