@@ -131,3 +131,15 @@ def test_registry_is_dedicated_and_every_metric_documented_with_explicit_buckets
     assert len(histograms) == 6
     for hist in histograms:
         assert list(hist._upper_bounds) != default, hist._name
+
+
+def test_informers_for_metrics_adds_only_what_is_missing() -> None:
+    from cache import constants as c
+    from cache.client import ApiClient, ClusterConfig
+    from metrics.hub import informers_for_metrics
+
+    client = ApiClient(ClusterConfig(server="http://127.0.0.1:1"))
+    both = informers_for_metrics(client)
+    assert [(i.name, i.label_selector) for i in both] == [("pods", c.JOBSET_NAME_KEY), ("nodes", None)]
+    assert [i.name for i in informers_for_metrics(client, ["jobsets", "pods"])] == ["nodes"]
+    assert informers_for_metrics(client, ["pods", "nodes"]) == []
