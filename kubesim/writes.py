@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from kubesim import apply as applying
 from kubesim import builtins, errors, knownfields
 from kubesim import patch as patching
 from kubesim.errors import ApiError
@@ -224,7 +225,7 @@ async def _create(
     if info_store.crd is not None and store.schema is not None:
         store.schema.prepare_create(info_store, obj)
     if field_manager and field_manager != "unknown":
-        patching.track_update(
+        applying.track_update(
             None,
             obj,
             field_manager,
@@ -234,7 +235,7 @@ async def _create(
             info.api_version,
             store._apply_schema(info_store),
         )
-    patching.record_manager(obj, field_manager or "unknown", "Update", now_rfc3339(store.clock), info.api_version)
+    applying.record_manager(obj, field_manager or "unknown", "Update", now_rfc3339(store.clock), info.api_version)
     store._validate(info_store, obj, None)
     if store.validating:
         attrs = AdmissionAttributes(
@@ -461,11 +462,11 @@ async def _guaranteed_update_impl(
             mutated = await store._admit(store.mutating, attrs)
             if mutated is not None:
                 new = store._prepare_update(info_store, mutated, old, subresource)
-        patching.record_manager(
+        applying.record_manager(
             new, field_manager or "unknown", operation, now_rfc3339(store.clock), info.api_version, subresource
         )
         if operation == "Update" and field_manager and field_manager != "unknown":
-            patching.track_update(
+            applying.track_update(
                 old,
                 new,
                 field_manager,
@@ -557,7 +558,7 @@ async def patch(
         elif patch_type == "strategic":
             out = patching.strategic_merge(view, patch)
         elif patch_type == "apply":
-            out = patching.apply(
+            out = applying.apply(
                 view,
                 patch,
                 manager,
@@ -577,7 +578,7 @@ async def patch(
         if not isinstance(obj, dict):
             raise errors.bad_request("apply patch must be an object")
         obj.setdefault("metadata", {})["name"] = name
-        obj = patching.apply({}, obj, manager, force, info_store.strategic, "", creating=True)
+        obj = applying.apply({}, obj, manager, force, info_store.strategic, "", creating=True)
         return await store.create(
             info, obj, ns or None, dry_run=dry_run, field_manager=manager, field_validation=FIELD_VALIDATION.get()
         )
