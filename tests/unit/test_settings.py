@@ -65,7 +65,9 @@ tls:
     assert s.leader_election.retry_period == 0.5
     assert s.metrics.bind_address == ":9090"
     assert s.client_connection.qps == 50.0
-    assert s.gate("RestartJob") and s.gate("ElasticJobSet") and not s.gate("InPlaceRestart")
+    assert s.gate("RestartJob")
+    assert s.gate("ElasticJobSet")
+    assert not s.gate("InPlaceRestart")
     assert s.tls.min_version == "VersionTLS13"
 
 
@@ -95,7 +97,9 @@ def test_flags_override_file_only_when_passed(tmp_path: Path) -> None:
         ),
         pytest.param("leaderElection:\n  leaseDuration: soon\n", "invalid duration", id="bad-duration"),
         pytest.param(
-            "leaderElection:\n  leaseDuration: 5s\n  renewDeadline: 10s\n", "leaseDuration > renewDeadline > 1.2 x retryPeriod", id="order"
+            "leaderElection:\n  leaseDuration: 5s\n  renewDeadline: 10s\n",
+            "leaseDuration > renewDeadline > 1.2 x retryPeriod",
+            id="order",
         ),
         pytest.param("apiVersion: v1\nkind: ConfigMap\n", "expected apiVersion", id="wrong-kind"),
         pytest.param("- a\n- b\n", "mapping at the top level", id="not-a-mapping"),
