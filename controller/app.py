@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +40,9 @@ from controller.reconciler import (
 )
 from controller.settings import Settings
 from controller.webhooks.server import build_webhook_server, run_webhooks
+from metrics.auth import MetricsAuthorizer
 from metrics.hub import MetricsHub, attach
-from metrics.server import ObservabilityServer, tls_context_from_dir
+from metrics.server import ObservabilityServer, self_signed_tls_context, tls_context_from_dir
 from metrics.settings import MetricsSettings
 
 log = structlog.get_logger("pyjobset.app")
@@ -221,7 +223,8 @@ async def run_controller(
             readiness_checks=readiness,
             readiness_path=settings.health.readiness_endpoint_name,
             liveness_path=settings.health.liveness_endpoint_name,
-            metrics_tls=tls_context_from_dir(settings.metrics.cert_dir) if settings.metrics.cert_dir else None,
+            metrics_tls=_metrics_tls(settings),
+            metrics_authorizer=MetricsAuthorizer(client) if settings.metrics.secure else None,
         )
         await probes.start()
         log.info("listening", **probes.ports)
@@ -233,6 +236,13 @@ async def run_controller(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await probes.stop()
+
+
+def _metrics_tls(settings: Settings) -> ssl.SSLContext | None:
+    """As the reference: the certDir's tls.crt/tls.key, else a self-signed certificate; None when not secure."""
+    if settings.metrics.cert_dir:
+        return tls_context_from_dir(settings.metrics.cert_dir)
+    return self_signed_tls_context() if settings.metrics.secure else None
 
 
 async def _run_with_election(

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-bind-address", default=None, help='metrics address (default ":8443"; "0" disables)')
     run.add_argument("--health-probe-bind-address", default=None, help='probe address (default ":8081")')
     run.add_argument(
+        "--metrics-secure",
+        default=None,
+        type=_bool_flag,
+        help="serve metrics over HTTPS with authn/authz (default true); false: plain HTTP",
+    )
+    run.add_argument(
         "--leader-elect", nargs="?", const=True, default=None, type=_bool_flag, help="enable leader election"
     )
     run.add_argument("--kube-api-qps", type=float, default=None, help="client-side QPS (default 500)")
@@ -92,6 +98,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.metrics_bind_address is not None:
         out["metrics.bind_address"] = args.metrics_bind_address
+    if args.metrics_secure is not None:
+        out["metrics.secure"] = args.metrics_secure
     if args.health_probe_bind_address is not None:
         out["health.health_probe_bind_address"] = args.health_probe_bind_address
     if args.leader_elect is not None:

@@ -55,6 +55,9 @@ class LeaderElection:
 class Metrics:
     bind_address: str = ":8443"
     cert_dir: str = ""
+    secure: bool = True
+    """Ours (the reference always serves securely): HTTPS (certDir or self-signed) with TokenReview and
+    SubjectAccessReview on scrapes; false serves plain HTTP to everyone (local runs, tests)."""
 
 
 @dataclass(frozen=True)

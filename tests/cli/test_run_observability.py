@@ -44,6 +44,7 @@ def test_metrics_and_probes(sim_process: Path) -> None:
             str(kubeconfig),
             "--leader-elect=false",
             "--webhooks=false",
+            "--metrics-secure=false",
             f"--metrics-bind-address=127.0.0.1:{mport}",
             f"--health-probe-bind-address=127.0.0.1:{hport}",
         ),
