@@ -3,10 +3,11 @@
 Role: translate REST requests (paths, verbs, query parameters, content types, ``Accept`` for Table and
 PartialObjectMetadata) into :class:`~kubesim.store.Store` calls and their results into the exact wire forms
 kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
-``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.discovery`, tables from :mod:`kubesim.tables`.
+``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.discovery`, tables from :mod:`kubesim.tables`,
+watch streams from :mod:`kubesim.httpwatch`, fault injection from :mod:`kubesim.faults`.
 
 Invariants: every response to an API path is JSON; no exception escapes a handler (unexpected ones become a
-500 ``InternalError`` Status and are logged); the store is only touched through its public methods; LIST
+500 ``InternalError`` Status and are logged); LIST
 responses are assembled from the stored bytes without decoding them; a watch event is serialised once for all
 plain-JSON watchers.
 """
@@ -16,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -27,68 +26,15 @@ from aiohttp import web
 from kubesim import errors, protobuf, tables
 from kubesim.discovery import Discovery
 from kubesim.errors import ApiError
-from kubesim.resources import ResourceInfo
-from kubesim.storage import BOOKMARK, ERROR, WatchEvent
+from kubesim.faults import Faults, control, injected
+from kubesim.httputil import JSON_CT, MAX_BODY, Target, aggregated_version, as_bool, error_response, json_response
+from kubesim.httpwatch import serve_watch
 from kubesim.store import WARNINGS, Store
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.server")
 
-MAX_BODY = 3 * 1024 * 1024
-JSON_CT = "application/json"
-
-
-@dataclass
-class Faults:
-    """Fault injection knobs (tests set them at run time through ``SimCluster.faults``)."""
-
-    latency: float = 0.0  # seconds added to every API request
-    error_rate: float = 0.0  # fraction of API requests answered with ``error_code``
-    error_code: int = 500  # 429 or 500
-    retry_after: int = 1
-    paths: tuple[str, ...] = ()  # only requests whose path contains one of these (empty: all)
-    verbs: tuple[str, ...] = ()  # only these HTTP methods (empty: all)
-    rng: random.Random = field(default_factory=random.Random)
-
-    def applies(self, request: web.Request) -> bool:
-        if self.paths and not any(p in request.path for p in self.paths):
-            return False
-        return not self.verbs or request.method in self.verbs
-
-
-@dataclass(slots=True)
-class Target:
-    """A parsed resource path."""
-
-    info: ResourceInfo
-    version: str
-    namespace: str | None
-    name: str | None
-    subresource: str
-
-
-def _json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=body, status=status, content_type=JSON_CT, headers=headers)
-
-
-def error_response(err: ApiError) -> web.Response:
-    return _json_response(orjson.dumps(err.status), err.code, err.headers or None)
-
-
-def _aggregated_version(accept: str) -> str | None:
-    """``v2``/``v2beta1`` when the client asks for aggregated discovery (first acceptable wins), else None."""
-    for part in accept.split(","):
-        params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
-        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList":
-            if params.get("v") in ("v2", "v2beta1"):
-                return params["v"]
-        elif part.split(";")[0].strip() in ("application/json", "*/*"):
-            return None
-    return None
-
-
-def _bool(v: str | None) -> bool:
-    return v is not None and v.lower() in ("1", "true", "yes")
+__all__ = ["ApiServer", "Faults", "error_response"]
 
 
 class ApiServer:
@@ -142,9 +88,9 @@ class ApiServer:
                 and self.faults.applies(request)
                 and self.faults.rng.random() < self.faults.error_rate
             ):
-                return error_response(self._injected())
+                return error_response(injected(self))
             if path.startswith("/kubesim/"):
-                return await self._control(request)
+                return await control(self, request)
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
@@ -159,54 +105,6 @@ class ApiServer:
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(errors.internal(f"{type(exc).__name__}: {exc}"))
 
-    async def _control(self, request: web.Request) -> web.StreamResponse:
-        """Fault injection for out-of-process clusters (``pyjobset sim``): not part of the Kubernetes API.
-
-        ``PUT /kubesim/faults`` with ``{"latency": s, "errorRate": f, "errorCode": 429|500, "retryAfter": s,
-        "paths": [...], "verbs": [...]}`` (``GET`` reads them); ``POST /kubesim/watches`` with
-        ``{"action": "drop"|"expire", "resource": "pods"}`` ends watches (``expire``: with a 410 ERROR event).
-        """
-        f = self.faults
-        if request.path == "/kubesim/faults":
-            if request.method == "PUT":
-                body = await self._body(request)
-                if not isinstance(body, dict):
-                    raise errors.bad_request("expected an object")
-                f.latency = float(body.get("latency", 0.0))
-                f.error_rate = float(body.get("errorRate", 0.0))
-                f.error_code = int(body.get("errorCode", 500))
-                f.retry_after = int(body.get("retryAfter", 1))
-                f.paths = tuple(body.get("paths") or ())
-                f.verbs = tuple(body.get("verbs") or ())
-            return _json_response(
-                orjson.dumps(
-                    {
-                        "latency": f.latency,
-                        "errorRate": f.error_rate,
-                        "errorCode": f.error_code,
-                        "retryAfter": f.retry_after,
-                        "paths": list(f.paths),
-                        "verbs": list(f.verbs),
-                    }
-                )
-            )
-        if request.path == "/kubesim/watches" and request.method == "POST":
-            body = await self._body(request)
-            if not isinstance(body, dict) or body.get("action") not in ("drop", "expire"):
-                raise errors.bad_request('expected {"action": "drop"|"expire"}')
-            resource = body.get("resource")
-            if body["action"] == "drop":
-                self.store.drop_watches(resource)
-            else:
-                self.store.expire_watches(resource)
-            return _json_response(b'{"ok":true}')
-        raise ApiError(errors.status(404, "NotFound", "the server could not find the requested resource", {}))
-
-    def _injected(self) -> ApiError:
-        if self.faults.error_code == 429:
-            return errors.too_many_requests(self.faults.retry_after)
-        return errors.internal("injected fault")
-
     def _doc_path(self, request: web.Request) -> web.StreamResponse | None:
         path = request.path.rstrip("/") or "/"
         if path in ("/healthz", "/readyz", "/livez"):
@@ -214,7 +112,7 @@ class ApiServer:
         if request.method != "GET":
             return None
         if path in ("/api", "/apis"):
-            wanted = _aggregated_version(request.headers.get("Accept", ""))
+            wanted = aggregated_version(request.headers.get("Accept", ""))
             if wanted is not None:
                 doc = self.discovery.aggregated(path, wanted)
                 if doc is not None:
@@ -227,7 +125,7 @@ class ApiServer:
                     doc = orjson.loads(body)
                     doc["serverAddressByClientCIDRs"][0]["serverAddress"] = f"127.0.0.1:{self.port}"
                     body = orjson.dumps(doc)
-                return _json_response(body)
+                return json_response(body)
         return None
 
     def _parse(self, path: str) -> Target:
@@ -281,12 +179,12 @@ class ApiServer:
         m = request.method
         q = request.query
         if m == "GET":
-            if t.name is None or (_bool(q.get("watch")) and t.name is None):
-                if _bool(q.get("watch")):
-                    return await self._watch(request, t)
+            if t.name is None or (as_bool(q.get("watch")) and t.name is None):
+                if as_bool(q.get("watch")):
+                    return await serve_watch(self, request, t)
                 return self._list(request, t)
-            if _bool(q.get("watch")):
-                return await self._watch(request, t, name=t.name)
+            if as_bool(q.get("watch")):
+                return await serve_watch(self, request, t, name=t.name)
             return self._get(request, t)
         if m == "POST":
             if t.name is not None and t.subresource == "binding":
@@ -382,10 +280,10 @@ class ApiServer:
                 request.query.get("includeObject", "Metadata"),
                 {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
             )
-            return _json_response(orjson.dumps(tab))
+            return json_response(orjson.dumps(tab))
         if as_ == "PartialObjectMetadata":
             obj = orjson.loads(raw)
-            return _json_response(
+            return json_response(
                 orjson.dumps(
                     {
                         "kind": "PartialObjectMetadata",
@@ -394,7 +292,7 @@ class ApiServer:
                     }
                 )
             )
-        return _json_response(raw)
+        return json_response(raw)
 
     def _list(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = request.query
@@ -424,7 +322,7 @@ class ApiServer:
         if as_ == "Table":
             objs = [orjson.loads(r) for r in items]
             tab = tables.table(t.info, t.version, objs, q.get("includeObject", "Metadata"), meta)
-            return _json_response(orjson.dumps(tab))
+            return json_response(orjson.dumps(tab))
         if as_ in ("PartialObjectMetadataList", "PartialObjectMetadata"):
             objs = [
                 {
@@ -434,7 +332,7 @@ class ApiServer:
                 }
                 for r in items
             ]
-            return _json_response(
+            return json_response(
                 orjson.dumps(
                     {
                         "kind": "PartialObjectMetadataList",
@@ -448,133 +346,15 @@ class ApiServer:
             {"kind": t.info.list_kind, "apiVersion": t.info.api_version_for(t.version), "metadata": meta}
         )
         body = head[:-1] + b',"items":[' + b",".join(items) + b"]}"
-        return _json_response(body)
+        return json_response(body)
 
     # ------------------------------------------------------------------------------------ watch
-
-    async def _watch(self, request: web.Request, t: Target, name: str | None = None) -> web.StreamResponse:
-        q = request.query
-        field_selector = q.get("fieldSelector")
-        if name is not None:
-            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={name}"]))
-        sie = q.get("sendInitialEvents")
-        send_initial = None if sie is None else _bool(sie)
-        if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
-            raise errors.invalid(
-                "ListOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    errors.field_cause(
-                        "FieldValueForbidden",
-                        "resourceVersionMatch",
-                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                    )
-                ],
-            )
-        bookmarks = _bool(q.get("allowWatchBookmarks"))
-        watcher, initial, err = self.store.open_watch(
-            t.info, t.namespace, q.get("resourceVersion"), q.get("labelSelector"), field_selector, send_initial
-        )
-        timeout = q.get("timeoutSeconds")
-        as_ = self._accept(request)
-        resp = web.StreamResponse(status=200, headers={"Content-Type": JSON_CT, "Transfer-Encoding": "chunked"})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        convert = t.info.from_storage is not None or t.version != t.info.version or as_ != ""
-
-        def line(ev: WatchEvent) -> bytes:
-            if ev.type == BOOKMARK or not convert:
-                return ev.line()
-            obj = self.store.view(t.info, orjson.loads(ev.raw), t.version)
-            if as_ == "Table":
-                obj = tables.table(
-                    t.info,
-                    t.version,
-                    [obj],
-                    q.get("includeObject", "Metadata"),
-                    {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                )
-            elif as_.startswith("PartialObjectMetadata"):
-                obj = {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj.get("metadata", {}),
-                }
-            return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
-
-        try:
-            if err is not None:
-                await resp.write(orjson.dumps({"type": ERROR, "object": err}) + b"\n")
-                return resp
-            assert watcher is not None
-            if initial:
-                await resp.write(b"".join(line(ev) for ev in initial))
-            if send_initial:
-                bm = {
-                    "kind": t.info.kind,
-                    "apiVersion": t.info.api_version_for(t.version),
-                    "metadata": {
-                        "resourceVersion": self.store.resource_version,
-                        "annotations": {"k8s.io/initial-events-end": "true"},
-                    },
-                }
-                await resp.write(orjson.dumps({"type": BOOKMARK, "object": bm}) + b"\n")
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + float(timeout) if timeout else None
-            while True:
-                while not watcher.queue:
-                    if watcher.closed:
-                        if watcher.error is not None:
-                            await resp.write(orjson.dumps({"type": ERROR, "object": watcher.error}) + b"\n")
-                        return resp
-                    watcher.wakeup.clear()
-                    wait = self.bookmark_interval if bookmarks else None
-                    if deadline is not None:
-                        left = deadline - loop.time()
-                        if left <= 0:
-                            return resp
-                        wait = left if wait is None else min(wait, left)
-                    try:
-                        await asyncio.wait_for(watcher.wakeup.wait(), wait)
-                    except TimeoutError:
-                        if bookmarks and not watcher.queue:
-                            await resp.write(self._bookmark_line(t))
-                chunk = []
-                while watcher.queue:
-                    ev = watcher.queue.popleft()
-                    if ev.type == BOOKMARK and not bookmarks:
-                        continue
-                    chunk.append(line(ev))
-                if chunk:
-                    await resp.write(b"".join(chunk))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            if watcher is not None:
-                watcher.close()
-        return resp
-
-    def _bookmark_line(self, t: Target) -> bytes:
-        return (
-            orjson.dumps(
-                {
-                    "type": BOOKMARK,
-                    "object": {
-                        "kind": t.info.kind,
-                        "apiVersion": t.info.api_version_for(t.version),
-                        "metadata": {"resourceVersion": self.store.resource_version},
-                    },
-                }
-            )
-            + b"\n"
-        )
 
     # ------------------------------------------------------------------------------------ writes
 
     def _out(self, t: Target, obj: JSON, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
         obj = self.store.view(t.info, obj, t.version) if t.version != t.info.version else obj
-        return _json_response(orjson.dumps(obj), status, headers)
+        return json_response(orjson.dumps(obj), status, headers)
 
     async def _create(self, request: web.Request, t: Target) -> web.StreamResponse:
         body = await self._body(request)
@@ -662,7 +442,7 @@ class ApiServer:
                 subresource=t.subresource,
                 dry_run=self._dry_run(request),
                 field_manager=request.query.get("fieldManager"),
-                force=_bool(request.query.get("force")),
+                force=as_bool(request.query.get("force")),
                 field_validation=request.query.get("fieldValidation"),
             )
             return self._out(t, obj, 200 if existed else 201, self._warnings(warnings.var.get() or []))
@@ -688,7 +468,7 @@ class ApiServer:
             except ValueError:
                 raise errors.bad_request("invalid gracePeriodSeconds") from None
         if "orphanDependents" in q:
-            opts["orphanDependents"] = _bool(q["orphanDependents"])
+            opts["orphanDependents"] = as_bool(q["orphanDependents"])
         if q.getall("dryRun", []):
             opts["dryRun"] = ["All"]
         return opts
@@ -758,7 +538,7 @@ class ApiServer:
                 "metadata": {"resourceVersion": self.store.resource_version},
             }
         )
-        return _json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
+        return json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
 
     async def _bind(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
@@ -770,7 +550,7 @@ class ApiServer:
                 "Binding", "", t.name, [errors.field_cause("FieldValueRequired", "target.name", "Required value")]
             )
         await self.store.bind(t.name, t.namespace, node)
-        return _json_response(
+        return json_response(
             orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), 201
         )
 
@@ -781,6 +561,6 @@ class ApiServer:
         if not isinstance(opts, dict):
             raise errors.bad_request("deleteOptions must be an object")
         await self.store.evict(t.name, t.namespace or "default", opts.get("gracePeriodSeconds"))
-        return _json_response(
+        return json_response(
             orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), 201
         )
