@@ -53,6 +53,13 @@ async def serve_watch(
         t.info, t.namespace, q.get("resourceVersion"), q.get("labelSelector"), field_selector, send_initial
     )
     timeout = q.get("timeoutSeconds")
+    if timeout:
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
+            raise errors.bad_request(f'invalid timeoutSeconds "{timeout}"')
     as_ = server._accept(request)
     resp = web.StreamResponse(status=200, headers={"Content-Type": JSON_CT, "Transfer-Encoding": "chunked"})
     resp.enable_chunked_encoding()

@@ -37,6 +37,19 @@ log = logging.getLogger("kubesim.server")
 __all__ = ["ApiServer", "Faults", "error_response"]
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses alias bombs ("billion laughs"), as the apiserver's YAML decoder does."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > 32:  # at most ~1e5 nodes however they nest
+                raise yaml.YAMLError("yaml: document contains excessive aliasing")
+        return super().compose_node(parent, index)
+
+
 class ApiServer:
     """aiohttp application serving one :class:`Store`."""
 
@@ -232,7 +245,7 @@ class ApiServer:
             raise errors.bad_request("the body of the request was empty")
         if "yaml" in ctype:
             try:
-                return yaml.safe_load(raw)
+                return yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader with an alias budget
             except yaml.YAMLError as exc:
                 raise errors.bad_request(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
         try:

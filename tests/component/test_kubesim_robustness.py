@@ -86,3 +86,40 @@ def test_arbitrary_bodies_never_crash_or_lose_objects(resource: str, body: JSON,
         assert after["metadata"]["uid"] == sentinel["metadata"]["uid"]
 
     asyncio.run(run())
+
+
+async def test_bad_query_parameters_and_yaml_bombs_are_4xx() -> None:
+    import aiohttp
+
+    from kubesim import SimCluster
+
+    async with SimCluster(with_cluster=False) as sim, aiohttp.ClientSession() as http:
+        base = f"{sim.url}/api/v1/namespaces/default/configmaps"
+        cases = [
+            ("GET", base, {"limit": "abc"}),
+            ("GET", base, {"watch": "1", "timeoutSeconds": "soon"}),
+            ("GET", base, {"watch": "1", "resourceVersion": "abc"}),
+            ("GET", base, {"labelSelector": "a in (b"}),
+            ("GET", base, {"fieldSelector": "nonsense"}),
+            ("GET", base, {"limit": "1", "continue": "%%%"}),
+            ("POST", base, {"dryRun": "Sometimes"}),
+            ("DELETE", f"{base}/x", {"propagationPolicy": "Sideways"}),
+            ("DELETE", f"{base}/x", {"gracePeriodSeconds": "x"}),
+        ]
+        body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}'
+        async with http.post(base, data=body, headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 201
+        for method, url, params in cases:
+            data = body if method == "POST" else None
+            async with http.request(
+                method, url, params=params, data=data, headers={"Content-Type": "application/json"}
+            ) as resp:
+                assert 400 <= resp.status < 500, (method, params, resp.status, await resp.text())
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+            for i in range(20)
+        )
+        async with http.post(base, data=bomb.encode(), headers={"Content-Type": "application/yaml"}) as resp:
+            assert resp.status == 400
+        async with http.get(f"{base}/x") as resp:
+            assert resp.status == 200
