@@ -72,6 +72,9 @@ class SimCluster:
         clock: Callable[[], float] | None = None,
         cluster_options: dict[str, Any] | None = None,
     ) -> None:
+        shared = (cluster_options or {}).get("clock")
+        if clock is None and shared is not None and callable(getattr(shared, "now", None)):
+            clock = shared.now  # object timestamps and the in-cluster controllers' time agree
         self.store = Store(watch_window=watch_window, clock=clock or time.time)
         self.server = ApiServer(self.store, bookmark_interval=bookmark_interval)
         self.gc = GarbageCollector(self.store)
