@@ -16,7 +16,9 @@ Two styles of child Jobs:
 * **simulated** (``simulated(js, ...)``): the pod template carries the annotation contract
   (``sim.pyjobset.io/*``) and the cluster's Job controller, scheduler and kubelet (or KWOK) drive everything.
 
-Waiting: ``Cluster.wait_jobset`` / ``wait_jobs`` are driven by WATCH events (``tests.conftest.wait_for``).
+Waiting: ``wait_for`` and the ``Cluster.wait_*`` methods are driven by WATCH events (LIST, check, WATCH from that
+resourceVersion, re-check on every event); every WATCH stream is closed explicitly when a wait ends, so no
+connection is left for the garbage collector (which would warn, as an error, in a later test).
 ``Cluster.stays`` is the reference suite's "Consistently": it watches a bounded window and fails as soon as an
 event breaks the predicate; callers first wait until the controller has *observed* the change under test (its
 ``replicatedJobsStatus`` reflects it), so the window only guards against a late wrong decision.
@@ -27,11 +29,12 @@ Invariants: every wait is bounded; nothing here sleeps for a fixed time; objects
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Iterable
+from typing import Any, cast
 
 import orjson
 
@@ -39,7 +42,7 @@ from cache import constants as c
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, Conflict
 from tests.builders import JobSetBuilder
-from tests.conftest import EXTERNAL_CONTROLLER, EXTERNAL_KUBECONFIG, wait_for
+from tests.conftest import EXTERNAL_CONTROLLER, EXTERNAL_KUBECONFIG
 
 JSON = dict[str, Any]
 
@@ -65,6 +68,39 @@ WAIT = 60.0 if EXTERNAL else 30.0
 STAYS = 1.5
 """Length of a "stays so" observation window (seconds), watched event by event after the controller observed
 the change under test."""
+
+
+# --------------------------------------------------------------------------------------------- waiting
+
+
+def _watch(api: ApiClient, path: str, params: dict[str, str]) -> AsyncGenerator[bytes, None]:
+    """``ApiClient.watch`` is an async generator (typed as an iterator): closable with ``contextlib.aclosing``."""
+    return cast(AsyncGenerator[bytes, None], api.watch(path, params))
+
+
+async def wait_for(
+    api: ApiClient,
+    path: str,
+    predicate: Callable[[list[JSON]], Any],
+    *,
+    params: dict[str, str] | None = None,
+    limit: float = WAIT,
+) -> Any:
+    """Wait until ``predicate(items of LIST path)`` is truthy, re-checking after every WATCH event; returns its
+    value. Raises ``TimeoutError`` after ``limit`` seconds."""
+    async with asyncio.timeout(limit):
+        while True:
+            body = await api.get(path, params)
+            value = predicate(body.get("items", []))
+            if value:
+                return value
+            rv = body.get("metadata", {}).get("resourceVersion", "")
+            watch_params = {"resourceVersion": rv, "allowWatchBookmarks": "false", "timeoutSeconds": "5"}
+            watch_params.update(params or {})
+            async with contextlib.aclosing(_watch(api, path, watch_params)) as events:
+                async for line in events:
+                    if orjson.loads(line).get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        break
 
 
 # --------------------------------------------------------------------------------------------- objects
@@ -490,8 +526,8 @@ class Cluster:
         watch_params.update(params or {})
         window = asyncio.timeout(STAYS)
         try:
-            async with window:
-                async for line in self.api.watch(path, watch_params):
+            async with window, contextlib.aclosing(_watch(self.api, path, watch_params)) as events:
+                async for line in events:
                     if orjson.loads(line).get("type") in ("ADDED", "MODIFIED", "DELETED"):
                         items = (await self.api.get(path, params)).get("items", [])
                         assert predicate(items), f"{path}: predicate broken during the window: {items}"

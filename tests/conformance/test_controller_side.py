@@ -28,8 +28,8 @@ from tests.conformance.kit import (
     manual,
     rjob_status,
     simulated,
+    wait_for,
 )
-from tests.conftest import wait_for
 
 JSON = dict[str, Any]
 

@@ -24,6 +24,7 @@ from tests.conformance.kit import (
     live,
     manual,
     simulated,
+    wait_for,
 )
 
 JSON = dict[str, Any]
@@ -90,8 +91,6 @@ async def test_c39_deleted_headless_service_is_recreated(cluster: Cluster) -> No
             if s["metadata"]["uid"] != svc["metadata"]["uid"] and not s["metadata"].get("deletionTimestamp"):
                 return s
         return None
-
-    from tests.conftest import wait_for
 
     new = await wait_for(cluster.api, cluster.services_path, recreated)
     assert new["metadata"]["name"] == "test-js"

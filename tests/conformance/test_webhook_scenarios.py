@@ -110,13 +110,13 @@ async def _effective(cluster: Cluster) -> None:
     admission chain asynchronously and there is no event to watch, so this probes, bounded, every 50 ms)."""
     probe = JobSetBuilder("probe", cluster.ns).rjob("a", 1).obj()
     del probe["spec"]["successPolicy"]
+    del probe["metadata"]["name"]
+    probe["metadata"]["generateName"] = "probe-"
     bad = JobSetBuilder("probe", cluster.ns).rjob("a", 1, depends_on=[{"name": "a", "status": "Ready"}]).obj()
     del bad["metadata"]["name"]
     bad["metadata"]["generateName"] = "probe-"
     async with asyncio.timeout(30):
         while True:
-            del probe["metadata"]["name"]
-            probe["metadata"]["generateName"] = "probe-"
             created = await cluster.create(probe)
             await cluster.api.delete(f"{cluster.jobsets_path}/{created['metadata']['name']}")
             if created["spec"].get("successPolicy"):
