@@ -156,6 +156,7 @@ class ControlPlane:
     binaries: Path | None = None
     keep_workdir: bool = False
     verbosity: int = 1
+    api_qps: int = 200
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     node_names: list[str] = field(default_factory=list)
@@ -384,6 +385,11 @@ class ControlPlane:
             f"--secure-port={self.ports[stem]}",
             f"--cert-dir={self.workdir / 'pki' / (stem + '-generated')}",
             "--leader-elect=false",
+            # Client-side limits (defaults 20/30 for the controller-manager, 50/100 for the scheduler) throttle
+            # garbage collection and namespace deletion when a suite deletes hundreds of objects at once; raised
+            # as on large production clusters. Throughput only: no behaviour depends on them.
+            f"--kube-api-qps={self.api_qps}",
+            f"--kube-api-burst={2 * self.api_qps}",
             f"--v={self.verbosity}",
         ]
 
