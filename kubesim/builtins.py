@@ -274,6 +274,107 @@ def validate(info: ResourceInfo, obj: JSON, old: JSON | None, subresource: str =
             )
     elif info.storage == ("batch", "jobs"):
         causes += _validate_job(obj, old)
+        if old is not None and subresource == "status":
+            causes += job_status_causes(obj.get("status") or {}, old.get("status") or {})
+    return causes
+
+
+def _true(status: JSON, ctype: str) -> bool:
+    return any(
+        isinstance(c, dict) and c.get("type") == ctype and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def job_status_causes(new: JSON, old: JSON) -> list[JSON]:
+    """The strengthened Job status rules (Kubernetes 1.32+, feature JobManagedBy): each rule is checked only
+    when a field it looks at changes, so unrelated status writes to a Job with a bad status still go through."""
+    causes: list[JSON] = []
+    complete, failed = _true(new, "Complete"), _true(new, "Failed")
+    finished = complete or failed
+    was_complete, was_failed = _true(old, "Complete"), _true(old, "Failed")
+
+    def changed(*fields: str) -> bool:
+        return any(new.get(f) != old.get(f) for f in fields)
+
+    complete_changed = complete != was_complete
+    failed_changed = failed != was_failed
+    finished_changed = finished != (was_complete or was_failed)
+    if (was_complete and not complete) or (was_failed and not failed):
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.conditions",
+                'Invalid value: "array": cannot disable the terminal condition',
+            )
+        )
+    if failed and (failed_changed or changed("failedIndexes")) and not _true(new, "FailureTarget"):
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.conditions",
+                'Invalid value: "array": cannot set Failed=True condition without the FailureTarget=true condition',
+            )
+        )
+    if (
+        complete
+        and (complete_changed or _true(new, "SuccessCriteriaMet") != _true(old, "SuccessCriteriaMet"))
+        and not _true(new, "SuccessCriteriaMet")
+    ):
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.conditions",
+                'Invalid value: "array": cannot set Complete=True condition without the '
+                "SuccessCriteriaMet=true condition",
+            )
+        )
+    if complete and failed and (complete_changed or failed_changed):
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.conditions",
+                'Invalid value: "array": cannot set Complete=True and Failed=true conditions',
+            )
+        )
+    if finished and (finished_changed or changed("active")) and int(new.get("active") or 0) > 0:
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.active",
+                f"Invalid value: {new.get('active')}: active>0 is invalid for finished job",
+            )
+        )
+    if finished and (finished_changed or changed("startTime")) and not new.get("startTime"):
+        causes.append(
+            field_cause(
+                "FieldValueRequired", "status.startTime", "Required value: startTime is required for finished job"
+            )
+        )
+    if complete and (complete_changed or changed("completionTime")) and not new.get("completionTime"):
+        causes.append(
+            field_cause(
+                "FieldValueRequired",
+                "status.completionTime",
+                "Required value: completionTime is required for Complete job",
+            )
+        )
+    if not complete and (complete_changed or changed("completionTime")) and new.get("completionTime"):
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.completionTime",
+                f'Invalid value: "{new.get("completionTime")}": completionTime cannot be set before job is complete',
+            )
+        )
+    if old.get("completionTime") and new.get("completionTime") != old.get("completionTime"):
+        causes.append(
+            field_cause(
+                "FieldValueInvalid",
+                "status.completionTime",
+                f'Invalid value: "{new.get("completionTime")}": field is immutable',
+            )
+        )
     return causes
 
 

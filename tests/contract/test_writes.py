@@ -265,3 +265,40 @@ async def test_job_template_is_immutable_unless_suspended_and_never_started(kube
     completions = await kube.patch(f"{path}/susp", {"spec": {"completions": 3}})
     assert completions.status == 422
     assert (await kube.patch(f"{path}/susp", {"spec": {"parallelism": 2}})).status == 200
+
+
+async def test_job_status_rules_for_terminal_conditions(kube: Kube, ns: str) -> None:
+    path = f"/apis/batch/v1/namespaces/{ns}/jobs"
+    body = job("term", ns, suspend=False)
+    body["spec"]["managedBy"] = "contract.pyjobset.io/manual"  # the cluster's Job controller leaves it alone
+    body["spec"]["template"]["spec"]["schedulingGates"] = [{"name": "example.com/hold"}]
+    assert (await kube.post(path, body)).status == 201
+    now = "2026-01-01T00:00:00Z"
+
+    def cond(ctype: str) -> dict[str, str]:
+        return {"type": ctype, "status": "True", "reason": "Test", "message": "m", "lastTransitionTime": now}
+
+    bare = await kube.patch(
+        f"{path}/term/status", {"status": {"startTime": now, "completionTime": now, "conditions": [cond("Complete")]}}
+    )
+    assert bare.status == 422
+    assert "SuccessCriteriaMet" in bare.obj()["message"]
+    no_start = await kube.patch(
+        f"{path}/term/status", {"status": {"conditions": [cond("FailureTarget"), cond("Failed")]}}
+    )
+    assert no_start.status == 422
+    assert "startTime" in [c["field"].split(".")[-1] for c in no_start.obj()["details"]["causes"]]
+    ok = await kube.patch(
+        f"{path}/term/status",
+        {
+            "status": {
+                "startTime": now,
+                "completionTime": now,
+                "succeeded": 1,
+                "conditions": [cond("SuccessCriteriaMet"), cond("Complete")],
+            }
+        },
+    )
+    assert ok.status == 200, ok.body
+    undo = await kube.patch(f"{path}/term/status", {"status": {"conditions": [cond("SuccessCriteriaMet")]}})
+    assert undo.status == 422
