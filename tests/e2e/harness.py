@@ -519,6 +519,7 @@ class ControlPlane:
             f"--kubeconfig={kubeconfig}",
             "--metrics-bind-address=0",
             f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+            "--webhooks=false",  # the admission server would listen on every interface; e2e keeps to loopback
             *extra_args,
         ]
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
