@@ -19,6 +19,13 @@ a ``start`` attribute, awaits ``kubesim.cluster.start(store, options)``. ``optio
 exists (else a :class:`SimOptions`). ``start`` returns a runner whose ``async stop()`` is awaited when the
 cluster shuts down (it is kept as ``sim.cluster``). Nothing else is assumed about ``kubesim.cluster``.
 
+Modules: ``store`` (the in-process API; ``writes``, ``lifecycle``, ``watches`` and ``objects`` hold its parts),
+``storage`` (bytes, replay windows, watcher fan-out), ``server`` (REST over aiohttp; ``httpwatch``, ``httputil``,
+``faults``), ``discovery`` and ``tables`` (what kubectl reads), ``resources`` (served kinds), ``builtins`` and
+``knownfields`` (built-in strategies and fields), ``schema`` and ``validation`` (CRDs, CEL), ``patch`` and
+``apply`` (patch types, server-side apply), ``admission`` (webhooks), ``gc`` (owner references, namespaces),
+``selectors``, ``errors``, ``protobuf`` (the bodies kubectl's generators send).
+
 Invariants: the server listens on 127.0.0.1 only; leaving the ``async with`` block stops the cluster
 controllers first, then the garbage collector, then the HTTP server, and leaves no task behind.
 """
