@@ -8,7 +8,14 @@ Role: ``SimCluster`` wires together the object store (:mod:`kubesim.store`), the
         sim.url                      # http://127.0.0.1:<port>
         sim.store                    # the in-process API (see kubesim.store)
         sim.write_kubeconfig(path)   # context/user/cluster named "kubesim"
-        sim.faults                   # fault injection knobs (kubesim.server.Faults)
+        sim.faults                   # fault injection knobs (kubesim.faults.Faults)
+        sim.admission.endpoints      # (namespace, service) -> "https://127.0.0.1:<port>" for webhooks
+        sim.cluster                  # the kubesim.cluster runner (None without one)
+
+Keyword options: ``bookmark_interval`` (seconds between watch BOOKMARKs, default 1), ``watch_window`` (events
+kept per resource for watches from an old resourceVersion), ``with_cluster`` (False: API server only),
+``clock`` (time source of object timestamps), ``cluster_options`` (extra ``ClusterOptions`` fields; a ``clock``
+there is shared with the store).
 
 ``serve(kubeconfig_path, port, nodes, gpus_per_node, nodes_per_pool)`` runs one until SIGINT/SIGTERM and writes
 the kubeconfig once it serves (``pyjobset sim`` calls it).
