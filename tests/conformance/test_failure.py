@@ -418,8 +418,8 @@ STALE_DELETED_JOB = (
 )
 
 
-# Not strict: the bug is a race. On the real control plane it hit every run with the controller in the test's
-# process (4 of 4) and none with the controller as its own process (0 of 2), so the test may pass there.
+# Not strict: the bug is a race. On the real control plane it hit 4 of 5 runs with the controller in the test's
+# process and 0 of 3 with the controller as its own process (where it once stalled scenario 14 instead).
 @pytest.mark.xfail(EXTERNAL, strict=False, reason=STALE_DELETED_JOB)
 async def test_blocking_recreate_waits_for_every_predecessor(cluster: Cluster) -> None:
     # Spec 4.4: with BlockingRecreate nothing is recreated while any previous-attempt Job still exists.
