@@ -44,9 +44,10 @@ def control_plane() -> Iterator[ControlPlane]:
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(control_plane: ControlPlane) -> Path:
-    """Admin kubeconfig of the real control plane."""
-    return control_plane.kubeconfig
+def kubeconfig(control_plane: ControlPlane) -> str:
+    """Admin kubeconfig of the real control plane. Overrides the root ``kubeconfig`` fixture (same type), so the
+    project's ``api`` fixture and everything built on it talk to the real control plane inside this tier."""
+    return str(control_plane.kubeconfig)
 
 
 @pytest.fixture(scope="session")

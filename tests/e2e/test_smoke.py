@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cache.client import resource_path
 from tests.e2e.harness import ControlPlane
 from tests.e2e.kube import ApiError, Client, condition, has_condition
 
@@ -262,3 +263,9 @@ subjects:
     with pytest.raises(ApiError) as denied_write:
         client.create(f"/api/v1/namespaces/{namespace}/pods", bare_pod("nope", {}))
     assert denied_write.value.status == 403
+
+
+async def test_project_api_fixture_reaches_the_real_control_plane(api: Any, kubeconfig: str) -> None:
+    # The root conftest's ``api`` (cache.client.ApiClient) is built on our ``kubeconfig`` override.
+    nodes = await api.get(resource_path("", "v1", "nodes"))
+    assert {n["metadata"]["name"] for n in nodes["items"]} >= {"sim-node-00000"}
