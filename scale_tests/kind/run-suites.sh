@@ -28,7 +28,7 @@ plane = ControlPlane.attach(Path(sys.argv[1]))
 plane.service_account_kubeconfig("jobset-system", "pyjobset-e2e", rbac_manifests(Path("deploy/rbac")), Path(sys.argv[2]))
 PY
 "$python" -m controller.cli run --kubeconfig "$work/controller.kubeconfig" \
-    --metrics-bind-address 0 --health-probe-bind-address 127.0.0.1:0 >"$work/controller.log" 2>&1 &
+    --metrics-bind-address 0 --health-probe-bind-address 127.0.0.1:0 --webhooks=false >"$work/controller.log" 2>&1 &
 controller_pid=$!
 
 export PYJOBSET_CONTRACT_KUBECONFIG="$kubeconfig" PYJOBSET_KUBECONFIG="$kubeconfig" PYJOBSET_EXTERNAL_CONTROLLER=1
