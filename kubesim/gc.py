@@ -24,8 +24,6 @@ import contextlib
 import logging
 from typing import Any
 
-import orjson
-
 from kubesim.errors import ApiError
 from kubesim.resources import ResourceInfo
 from kubesim.storage import ADDED, DELETED, MODIFIED, Key, WatchEvent
@@ -54,6 +52,7 @@ class GarbageCollector:
         self._task: asyncio.Task[None] | None = None
         self._pending: set[tuple[Any, ...]] = set()
         self._terminating: set[str] = set()
+        self._foreground: set[str] = set()  # UIDs of owners waiting for their dependents' deletion
         store.subscribe(self._on_event)
 
     def start(self) -> None:
@@ -86,6 +85,7 @@ class GarbageCollector:
             obj = ev.shared_obj()
             meta = obj.get("metadata") or {}
             uid = meta.get("uid", "")
+            self._foreground.discard(uid)
             if uid and self.store.dependents(uid):
                 self._put(("owner_gone", uid))
             for ref in meta.get("ownerReferences") or []:
@@ -106,17 +106,16 @@ class GarbageCollector:
                 self._put(("deleting", info.storage, ev.key))
         if ev.type == ADDED and info.storage == ("", "namespaces"):
             self._put(("namespace_added", ev.key[1]))
-        if ev.type == ADDED and b'"ownerReferences"' in raw:
-            self._put(("check", info.storage, ev.key))
-        elif ev.type == MODIFIED and ev.prev_raw is not None and b'"ownerReferences"' in ev.prev_raw:
+        if ev.type == ADDED and ev.owners:
+            # Only a dependent with an absent owner needs the collector (no decoding on the hot path).
+            if any(uid in self._foreground or not self.store.owner_exists(uid, ev.key[0]) for uid in ev.owners):
+                self._put(("check", info.storage, ev.key))
+        elif ev.type == MODIFIED and ev.prev_owners and ev.prev_owners != ev.owners:
             # A dependent that dropped a reference may unblock a foreground owner.
-            prev = orjson.loads(ev.prev_raw).get("metadata", {}).get("ownerReferences") or []
-            now = ev.shared_obj().get("metadata", {}).get("ownerReferences") or []
-            if prev != now:
-                for ref in prev:
-                    owner = self.store.locate_uid(ref.get("uid", ""))
-                    if owner is not None:
-                        self._put(("deleting", owner[0].storage, owner[1]))
+            for uid in ev.prev_owners:
+                owner = self.store.locate_uid(uid)
+                if owner is not None:
+                    self._put(("deleting", owner[0].storage, owner[1]))
 
     # ------------------------------------------------------------------------------------ worker
 
@@ -241,6 +240,7 @@ class GarbageCollector:
                     await self.store.update_fn(dinfo, dkey[1], dkey[0] or None, build, field_manager="kubesim-gc")
             await self.store.remove_finalizer(info, name, ns, ORPHAN)
         elif FOREGROUND in fins:
+            self._foreground.add(uid)
             blocking = 0
             for dinfo, dkey in self.store.dependents(uid):
                 dobj = self._obj(dinfo, dkey)
@@ -253,6 +253,7 @@ class GarbageCollector:
                 if not dmeta.get("deletionTimestamp"):
                     await self._attempt_delete(dinfo, dkey)
             if blocking == 0:
+                self._foreground.discard(uid)
                 await self.store.remove_finalizer(info, name, ns, FOREGROUND)
         if CRD_CLEANUP in fins and info.storage == ("apiextensions.k8s.io", "customresourcedefinitions"):
             await self._crd_cleanup(obj, name)

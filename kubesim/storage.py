@@ -61,7 +61,7 @@ class Entry:
 class WatchEvent:
     """One change, shared by every watcher of its resource."""
 
-    __slots__ = ("_obj", "key", "labels", "prev_labels", "prev_raw", "raw", "rv", "type")
+    __slots__ = ("_obj", "key", "labels", "owners", "prev_labels", "prev_owners", "prev_raw", "raw", "rv", "type")
 
     def __init__(
         self,
@@ -80,6 +80,8 @@ class WatchEvent:
         self.labels = labels
         self.prev_raw = prev_raw
         self.prev_labels = prev_labels
+        self.owners: tuple[str, ...] = ()  # owner UIDs after the change (set by the store on commit)
+        self.prev_owners: tuple[str, ...] = ()  # and before it
         self._obj: JSON | None = None
 
     def line(self) -> bytes:

@@ -336,6 +336,9 @@ class Store:
                 old.raw if old is not None else None,
                 old.labels if old is not None else None,
             )
+            ev.owners = entry.owners
+            if old is not None:
+                ev.prev_owners = old.owners
             result = obj
         else:
             assert deleted is not None
@@ -345,6 +348,7 @@ class Store:
             bucket.pop(key)
             self._unindex(old, info.storage, key)
             ev = WatchEvent(DELETED, rv, key, raw, old.labels)
+            ev.prev_owners = old.owners
             result = deleted
         bucket.publish(ev)
         for cb in self._subscribers:
