@@ -230,3 +230,16 @@ async def test_eviction_marks_disruption_target_and_respects_pdbs(kube: Kube, ns
     ok = await kube.post(f"{pods}/ev/eviction", eviction)
     assert ok.status == 201
     await eventually(lambda: _gone(kube, f"{pods}/ev"))
+
+
+async def test_dependent_created_while_owner_deletes_in_foreground_is_collected(kube: Kube, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    owner, deps = await _owner_and_dependents(kube, ns, n=1)
+    await kube.patch(f"{path}/{deps[0]}", {"metadata": {"finalizers": ["example.com/hold"]}})
+    await kube.delete(f"{path}/owner", propagationPolicy="Foreground")
+    late = cm("late", ns)
+    late["metadata"]["ownerReferences"] = [owner_ref(owner, block=True)]
+    assert (await kube.post(path, late)).status == 201
+    await eventually(lambda: _gone(kube, f"{path}/late"))
+    await kube.patch(f"{path}/{deps[0]}", {"metadata": {"finalizers": None}})
+    await eventually(lambda: _gone(kube, f"{path}/owner"))
