@@ -664,17 +664,19 @@ def _http_get(url: str, timeout: float = 5.0) -> bytes:
 
 
 def _stop_detached(workdir: Path) -> int:
+    """Stop the process groups recorded in ``state.json`` one by one in reverse start order, as ``stop()`` does
+    (the apiserver must go before etcd, or it spends its grace period retrying etcd)."""
     state = json.loads((workdir / "state.json").read_text())
     for proc in reversed(state["processes"]):
+        pid = proc["pid"]
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in reversed(state["processes"]):
-        while time.monotonic() < deadline and _pid_alive(proc["pid"]):
-            time.sleep(0.1)
-        if _pid_alive(proc["pid"]):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.05)
+        if _pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc["pid"], signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
