@@ -259,7 +259,14 @@ class Informer(Generic[R]):
         """Write-through for our own writes: store a server response unless the cache already has newer."""
         key = self.store.key_of(obj)
         cur = self.store.get(key)
-        if cur is None or rv_newer(obj.metadata.resource_version, cur.metadata.resource_version):
+        rv = obj.metadata.resource_version
+        if cur is None:
+            # Absent: either not seen yet (a create) or already deleted by a watch event we applied (a foreground
+            # delete of a Job without pods finishes at once). Only an object newer than everything the watch
+            # delivered can be the former; resurrecting the latter would hide a deleted Job forever.
+            if not self.resource_version or rv_newer(rv, self.resource_version):
+                self.store.upsert(obj)
+        elif rv_newer(rv, cur.metadata.resource_version):
             self.store.upsert(obj)  # handlers hear of it from the watch event that follows
 
     def decode(self, raw: bytes) -> R:

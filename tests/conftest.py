@@ -118,7 +118,8 @@ async def wait_for(
             watch_params = {"resourceVersion": rv, "allowWatchBookmarks": "false", "timeoutSeconds": "5"}
             if params:
                 watch_params.update(params)
-            async for line in api.watch(path, watch_params):
-                event = orjson.loads(line)
-                if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                    break
+            async with contextlib.aclosing(api.watch(path, watch_params)) as stream:  # close the WATCH on break
+                async for line in stream:
+                    event = orjson.loads(line)
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        break

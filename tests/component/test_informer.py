@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 import kubesim
@@ -168,3 +169,22 @@ async def test_recreated_object_is_a_delete_then_an_add(sim: tuple[kubesim.SimCl
         await until(rec, lambda: rec.adds["same"] == 2)
         assert rec.deletes["same"] == 1
         assert store.get(f"{NS}/same").metadata.uid != old_uid  # type: ignore[union-attr]
+
+
+async def test_write_through_never_resurrects_a_deleted_object(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
+    """A DELETE response applied after the watch's DELETED event must not bring the object back."""
+    _, client = sim
+    path = resource_path("", "v1", "services", NS)
+    inf, store, rec = make(client)
+    async with running(inf):
+        await client.create(path, _svc("gone"))
+        await until(rec, lambda: rec.adds["gone"] == 1)
+        stale = store.get(f"{NS}/gone")
+        assert stale is not None
+        await client.delete(f"{path}/gone")
+        await until(rec, lambda: rec.deletes["gone"] == 1)
+        inf.upsert_if_newer(stale)  # the late write-through of an older version
+        assert store.get(f"{NS}/gone") is None
+        created = await client.create(path, _svc("fresh"))
+        inf.upsert_if_newer(inf.decode(orjson.dumps(created)))  # a create response newer than the watch
+        assert store.get(f"{NS}/fresh") is not None
