@@ -186,6 +186,7 @@ async def run_one(n: int, qps: float, burst: int, restart: bool) -> dict[str, An
                         job0,
                         {
                             "status": {
+                                "startTime": now,
                                 "conditions": [
                                     {
                                         "type": "FailureTarget",
@@ -201,7 +202,7 @@ async def run_one(n: int, qps: float, burst: int, restart: bool) -> dict[str, An
                                         "message": "bench",
                                         "lastTransitionTime": now,
                                     },
-                                ]
+                                ],
                             }
                         },
                     )
@@ -212,6 +213,56 @@ async def run_one(n: int, qps: float, burst: int, restart: bool) -> dict[str, An
                         "p2_api_calls": dict(calls),
                         "p2_api_calls_total": sum(calls.values()),
                         "p2_bound_calls": 2 * n + 5,
+                    }
+                if restart:
+                    # Complete: every Job of the new attempt reports Complete (as a Job controller would), and
+                    # the JobSet must reach terminalState Completed.
+                    t0 = time.perf_counter()
+                    done_evt = asyncio.Event()
+
+                    def on_jobset(old: Any, new: Any) -> None:
+                        if new is not None and new.status.terminal_state == "Completed":
+                            done_evt.set()
+
+                    for inf in ctl.informers:
+                        if inf.name == "jobsets":
+                            inf.add_handler(on_jobset)
+                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    sem = asyncio.Semaphore(50)
+
+                    async def complete(i: int) -> None:
+                        async with sem:
+                            await admin.patch(
+                                resource_path("batch", "v1", "jobs", "default", f"big-w-{i}", "status"),
+                                {
+                                    "status": {
+                                        "startTime": now,
+                                        "completionTime": now,
+                                        "succeeded": 1,
+                                        "conditions": [
+                                            {
+                                                "type": "SuccessCriteriaMet",
+                                                "status": "True",
+                                                "reason": "CompletionsReached",
+                                                "lastTransitionTime": now,
+                                            },
+                                            {
+                                                "type": "Complete",
+                                                "status": "True",
+                                                "reason": "CompletionsReached",
+                                                "lastTransitionTime": now,
+                                            },
+                                        ],
+                                    }
+                                },
+                            )
+
+                    await asyncio.gather(*(complete(i) for i in range(n)))
+                    patched = time.perf_counter() - t0
+                    await asyncio.wait_for(done_evt.wait(), 600)
+                    out |= {
+                        "complete_patch_all_jobs_s": round(patched, 2),
+                        "complete_jobset_completed_after_s": round(time.perf_counter() - t0, 2),
                     }
                 stop.set()
                 await task
@@ -231,6 +282,9 @@ async def main_async(sizes: list[int], restart: bool) -> dict[str, Any]:
 
 
 def main() -> None:
+    from controller.cli import configure_logging
+
+    configure_logging("warning")
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,5000,15000")
     parser.add_argument("--quick", action="store_true", help="only N=1000")
