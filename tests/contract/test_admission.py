@@ -130,7 +130,7 @@ async def test_validating_webhook_denial_is_the_apiservers_error(
     assert review["request"]["oldObject"]["data"] == {"k": "v"}
 
 
-async def test_denial_without_code_is_403(kube: Kube, ns: str, hooks: WebhookServer, configure: Any) -> None:
+async def test_denial_without_code_is_400(kube: Kube, ns: str, hooks: WebhookServer, configure: Any) -> None:
     async def validate(review: JSON) -> JSON:
         labels = review["request"]["object"]["metadata"].get("labels") or {}
         if "probe" in labels:
@@ -145,7 +145,7 @@ async def test_denial_without_code_is_403(kube: Kube, ns: str, hooks: WebhookSer
     await configure("Validating", [_hook(hooks, "v403.contract.pyjobset.io", "/v403", ns)])
     await _until_called(kube, ns, hooks)
     reply = await kube.post(f"/api/v1/namespaces/{ns}/configmaps", cm("x", ns))
-    assert reply.status == 403
+    assert reply.status == 400
     assert reply.obj()["message"].endswith("denied the request without explanation")
 
 
