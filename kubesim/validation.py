@@ -15,6 +15,7 @@ cause, never raised.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,20 @@ from kubesim.errors import field_cause
 
 JSON = dict[str, Any]
 _MISSING = object()
+
+
+def _shown_value(value: Any) -> str:
+    """How kube-apiserver prints the value of a failed CEL rule: omitted for objects and arrays, Go ``%v`` for
+    numbers and booleans, quoted for strings; followed by ``": "`` when shown."""
+    if isinstance(value, dict | list):
+        return ""
+    if isinstance(value, bool):
+        return f"{str(value).lower()}: "
+    if isinstance(value, str):
+        return f"{json.dumps(value, ensure_ascii=False)}: "
+    if value is None:
+        return "null: "
+    return f"{value}: "
 
 
 def _type_name(value: Any) -> str:
@@ -286,5 +301,7 @@ class SchemaValidator:
                 yield field_cause(reason, target, f"Required value: {message}")
             elif reason == "FieldValueDuplicate":
                 yield field_cause(reason, target, f"Duplicate value: {message}")
-            else:
+            elif error:
                 yield field_cause("FieldValueInvalid", target, f'Invalid value: "{_type_name(value)}": {message}')
+            else:
+                yield field_cause("FieldValueInvalid", target, f"Invalid value: {_shown_value(value)}{message}")
