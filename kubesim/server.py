@@ -34,6 +34,30 @@ from kubesim.store import WARNINGS, Store
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.server")
 
+# Stores whose DELETE answers with the deleted object when it is removed at once (kube-apiserver's
+# ``ReturnDeletedObject``); every other kind answers with a ``Status`` naming what was deleted.
+_RETURNS_DELETED_OBJECT = frozenset(
+    {
+        ("", "pods"),
+        ("", "services"),
+        ("", "namespaces"),
+        ("", "serviceaccounts"),
+        ("", "persistentvolumes"),
+        ("", "persistentvolumeclaims"),
+        ("", "resourcequotas"),
+        ("", "podtemplates"),
+        ("storage.k8s.io", "csidrivers"),
+        ("storage.k8s.io", "csinodes"),
+        ("storage.k8s.io", "storageclasses"),
+        ("storage.k8s.io", "volumeattachments"),
+        ("storage.k8s.io", "volumeattributesclasses"),
+        ("resource.k8s.io", "resourceclaims"),
+        ("resource.k8s.io", "resourceclaimtemplates"),
+        ("resource.k8s.io", "resourceslices"),
+        ("resource.k8s.io", "deviceclasses"),
+    }
+)
+
 __all__ = ["ApiServer", "Faults", "error_response"]
 
 
@@ -523,7 +547,17 @@ class ApiServer:
                     "propagationPolicy=Orphan to suppress this warning"
                 ]
             )
-        return self._out(t, obj, 200 if gone else 202, headers)
+        if gone and t.info.storage not in _RETURNS_DELETED_OBJECT:
+            details: JSON = {"name": obj["metadata"]["name"]}
+            if t.info.group:
+                details["group"] = t.info.group
+            details["kind"] = t.info.resource  # kube-apiserver puts the resource here, not the kind
+            details["uid"] = obj["metadata"].get("uid", "")
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+            return json_response(orjson.dumps(status), 200, headers)
+        # A lingering object (finalizers, graceful deletion) answers 200, 202 only for orphanDependents=false.
+        code = 202 if not gone and opts.get("orphanDependents") is False else 200
+        return self._out(t, obj, code, headers)
 
     async def _delete_collection(self, request: web.Request, t: Target) -> web.StreamResponse:
         opts = self._delete_options(request, await self._delete_body(request))

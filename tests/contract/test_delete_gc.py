@@ -16,13 +16,22 @@ async def _gone(kube: Kube, path: str) -> bool:
 
 async def test_delete_returns_object_and_then_404(kube: Kube, ns: str) -> None:
     path = f"/api/v1/namespaces/{ns}/configmaps"
-    await kube.post(path, cm("d", ns))
+    created = (await kube.post(path, cm("d", ns))).obj()
+    # Most kinds answer an immediate deletion with a Status naming the object (its resource as "kind").
     reply = await kube.delete(f"{path}/d")
     assert reply.status == 200
-    assert reply.obj()["metadata"]["name"] == "d"
+    status = reply.obj()
+    assert (status["kind"], status["status"]) == ("Status", "Success")
+    assert status["details"] == {"name": "d", "kind": "configmaps", "uid": created["metadata"]["uid"]}
     again = await kube.delete(f"{path}/d")
     assert again.status == 404
     assert again.obj()["reason"] == "NotFound"
+    # A few (Pods, Services, ServiceAccounts, Namespaces, ...) answer with the deleted object itself.
+    sas = f"/api/v1/namespaces/{ns}/serviceaccounts"
+    await kube.post(sas, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "d"}})
+    sa = await kube.delete(f"{sas}/d")
+    assert sa.status == 200
+    assert (sa.obj()["kind"], sa.obj()["metadata"]["name"]) == ("ServiceAccount", "d")
 
 
 async def test_finalizer_holds_object_with_deletion_timestamp(kube: Kube, ns: str) -> None:
