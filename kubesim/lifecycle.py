@@ -88,22 +88,23 @@ async def delete_ex(
     old = entry.obj()
     meta = old["metadata"]
     if preconditions:
+        # kube-apiserver checks these early (BeforeDelete) and names the kind, not the resource.
         if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
             raise errors.conflict(
-                info.resource,
+                info.kind,
                 info.group,
                 name,
-                f"Precondition failed: UID in precondition: {preconditions['uid']}, "
-                f"UID in object meta: {meta.get('uid')}",
+                f"the UID in the precondition ({preconditions['uid']}) does not match the UID in record "
+                f"({meta.get('uid')}). The object might have been deleted and then recreated",
             )
         prv = preconditions.get("resourceVersion")
         if prv and str(prv) != meta.get("resourceVersion"):
             raise errors.conflict(
-                info.resource,
+                info.kind,
                 info.group,
                 name,
-                f"Precondition failed: ResourceVersion in precondition: {prv}, "
-                f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+                f"the ResourceVersion in the precondition ({prv}) does not match the ResourceVersion in record "
+                f"({meta.get('resourceVersion')}). The object might have been modified",
             )
     if propagation_policy not in (None, "Orphan", "Background", "Foreground"):
         raise errors.invalid(

@@ -56,14 +56,19 @@ async def test_finalizer_holds_object_with_deletion_timestamp(kube: Kube, ns: st
 
 async def test_delete_precondition_uid_mismatch_is_409(kube: Kube, ns: str) -> None:
     path = f"/api/v1/namespaces/{ns}/configmaps"
-    await kube.post(path, cm("pc", ns))
+    uid = (await kube.post(path, cm("pc", ns))).obj()["metadata"]["uid"]
+    wrong = "00000000-0000-0000-0000-000000000000"
     reply = await kube.delete(
-        f"{path}/pc",
-        {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}},
+        f"{path}/pc", {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": wrong}}
     )
     assert reply.status == 409
     assert reply.obj()["reason"] == "Conflict"
-    assert "Precondition failed" in reply.obj()["message"]
+    assert reply.obj()["message"] == (
+        f'Operation cannot be fulfilled on ConfigMap "pc": the UID in the precondition ({wrong}) does not match '
+        f"the UID in record ({uid}). The object might have been deleted and then recreated"
+    )
+    assert reply.obj()["details"]["kind"] == "ConfigMap"
+    assert (await kube.get(f"{path}/pc")).status == 200
 
 
 async def _owner_and_dependents(kube: Kube, ns: str, n: int = 2, block: bool = True) -> tuple[JSON, list[str]]:
