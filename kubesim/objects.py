@@ -145,11 +145,16 @@ def check_meta_types(info: ResourceInfo, meta: Any) -> None:
         raise decode_error(info, json_type(refs), "ownerReferences", "[]v1.OwnerReference")
 
 
-def set_field_validation(value: str | None) -> None:
-    value = value or "Warn"
-    if value not in ("Strict", "Warn", "Ignore"):
-        raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{value}"')
-    FIELD_VALIDATION.set(value)
+def set_field_validation(value: str | None, options: str = "CreateOptions") -> None:
+    """Set the request's directive; an unknown one is a 422 on the ``options`` kind (as kube-apiserver)."""
+    if value not in (None, "", "Strict", "Warn", "Ignore"):
+        cause = errors.field_cause(
+            "FieldValueNotSupported",
+            "fieldValidation",
+            f'Unsupported value: "{value}": supported values: "", "Ignore", "Strict", "Warn"',
+        )
+        raise errors.invalid(options, "meta.k8s.io", "", [cause])
+    FIELD_VALIDATION.set(value or "Warn")
 
 
 def warn(message: str) -> None:

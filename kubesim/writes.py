@@ -355,7 +355,7 @@ async def update(
 ) -> JSON:
     """PUT. ``owned=True`` hands ``obj`` over (it is not copied)."""
     info = store.info(resource)
-    set_field_validation(field_validation)
+    set_field_validation(field_validation, "UpdateOptions")
     if not owned:
         obj = clone(obj)
     if info.to_storage is not None:
@@ -528,7 +528,12 @@ async def patch(
     field_validation: str | None = None,
 ) -> JSON:
     info = store.info(resource)
-    set_field_validation(field_validation)
+    if patch_type == "apply" and not field_manager:
+        required = errors.field_cause(
+            "FieldValueRequired", "fieldManager", "Required value: is required for apply patch"
+        )
+        raise errors.invalid("PatchOptions", "meta.k8s.io", "", [required])
+    set_field_validation(field_validation, "PatchOptions")
     ns = (namespace or "default") if info.namespaced else ""
     info_store = store.bucket(info).info
     if patch_type == "strategic" and not info_store.strategic:
@@ -544,10 +549,6 @@ async def patch(
         meta = patch.get("metadata")
         pinned = isinstance(meta, dict) and bool(meta.get("resourceVersion"))
     manager = field_manager or ("unknown" if patch_type != "apply" else "")
-    if patch_type == "apply" and not field_manager:
-        raise errors.bad_request(
-            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
-        )
 
     def build(old: JSON) -> JSON:
         view = store.view(info, old)

@@ -140,9 +140,16 @@ async def test_strategic_merge_patch_on_custom_resource_is_415(kube: Kube, ns: s
     assert reply.status == 415
 
 
-async def test_invalid_field_validation_directive_is_400(kube: Kube, ns: str) -> None:
+async def test_invalid_field_validation_directive_is_422(kube: Kube, ns: str) -> None:
     reply = await kube.post(f"/api/v1/namespaces/{ns}/configmaps", cm("fv", ns), fieldValidation="Sometimes")
-    assert reply.status == 400
+    assert reply.status == 422
+    status = _status(reply)
+    assert status["reason"] == "Invalid"
+    assert status["message"].startswith('CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value')
+    assert [(c["reason"], c["field"]) for c in status["details"]["causes"]] == [
+        ("FieldValueNotSupported", "fieldValidation")
+    ]
+    assert (await kube.get(f"/api/v1/namespaces/{ns}/configmaps/fv")).status == 404
 
 
 async def test_system_namespaces_may_not_be_deleted(kube: Kube) -> None:

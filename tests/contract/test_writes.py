@@ -148,10 +148,16 @@ async def test_server_side_apply_conflict_and_force(kube: Kube, ns: str) -> None
     assert forced.obj()["data"] == {"x": "2"}
 
 
-async def test_apply_without_field_manager_is_400(kube: Kube, ns: str) -> None:
+async def test_apply_without_field_manager_is_422(kube: Kube, ns: str) -> None:
     cfg = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nofm"}, "data": {"x": "1"}}
     reply = await kube.patch(f"/api/v1/namespaces/{ns}/configmaps/nofm", cfg, "apply")
-    assert reply.status == 400
+    assert reply.status == 422
+    status = reply.obj()
+    assert status["reason"] == "Invalid"
+    assert status["message"] == (
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+    )
+    assert [(c["reason"], c["field"]) for c in status["details"]["causes"]] == [("FieldValueRequired", "fieldManager")]
 
 
 async def test_status_subresource_separates_spec_and_status(kube: Kube, ns: str, widgets: str) -> None:
