@@ -132,6 +132,7 @@ def parse_indexes(text: str | None, completions: int) -> set[int]:
 
 
 def format_indexes(indexes: Iterable[int]) -> str:
+    """``"0-2,4,7,8"``: runs of three or more as ranges, a pair as two entries (as the Job controller)."""
     ordered = sorted(set(indexes))
     parts: list[str] = []
     i = 0
@@ -139,7 +140,10 @@ def format_indexes(indexes: Iterable[int]) -> str:
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
             j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        if j - i >= 2:
+            parts.append(f"{ordered[i]}-{ordered[j]}")
+        else:
+            parts.extend(str(x) for x in ordered[i : j + 1])
         i = j + 1
     return ",".join(parts)
 

@@ -37,4 +37,4 @@ async def test_sim_cluster_starts_nodes_and_runs_a_job_to_completion() -> None:
                 if conds.get("Complete") == "True":
                     break
         assert job["status"]["succeeded"] == 2
-        assert job["status"]["completedIndexes"] == "0-1"
+        assert job["status"]["completedIndexes"] == "0,1"

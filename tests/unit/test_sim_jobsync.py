@@ -341,6 +341,7 @@ def test_parse_indexes(text: str, completions: int, expected: set[int]) -> None:
 
 def test_format_indexes() -> None:
     assert format_indexes([4, 0, 1, 2, 7]) == "0-2,4,7"
+    assert format_indexes([0, 1, 5, 6, 7, 9, 10]) == "0,1,5-7,9,10"
     assert format_indexes([]) == ""
 
 
