@@ -238,10 +238,13 @@ def remove_now(store: Store, info: ResourceInfo, key: Key) -> None:
 
 async def evict(store: Store, name: str, namespace: str, grace_period_seconds: int | None = None) -> JSON:
     """POST pods/<name>/eviction: honour PodDisruptionBudgets (429 when one allows no disruption), mark the
-    pod ``DisruptionTarget`` (reason ``EvictionByEvictionAPI``) and delete it gracefully."""
+    pod ``DisruptionTarget`` (reason ``EvictionByEvictionAPI``) and delete it gracefully. As kube-apiserver,
+    budgets guard only pods that still count: a Pending, terminal or deleting pod is deleted regardless."""
     pod = store.get_entry(store.info("pods"), name, namespace).obj()
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    for pdb in await store.list("poddisruptionbudgets.policy", namespace):
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    ignore_budgets = phase in ("Pending", "Succeeded", "Failed") or bool(pod["metadata"].get("deletionTimestamp"))
+    for pdb in [] if ignore_budgets else await store.list("poddisruptionbudgets.policy", namespace):
         selector = (pdb.get("spec") or {}).get("selector")
         if selector is None or not selector_object_matcher(selector)(labels):
             continue
@@ -263,7 +266,6 @@ async def evict(store: Store, name: str, namespace: str, grace_period_seconds: i
                 ),
                 {"Retry-After": "10"},
             )
-    phase = (pod.get("status") or {}).get("phase")
     if phase not in ("Succeeded", "Failed"):
 
         def mark(obj: JSON) -> JSON:

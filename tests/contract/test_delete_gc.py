@@ -220,30 +220,47 @@ async def test_deleting_a_namespace_removes_its_content(kube: Kube) -> None:
 
 async def test_eviction_marks_disruption_target_and_respects_pdbs(kube: Kube, ns: str) -> None:
     pods = f"/api/v1/namespaces/{ns}/pods"
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "ev", "labels": {"app": "ev"}},
-        "spec": {
-            "schedulingGates": [{"name": "example.com/hold"}],
-            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
-        },
-    }
-    await kube.post(pods, body)
+
+    def pod(name: str, gated: bool) -> JSON:
+        spec: JSON = {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+        if gated:
+            spec["schedulingGates"] = [{"name": "example.com/hold"}]
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "ev"}}, "spec": spec}
+
+    def eviction(name: str) -> JSON:
+        return {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}}
+
     pdb = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": "guard"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "ev"}}},
     }
-    await kube.post(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets", pdb)
-    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "ev", "namespace": ns}}
-    blocked = await kube.post(f"{pods}/ev/eviction", eviction)
+    assert (await kube.post(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets", pdb)).status == 201
+    # A Pending pod (here: scheduling-gated) is not guarded by budgets: it is marked and deleted.
+    gated = (await kube.post(pods, pod("gated", gated=True))).obj()
+    watch = kube.watch(pods, resourceVersion=gated["metadata"]["resourceVersion"], timeout=20)
+    assert (await kube.post(f"{pods}/gated/eviction", eviction("gated"))).status == 201
+    ev = await until(watch, lambda e: e["type"] == "DELETED" and e["object"]["metadata"]["name"] == "gated")
+    conds = {c["type"]: c for c in ev["object"]["status"].get("conditions") or []}
+    assert (conds["DisruptionTarget"]["status"], conds["DisruptionTarget"]["reason"]) == (
+        "True",
+        "EvictionByEvictionAPI",
+    )
+    # A running pod is: the budget allows no disruption (429) until it is removed.
+    await kube.post(pods, pod("run", gated=False))
+
+    async def running() -> bool:
+        return bool((await kube.get(f"{pods}/run")).obj().get("status", {}).get("phase") == "Running")
+
+    await eventually(running)
+    blocked = await kube.post(f"{pods}/run/eviction", eviction("run"))
     assert blocked.status == 429
+    assert blocked.obj()["reason"] == "TooManyRequests"
     await kube.delete(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/guard")
-    ok = await kube.post(f"{pods}/ev/eviction", eviction)
+    ok = await kube.post(f"{pods}/run/eviction", eviction("run"))
     assert ok.status == 201
-    await eventually(lambda: _gone(kube, f"{pods}/ev"))
+    await eventually(lambda: _gone(kube, f"{pods}/run"))
 
 
 async def test_dependent_created_while_owner_deletes_in_foreground_is_collected(kube: Kube, ns: str) -> None:
