@@ -396,19 +396,28 @@ def _job_update_causes(spec: JSON, old_spec: JSON, old_status: JSON) -> list[JSO
             causes.append(_immutable(f"spec.{fld}", spec.get(fld)))
     tmpl, old_tmpl = spec.get("template") or {}, old_spec.get("template") or {}
     if tmpl != old_tmpl:
-        masked = clone_json(tmpl)
-        if old_spec.get("suspend") and not old_status.get("startTime"):
-            meta, old_meta = masked.setdefault("metadata", {}), old_tmpl.get("metadata") or {}
-            for fld in ("labels", "annotations"):
-                _copy_field(meta, old_meta, fld)
-            pod, old_pod = masked.setdefault("spec", {}), old_tmpl.get("spec") or {}
+        suspended_conds = [c for c in old_status.get("conditions") or [] if c.get("type") == "Suspended"]
+        mutable = (
+            bool(old_spec.get("suspend"))
+            and (not old_status.get("startTime") or any(c.get("status") == "True" for c in suspended_conds))
+            and not old_status.get("active")
+        )
+        if not mutable:
+            causes.append(_immutable("spec.template", tmpl))
+        else:
+            # As kube-apiserver (mutable scheduling directives and pod resources, both on by default): only the
+            # pod spec is compared, less its scheduling directives and container resources.
+            pod, old_pod = clone_json(tmpl.get("spec") or {}), old_tmpl.get("spec") or {}
             for fld in ("nodeSelector", "affinity", "tolerations", "schedulingGates"):
                 _copy_field(pod, old_pod, fld)
-            for part in ("metadata", "spec"):
-                if part not in old_tmpl and masked.get(part) == {}:
-                    del masked[part]
-        if masked != old_tmpl:
-            causes.append(_immutable("spec.template", tmpl))
+            for kind in ("containers", "initContainers"):
+                new_cs, old_cs = pod.get(kind) or [], old_pod.get(kind) or []
+                if len(new_cs) == len(old_cs):
+                    for c, old_c in zip(new_cs, old_cs, strict=True):
+                        if isinstance(c, dict) and isinstance(old_c, dict) and c.get("name") == old_c.get("name"):
+                            _copy_field(c, old_c, "resources")
+            if pod != old_pod:
+                causes.append(_immutable("spec.template.spec", tmpl.get("spec")))
     if spec.get("completions") != old_spec.get("completions"):
         elastic = (
             spec.get("completionMode") == "Indexed"

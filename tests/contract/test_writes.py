@@ -267,7 +267,14 @@ async def test_job_template_is_immutable_unless_suspended_and_never_started(kube
     image = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/other:1"}]
     changed = await kube.patch(f"{path}/susp", image, "json")
     assert changed.status == 422
-    assert changed.obj()["details"]["causes"][0]["field"] == "spec.template"
+    # A suspended Job that never started may change only its pod spec's scheduling directives and resources.
+    assert changed.obj()["details"]["causes"][0]["field"] == "spec.template.spec"
+    resources = [{"op": "add", "path": "/spec/template/spec/containers/0/resources", "value": {"limits": {"cpu": "1"}}}]
+    assert (await kube.patch(f"{path}/susp", resources, "json")).status == 200
+    assert (await kube.post(path, job("run", ns, suspend=False))).status == 201
+    running = await kube.patch(f"{path}/run", {"spec": {"template": {"metadata": {"labels": {"x": "y"}}}}})
+    assert running.status == 422
+    assert running.obj()["details"]["causes"][0]["field"] == "spec.template"
     completions = await kube.patch(f"{path}/susp", {"spec": {"completions": 3}})
     assert completions.status == 422
     assert (await kube.patch(f"{path}/susp", {"spec": {"parallelism": 2}})).status == 200
