@@ -145,7 +145,8 @@ class Discovery:
         """Aggregated discovery (``apidiscovery.k8s.io``): every group, version and resource in one document."""
 
         def kind_ref(info: ResourceInfo, version: str, kind: str | None = None) -> JSON:
-            return {"group": info.group, "version": version, "kind": kind or info.kind}
+            # kube-apiserver leaves group and version empty: they are the enclosing group-version's.
+            return {"group": "", "version": "", "kind": kind or info.kind}
 
         def resource(info: ResourceInfo, version: str) -> JSON:
             r: JSON = {
@@ -190,7 +191,7 @@ class Discovery:
                     if v not in versions:
                         versions.append(v)
             return {
-                "metadata": {"name": name},
+                "metadata": {"name": name} if name else {},
                 "versions": [
                     {
                         "version": v,

@@ -180,7 +180,17 @@ def selector_object_matcher(sel: JSON | None) -> LabelMatcher:
 FieldReq = tuple[str, bool, str]  # field, equal?, value
 
 
-def parse_field_selector(text: str | None, allowed: tuple[str, ...], kind_desc: str) -> list[FieldReq]:
+def _unsupported_field(field: str, allowed: tuple[str, ...], kind: str, group: str) -> ApiError:
+    """kube-apiserver words this per API group: legacy core conversions, batch's, and the generic one."""
+    if group == "batch":
+        return bad_request(f'field label "{field}" not supported for {kind}')
+    if group == "" and len(allowed) > 2:
+        return bad_request(f"field label not supported: {field}")
+    only = ", ".join(f'"{a}"' for a in allowed)
+    return bad_request(f'"{field}" is not a known field selector: only {only}')
+
+
+def parse_field_selector(text: str | None, allowed: tuple[str, ...], kind_desc: str, group: str = "") -> list[FieldReq]:
     """Parse a field selector; fields outside ``allowed`` are a 400 like kube-apiserver's."""
     if not text or not text.strip():
         return []
@@ -197,7 +207,7 @@ def parse_field_selector(text: str | None, allowed: tuple[str, ...], kind_desc: 
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
         field = field.strip()
         if field not in allowed:
-            raise bad_request(f"field label not supported: {field}")
+            raise _unsupported_field(field, allowed, kind_desc, group)
         out.append((field, op != "!=", value.strip()))
     return out
 

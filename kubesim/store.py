@@ -242,7 +242,7 @@ class Store:
         bucket = self.bucket(info)
         labels = label_matcher(label_selector)
         fields = parse_field_selector(
-            field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind
+            field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind, info.group
         )
         start: Key | None = None
         rv = self._rv

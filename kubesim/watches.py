@@ -105,7 +105,7 @@ def open_watch(
     bucket = store.bucket(info)
     labels = label_matcher(label_selector)
     fields = parse_field_selector(
-        field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind
+        field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind, info.group
     )
     ns = namespace if info.namespaced and namespace else None
     initial: Events = []

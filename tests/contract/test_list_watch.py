@@ -58,7 +58,13 @@ async def test_field_selectors(kube: Kube, ns: str) -> None:
     assert "y" not in [i["metadata"]["name"] for i in items]
     reply = await kube.get(f"/api/v1/namespaces/{ns}/configmaps", fieldSelector="data.k=v")
     assert reply.status == 400
-    assert "field label not supported" in reply.obj()["message"]
+    assert (
+        reply.obj()["message"] == '"data.k" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    )
+    pods = await kube.get(f"/api/v1/namespaces/{ns}/pods", fieldSelector="spec.bogus=x")
+    assert (pods.status, pods.obj()["message"]) == (400, "field label not supported: spec.bogus")
+    jobs = await kube.get(f"/apis/batch/v1/namespaces/{ns}/jobs", fieldSelector="spec.bogus=x")
+    assert (jobs.status, jobs.obj()["message"]) == (400, 'field label "spec.bogus" not supported for Job')
 
 
 async def test_pod_field_selector_on_phase_and_node(kube: Kube, ns: str) -> None:
@@ -229,7 +235,7 @@ async def test_discovery_documents(kube: Kube) -> None:
     assert aggregated.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
     items = {i["metadata"]["name"]: i for i in aggregated.obj()["items"]}
     jobs = next(r for r in items["batch"]["versions"][0]["resources"] if r["resource"] == "jobs")
-    assert jobs["responseKind"] == {"group": "batch", "version": "v1", "kind": "Job"}
+    assert jobs["responseKind"] == {"group": "", "version": "", "kind": "Job"}
     assert jobs["scope"] == "Namespaced"
     version = (await kube.get("/version")).obj()
     assert version["major"] == "1"
