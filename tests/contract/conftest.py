@@ -210,7 +210,7 @@ async def widgets(kube: Kube) -> AsyncIterator[str]:
 
     async def established() -> bool:
         crd = (await kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}")).obj()
-        conds = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+        conds = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
         served = (await kube.get(f"/apis/{group}/v1")).ok
         return conds.get("Established") == "True" and served
 
