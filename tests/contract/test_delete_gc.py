@@ -271,6 +271,18 @@ async def test_dependent_created_while_owner_deletes_in_foreground_is_collected(
     late = cm("late", ns)
     late["metadata"]["ownerReferences"] = [owner_ref(owner, block=True)]
     assert (await kube.post(path, late)).status == 201
-    await eventually(lambda: _gone(kube, f"{path}/late"))
+    # The real garbage collector looks at the owner's dependents again only when one of them goes (kubesim at
+    # once): release the held one, then the late dependent must be collected before the owner can go.
+    watch = kube.watch(path, resourceVersion=owner["metadata"]["resourceVersion"], timeout=20)
     await kube.patch(f"{path}/{deps[0]}", {"metadata": {"finalizers": None}})
-    await eventually(lambda: _gone(kube, f"{path}/owner"))
+    deleted: list[str] = []
+
+    def owner_deleted(ev: JSON) -> bool:
+        if ev["type"] == "DELETED":
+            deleted.append(ev["object"]["metadata"]["name"])
+        return deleted[-1:] == ["owner"]
+
+    await until(watch, owner_deleted)
+    assert "late" in deleted
+    assert deleted.index("late") < deleted.index("owner")
+    assert await _gone(kube, f"{path}/late")
