@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from tests.contract.client import Kube, until
-from tests.contract.conftest import cm
+from tests.contract.conftest import EXTERNAL, cm
 
 
 async def test_resource_version_is_cluster_wide_and_increasing(kube: Kube, ns: str) -> None:
@@ -170,10 +172,18 @@ async def test_watch_timeout_seconds_ends_the_stream(kube: Kube, ns: str) -> Non
 async def test_watch_from_expired_resource_version_is_410_error_event(kube: Kube, ns: str) -> None:
     path = f"/api/v1/namespaces/{ns}/configmaps"
     await kube.post(path, cm("e", ns))
-    events = [e async for e in kube.watch(path, resourceVersion="1", timeout=10)]
-    assert events, "the server must answer with an ERROR event"
-    assert events[0]["type"] == "ERROR"
-    status = events[0]["object"]
+    async with contextlib.aclosing(kube.watch(path, resourceVersion="1", timeout=10)) as watch:
+        first = await until(watch, lambda e: True)
+        if first["type"] != "ERROR" and EXTERNAL:
+            # A real apiserver still serves resourceVersion 1 while its watch cache holds the whole history (a
+            # young cluster: etcd compacts every 5 minutes and the cache drops events only once it is full,
+            # neither of which a test can force). Then the watch replays from the beginning, "e" included.
+            assert first["type"] == "ADDED"
+            if first["object"]["metadata"]["name"] != "e":
+                assert (await until(watch, lambda e: e["object"]["metadata"]["name"] == "e"))["type"] == "ADDED"
+            return
+    assert first["type"] == "ERROR"
+    status = first["object"]
     assert (status["kind"], status["code"], status["reason"]) == ("Status", 410, "Expired")
     assert "too old resource version" in status["message"]
 
