@@ -79,29 +79,33 @@ async def load_cluster_config(kubeconfig: str | None = None, *, context: str | N
 
 
 class TokenBucket:
-    """Awaitable token bucket: ``await acquire()`` returns once a token is available (qps <= 0: unlimited)."""
+    """Awaitable token bucket: ``await acquire()`` returns once a token is available (qps <= 0: unlimited).
+
+    Each caller reserves its token at once (the balance may go negative) and sleeps until its own slot, so
+    waiting callers never contend for a lock and timer slack never accumulates across a long burst (a
+    reservation, like Go's ``rate.Limiter``, rather than sleeping token by token).
+    """
 
     def __init__(self, qps: float, burst: int) -> None:
         self.qps = qps
         self.burst = max(1, burst)
         self._tokens = float(self.burst)
         self._last = time.monotonic()
-        self._lock = asyncio.Lock()
+
+    def reserve(self) -> float:
+        """Take one token now; returns how long the caller must wait before using it."""
+        now = time.monotonic()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
 
     async def acquire(self) -> None:
         if self.qps <= 0:
             return
-        async with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            if self._tokens < 1:
-                wait = (1 - self._tokens) / self.qps
-                await asyncio.sleep(wait)
-                self._last = time.monotonic()
-                self._tokens = 0.0
-            else:
-                self._tokens -= 1
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 def resource_path(
