@@ -155,8 +155,6 @@ async def delete_ex(
         finalizers = [f for f in finalizers if f != "orphan"]
     elif propagation_policy == "Background":
         finalizers = [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
-    if propagation_policy == "Orphan" and not store._dependents.get(meta.get("uid", "")) and not meta.get("finalizers"):
-        finalizers = [f for f in finalizers if f != "orphan"]
     grace = store._grace_period(info_store, old, grace_period_seconds)
     if info_store.storage == ("", "namespaces") and name in ("default", "kube-system", "kube-public"):
         raise errors.forbidden("namespaces", "", name, "this namespace may not be deleted")

@@ -286,3 +286,15 @@ async def test_dependent_created_while_owner_deletes_in_foreground_is_collected(
     assert "late" in deleted
     assert deleted.index("late") < deleted.index("owner")
     assert await _gone(kube, f"{path}/late")
+
+
+async def test_orphan_and_foreground_deletion_always_go_through_their_finalizer(kube: Kube, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    for name, policy, finalizer in (("lone-o", "Orphan", "orphan"), ("lone-f", "Foreground", "foregroundDeletion")):
+        await kube.post(path, cm(name, ns))
+        reply = await kube.delete(f"{path}/{name}", propagationPolicy=policy)
+        assert reply.status == 200
+        meta = reply.obj()["metadata"]
+        assert meta["deletionTimestamp"]
+        assert finalizer in meta["finalizers"]
+        await eventually(lambda name=name: _gone(kube, f"{path}/{name}"))
