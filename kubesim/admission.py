@@ -14,9 +14,10 @@ registered one, else to ``https://127.0.0.1:<targetPort>`` of the Service object
 controller listens on), else to port 443.
 
 Invariants: a denial is the apiserver's error (``admission webhook "<name>" denied the request: ...`` with the
-webhook's code, 400 when it gives none or one below 400, as kube-apiserver); a call that fails (connection, timeout, bad response) rejects the
-request with a 500 under ``failurePolicy: Fail`` (the default) and is skipped under ``Ignore``; webhook
-configurations themselves are never sent to webhooks; without configurations a write never yields to the loop.
+webhook's code, 400 when it gives none or one below 400, as kube-apiserver); a call that fails (connection,
+timeout, bad response) rejects the request with a 500 under ``failurePolicy: Fail`` (the default) and is skipped
+under ``Ignore``; webhook configurations themselves are never sent to webhooks; without configurations a write
+never yields to the loop.
 """
 
 from __future__ import annotations
@@ -300,9 +301,7 @@ def _check_response(status: int, body: bytes, uid: str) -> JSON:
 
 
 def _denied(name: str, result: JSON) -> ApiError:
-    code = int(result.get("code") or 0)
-    if code < 400:
-        code = 400
+    code = max(int(result.get("code") or 0), 400)
     denied_by = f'admission webhook "{name}" denied the request'
     if result.get("message"):
         message = f"{denied_by}: {result['message']}"

@@ -168,9 +168,12 @@ async def _take(stream: Any, n: int) -> Any:
 
 async def test_graceful_pod_delete_with_finalizer_then_final_delete_and_finalizer_removal() -> None:
     store = Store()
-    body = {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "g", "namespace": "default", "finalizers": ["batch.kubernetes.io/job-tracking"]},
-            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "g", "namespace": "default", "finalizers": ["batch.kubernetes.io/job-tracking"]},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+    }
     await store.create("pods", body)
     first = await store.delete("pods", "g", "default")
     assert first["metadata"]["deletionGracePeriodSeconds"] == 30
