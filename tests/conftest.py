@@ -50,15 +50,17 @@ async def jobset_crd(api: ApiClient) -> None:
     """Install the JobSet CRD generated from the records and wait until the API serves it."""
     from cache.crdgen import build_crd
 
+    crds = resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     with contextlib.suppress(AlreadyExists):
-        await api.create(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions"), build_crd())
-    for _ in range(400):
-        try:
-            await api.get(resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets"))
-            return
-        except ApiError:
-            await asyncio.sleep(0.025)
-    pytest.fail("the cluster never served jobsets.jobset.x-k8s.io")
+        await api.create(crds, build_crd())
+
+    def established(items: list[dict[str, Any]]) -> bool:
+        conditions = ((items[0].get("status") or {}).get("conditions") or []) if items else []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+    # Established means the API server serves the resource (watch-driven: no polling loop).
+    await wait_for(api, crds, established, params={"fieldSelector": "metadata.name=jobsets.jobset.x-k8s.io"})
+    await api.get(resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets"))
 
 
 @pytest.fixture
