@@ -22,6 +22,7 @@ import structlog
 
 from cache import constants as c
 from cache.client import ApiClient, ClusterConfig, resource_path
+from cache.errors import ApiError, NotFound
 from cache.informer import Informer
 from cache.jobset_types import JobSet
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
@@ -184,6 +185,32 @@ async def _first(work: Coroutine[Any, Any, None], stopper: asyncio.Task[Any]) ->
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return False
+
+
+class StartupError(Exception):
+    """The controller cannot start (API server unreachable, CRD missing); the message says what to do."""
+
+
+async def preflight(config: ClusterConfig) -> None:
+    """Fail fast, with one actionable message, when the API server or the JobSet API is not there.
+
+    Like controller-runtime's manager, which exits when it cannot build its REST mapping, rather than letting
+    informers retry forever against a server that will never answer.
+    """
+    async with ApiClient(config, max_retries=3, request_timeout=10.0) as client:
+        try:
+            await client.get("/version")
+        except ApiError as err:
+            raise StartupError(f"cannot reach the API server at {config.server}: {err}") from err
+        try:
+            await client.get(f"/apis/{c.GROUP}/{c.VERSION}")
+        except NotFound as err:
+            raise StartupError(
+                f"the API server does not serve {c.GROUP}/{c.VERSION}: install the JobSet CRD first "
+                "(kubectl apply -f deploy/crd/)"
+            ) from err
+        except ApiError as err:
+            raise StartupError(f"cannot read {c.GROUP}/{c.VERSION} from the API server: {err}") from err
 
 
 class LeadershipLost(Exception):

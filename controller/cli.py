@@ -123,7 +123,7 @@ async def _until_signalled(coro_factory: Any) -> int:
 
 async def _cmd_run(args: argparse.Namespace) -> int:
     from cache.client import load_cluster_config
-    from controller.app import LeadershipLost, run_controller
+    from controller.app import LeadershipLost, StartupError, preflight, run_controller
 
     settings = load_settings(args.config, overrides=_overrides(args))
     try:
@@ -132,6 +132,12 @@ async def _cmd_run(args: argparse.Namespace) -> int:
         where = args.kubeconfig or "in-cluster configuration"
         print(f"pyjobset run: cannot load cluster configuration from {where}: {err}", file=sys.stderr)
         return 2
+
+    try:
+        await preflight(config)
+    except StartupError as err:
+        print(f"pyjobset run: {err}", file=sys.stderr)
+        return 1
 
     async def body(stop: asyncio.Event) -> int:
         try:

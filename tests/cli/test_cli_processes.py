@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -160,6 +161,62 @@ def test_kubectl_applies_crd_and_jobset_and_sees_children(sim_process: Path, tmp
         assert "RESTARTS" in table
     finally:
         assert _stop(run) == 0
+
+
+def test_unreachable_server_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        f"clusters: [{{name: x, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: x, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: x, user: x}}]\n"
+    )
+    out = subprocess.run(
+        _pyjobset("run", "--kubeconfig", str(kubeconfig)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "cannot reach the API server" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_crd_is_a_one_line_error(sim_process: Path) -> None:
+    out = subprocess.run(
+        _pyjobset("run", "--kubeconfig", str(sim_process)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "install the JobSet CRD first" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_sim_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run(
+            _pyjobset("sim", "--kubeconfig", str(tmp_path / "kc"), "--port", str(port), "--nodes", "0"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 @pytest.mark.parametrize(
