@@ -348,22 +348,30 @@ class LifecycleTracker:
         else:
             self._first_sight(view, now)
 
+    def _child_view(self, old: Job | Pod | None, new: Job | Pod | None) -> tuple[_View, str] | None:
+        """The view of the JobSet a child Job or pod belongs to (created on a new child) and the child's key;
+        None for a child without the jobset-name label or the deletion of one we never saw."""
+        if not self.synced:
+            self.poll_synced()
+        obj = new if new is not None else old
+        if obj is None:
+            return None
+        name = obj.metadata.labels.get(c.JOBSET_NAME_KEY)
+        if not name:
+            return None
+        view = self.views.get(f"{obj.metadata.namespace}/{name}")
+        if view is None:
+            if new is None:
+                return None
+            view = self._view(obj.metadata.namespace, name)
+        return view, obj.key
+
     def on_job(self, old: Job | None, new: Job | None) -> None:
         try:
-            if not self.synced:
-                self.poll_synced()
-            obj = new if new is not None else old
-            if obj is None:
+            found = self._child_view(old, new)
+            if found is None:
                 return
-            name = obj.metadata.labels.get(c.JOBSET_NAME_KEY)
-            if not name:
-                return
-            view = self.views.get(f"{obj.metadata.namespace}/{name}")
-            if view is None:
-                if new is None:
-                    return
-                view = self._view(obj.metadata.namespace, name)
-            key = obj.key
+            view, key = found
             prev = view.jobs.pop(key, None)
             if prev is not None and prev[2] and view.matches(prev[0], prev[1]):
                 view.n_jobs -= 1
@@ -383,20 +391,10 @@ class LifecycleTracker:
 
     def on_pod(self, old: Pod | None, new: Pod | None) -> None:
         try:
-            if not self.synced:
-                self.poll_synced()
-            obj = new if new is not None else old
-            if obj is None:
+            found = self._child_view(old, new)
+            if found is None:
                 return
-            name = obj.metadata.labels.get(c.JOBSET_NAME_KEY)
-            if not name:
-                return
-            view = self.views.get(f"{obj.metadata.namespace}/{name}")
-            if view is None:
-                if new is None:
-                    return
-                view = self._view(obj.metadata.namespace, name)
-            key = obj.key
+            view, key = found
             now = self.clock()
             prev = view.pods.pop(key, None)
             held_before = view.held
