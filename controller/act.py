@@ -25,12 +25,12 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 import structlog
 
+from api.constants import GROUP, PLURAL, VERSION
+from api.jobset_types import JobSet, encode_status, to_obj
+from api.plan import Plan
+from api.records import Job, Service
 from cache.client import MERGE_PATCH, ApiClient, resource_path
-from cache.constants import GROUP, PLURAL, VERSION
 from cache.errors import AlreadyExists, ApiError, NotFound
-from cache.jobset_types import JobSet, encode_status, to_obj
-from cache.records import Job, Service
-from controller.decide.plan import Plan
 from controller.events import EventRecorder
 
 log = structlog.get_logger("pyjobset.act")

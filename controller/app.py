@@ -20,14 +20,14 @@ from typing import Any
 
 import structlog
 
-from cache import constants as c
+from api import constants as c
+from api.jobset_types import JobSet
+from api.records import Job, Node, Pod, Service
 from cache.client import ApiClient, ClusterConfig, resource_path
 from cache.errors import ApiError, NotFound
 from cache.informer import Informer
-from cache.jobset_types import JobSet
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
-from cache.records import Job, Node, Pod, Service
 from cache.store import Store
 from controller.act import Actor
 from controller.events import EventRecorder

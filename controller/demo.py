@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cache import constants as c
+from api import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.errors import ApiError
 from controller.settings import load_settings
@@ -80,7 +80,7 @@ def sample_jobset(namespace: str = "default") -> dict[str, Any]:
 
 async def install_crd(client: ApiClient) -> None:
     """Create the JobSet CRD (generated from the records) and wait until the API serves ``jobsets``."""
-    from cache.crdgen import build_crd
+    from api.crdgen import build_crd
 
     crd_path = resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     with contextlib.suppress(ApiError):

@@ -20,9 +20,9 @@ from typing import Any
 
 import structlog
 
+from api.jobset_types import JobSet
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, NotFound
-from cache.jobset_types import JobSet
 
 log = structlog.get_logger("pyjobset.events")
 

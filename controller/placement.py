@@ -42,10 +42,10 @@ from typing import Final, Protocol
 
 import structlog
 
+from api.records import Node, Pod, controller_uid
 from cache.client import STRATEGIC_MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, NotFound
 from cache.queue import QueueShutDown, WorkQueue
-from cache.records import Node, Pod, controller_uid
 from cache.store import Indexer, Store
 from controller.webhooks.pod_webhooks import strip_pod_suffix
 

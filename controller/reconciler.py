@@ -18,15 +18,15 @@ from typing import Any, Protocol
 
 import structlog
 
-from cache import constants as c
+from api import constants as c
+from api.jobset_types import JobSet
+from api.plan import Snapshot
+from api.records import Job, Pod, Service
 from cache.errors import ApiError
-from cache.jobset_types import JobSet
 from cache.queue import QueueShutDown, WorkQueue
-from cache.records import Job, Pod, Service
 from cache.store import Store
 from controller.act import Actor, ReconcileError
 from controller.decide.naming import subdomain
-from controller.decide.plan import Snapshot
 from controller.decide.reconcile import decide
 
 log = structlog.get_logger("pyjobset.reconciler")

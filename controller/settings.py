@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cache.constants import GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GATE_TLS_OPTIONS
+from api.constants import GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GATE_TLS_OPTIONS
 
 CONFIG_API_VERSION = "config.jobset.x-k8s.io/v1alpha1"
 CONFIG_KIND = "Configuration"

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
-from cache import constants as c
-from cache.records import Node, Pod
+from api import constants as c
+from api.records import Node, Pod
 from metrics import registry as reg
 from metrics.exposition import PAUSE_EVERY, Item, RowCollector
 from metrics.lifecycle import LifecycleTracker

@@ -24,10 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
+from api.constants import JOBSET_NAME_KEY
+from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
-from cache.constants import JOBSET_NAME_KEY
 from cache.informer import Informer
-from cache.records import Node, Pod
 from cache.store import Store
 from metrics.collectors import GpuCollector, InformerCollector, InformerLike, LifecycleCollector
 from metrics.exposition import render_now, render_sliced

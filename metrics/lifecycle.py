@@ -41,9 +41,9 @@ from typing import Protocol
 
 import structlog
 
-from cache import constants as c
-from cache.jobset_types import JobSet, JobSetStatus
-from cache.records import Job, Pod
+from api import constants as c
+from api.jobset_types import JobSet, JobSetStatus
+from api.records import Job, Pod
 from metrics.readers import PodState, attempt_of, condition_true, parse_time, pod_state, pods_per_job
 from metrics.registry import Metrics
 from metrics.settings import OTHER_JOBSET, MetricsSettings
@@ -56,7 +56,7 @@ RUNNING = "Running"
 
 
 class OutcomeLike(Protocol):
-    """``controller.decide.plan.Outcome``, structurally (metrics never imports the controller)."""
+    """``api.plan.Outcome``, structurally (metrics never imports the controller)."""
 
     @property
     def kind(self) -> str: ...

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cache import constants as c
-from cache.jobset_types import JobSetStatus
-from cache.records import Pod
+from api import constants as c
+from api.jobset_types import JobSetStatus
+from api.records import Pod
 
 
 def parse_time(ts: str | None) -> float | None:

@@ -22,7 +22,7 @@ class MetricsSettings:
       freed when its JobSet is deleted); the rest aggregate under ``"__other__"``. Each JobSet costs about ten
       series, so the default (5,000) bounds the per-JobSet part near 50k series.
     * ``gpu_resource`` — the extended resource counted as a GPU; it must be one the slim Pod record keeps
-      (``cache.records``: ``nvidia.com/gpu``, ``amd.com/gpu``, ``google.com/tpu``), others decode as absent.
+      (``api.records``: ``nvidia.com/gpu``, ``amd.com/gpu``, ``google.com/tpu``), others decode as absent.
     * ``node_pool_label`` — node label that names a node pool; nodes without it are in pool ``""``.
     * ``exposition`` — how ``/metrics`` is rendered: ``"sliced"`` (default: on the event loop in slices of
       ``exposition_slice_seconds``, yielding between slices, so a 65k-series scrape — most of a second of CPU —

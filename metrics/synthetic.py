@@ -2,7 +2,7 @@
 
 Role: drive ``MetricsHub`` without an API server, for the unit tests, the Prometheus query check (until the
 controller runs end to end on kubesim there) and the P7 benchmark. Builders return the same slim records the
-informers decode (``cache.records``, ``cache.jobset_types``); ``ScriptedLife`` plays the issue's acceptance
+informers decode (``api.records``, ``api.jobset_types``); ``ScriptedLife`` plays the issue's acceptance
 story on a fake clock: a JobSet starts, one pod fails, the controller restarts it once, it runs and completes.
 
 Invariants: nothing here touches the network or the real clock; every builder returns a fresh record; the
@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from cache import constants as c
-from cache.jobset_types import Condition, JobSet, JobSetStatus, jobset_from_obj
-from cache.records import Job, Node, Pod
+from api import constants as c
+from api.jobset_types import Condition, JobSet, JobSetStatus, jobset_from_obj
+from api.records import Job, Node, Pod
 from cache.store import Store
 
 T0 = 1_800_000_000.0
@@ -173,7 +173,7 @@ def with_status(js: JobSet, *, restarts: int | None = None, conditions: Sequence
 
 @dataclass(frozen=True)
 class Outcome:
-    """Shaped like ``controller.decide.plan.Outcome`` (the tracker reads it structurally)."""
+    """Shaped like ``api.plan.Outcome`` (the tracker reads it structurally)."""
 
     kind: str
     reason: str
@@ -184,7 +184,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class AppliedPlan:
-    """The two fields of ``controller.decide.plan.Plan`` the tracker reads."""
+    """The two fields of ``api.plan.Plan`` the tracker reads."""
 
     outcome: Outcome | None = None
     status: JobSetStatus | None = None

@@ -57,7 +57,7 @@ def cpu(fn: Any, *args: Any) -> tuple[float, Any]:
 def bench_decode(n: int) -> dict[str, Any]:
     import msgspec
 
-    from cache.records import Pod
+    from api.records import Pod
 
     raws = [orjson.dumps(fixtures.pod(i)) for i in range(n)]
     dec = msgspec.json.Decoder(Pod)
@@ -89,7 +89,7 @@ def bench_decode(n: int) -> dict[str, Any]:
 
 
 def _pod_store() -> Any:
-    from cache.records import Pod
+    from api.records import Pod
     from cache.store import Store
 
     return Store[Pod](lambda p: f"{p.metadata.namespace}/{p.metadata.name}", {"jobset": _jobset_index})
@@ -101,8 +101,8 @@ def _jobset_index(p: Any) -> list[str]:
 
 
 def _informer(store: Any) -> Any:
+    from api.records import Pod
     from cache.informer import Informer
-    from cache.records import Pod
 
     return Informer(None, "/api/v1/pods", Pod, store)  # type: ignore[arg-type]
 
@@ -165,7 +165,7 @@ def _child(mode: str, pods: int, nodes: int, jobs: int) -> dict[str, Any]:
     """Runs in a fresh interpreter so RSS reflects only this workload."""
     import msgspec
 
-    from cache.records import Job, Node, Pod
+    from api.records import Job, Node, Pod
 
     gc.collect()
     base = rss_mib()
@@ -257,8 +257,8 @@ def _paged(kind: str, items: Iterator[dict[str, Any]], total: int, page: int) ->
 
 
 def bench_cold(pods: int, nodes: int) -> dict[str, Any]:
+    from api.records import Node, Pod
     from cache.informer import Informer
-    from cache.records import Node, Pod
     from cache.store import Store
 
     pages = {

@@ -26,10 +26,10 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cache.jobset_types import JobSet  # noqa: E402
-from cache.records import Job  # noqa: E402
+from api.jobset_types import JobSet  # noqa: E402
+from api.plan import Snapshot  # noqa: E402
+from api.records import Job  # noqa: E402
 from controller.decide import children  # noqa: E402
-from controller.decide.plan import Snapshot  # noqa: E402
 from controller.decide.reconcile import decide  # noqa: E402
 from tests.builders import JobSetBuilder, failed_status, ready_status  # noqa: E402
 

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from cache import constants as c
+from api import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
 from controller.app import Controller
 from controller.settings import load_settings
@@ -112,7 +112,7 @@ def bound_seconds(n: int, qps: float, burst: int) -> float:
 async def run_one(n: int, qps: float, burst: int, restart: bool) -> dict[str, Any]:
     async with sim_process() as kubeconfig:
         config = await load_cluster_config(kubeconfig)
-        from cache.crdgen import build_crd
+        from api.crdgen import build_crd
 
         async with ApiClient(config) as admin:
             await admin.create(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions"), build_crd())

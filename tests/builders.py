@@ -11,8 +11,8 @@ from typing import Any, Self
 
 import msgspec
 
-from cache.jobset_types import JobSet, jobset_from_obj
-from cache.records import Job
+from api.jobset_types import JobSet, jobset_from_obj
+from api.records import Job
 
 JSON = dict[str, Any]
 
@@ -168,7 +168,7 @@ class DecideWorld:
         self.plans: list[Any] = []
 
     def snapshot(self) -> Any:
-        from controller.decide.plan import Snapshot
+        from api.plan import Snapshot
 
         return Snapshot(
             jobset=self.js, jobs=tuple(self.jobs.values()), service_exists=self.service_exists, gates=self.gates

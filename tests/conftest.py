@@ -48,7 +48,7 @@ async def api(kubeconfig: str) -> AsyncIterator[ApiClient]:
 @pytest.fixture
 async def jobset_crd(api: ApiClient) -> None:
     """Install the JobSet CRD generated from the records and wait until the API serves it."""
-    from cache.crdgen import build_crd
+    from api.crdgen import build_crd
 
     crds = resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     with contextlib.suppress(AlreadyExists):

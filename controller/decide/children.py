@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from cache import constants as c
-from cache.jobset_types import JobSet, ReplicatedJob
+from api import constants as c
+from api.jobset_types import JobSet, ReplicatedJob
 from controller.decide import naming
 
 JSON = dict[str, Any]

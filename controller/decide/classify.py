@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cache import constants as c
-from cache.jobset_types import JobSet, ReplicatedJobStatus
-from cache.records import Job
+from api import constants as c
+from api.jobset_types import JobSet, ReplicatedJobStatus
+from api.records import Job
 
 _RJOB = c.REPLICATED_JOB_NAME_KEY
 _ATTEMPT = c.RESTART_ATTEMPT_KEY

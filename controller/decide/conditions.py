@@ -22,9 +22,9 @@ from typing import Final, Literal
 
 import msgspec
 
-from cache import constants as c
-from cache.jobset_types import Condition, JobSetStatus, ReplicatedJobStatus
-from controller.decide.plan import Event, Outcome
+from api import constants as c
+from api.jobset_types import Condition, JobSetStatus, ReplicatedJobStatus
+from api.plan import Event, Outcome
 
 # Reasons and messages of conditions and events (copied exactly from the behavioural contract).
 REASON_ALL_JOBS_COMPLETED: Final = "AllJobsCompleted"

@@ -10,10 +10,10 @@ Cost: O(active Jobs).
 
 from __future__ import annotations
 
-from cache import constants as c
-from cache.jobset_types import JobSet
-from cache.records import Job
-from controller.decide.plan import JobUpdate
+from api import constants as c
+from api.jobset_types import JobSet
+from api.plan import JobUpdate
+from api.records import Job
 
 
 def template_sizes(js: JobSet) -> dict[str, int]:

@@ -24,11 +24,11 @@ from typing import Any, Final
 
 import msgspec
 
-from cache import constants as c
-from cache.jobset_types import FailurePolicy, FailurePolicyRule, JobSet, ReplicatedJobStatus
-from cache.records import Job, JobCondition
+from api import constants as c
+from api.jobset_types import FailurePolicy, FailurePolicyRule, JobSet, ReplicatedJobStatus
+from api.plan import Outcome
+from api.records import Job, JobCondition
 from controller.decide import conditions as cond
-from controller.decide.plan import Outcome
 
 try:  # google-re2: the same regular-expression dialect as the reference (Go's regexp is RE2).
     import re2 as _re

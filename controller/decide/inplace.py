@@ -19,11 +19,11 @@ Cost: O(pods).
 
 from __future__ import annotations
 
-from cache import constants as c
-from cache.jobset_types import JobSet
-from cache.records import Pod
+from api import constants as c
+from api.jobset_types import JobSet
+from api.plan import Outcome
+from api.records import Pod
 from controller.decide import conditions as cond
-from controller.decide.plan import Outcome
 
 
 def _failed(draft: cond.StatusDraft) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from cache.jobset_types import JobSet, ReplicatedJob
+from api.jobset_types import JobSet, ReplicatedJob
 
 
 def job_name(jobset_name: str, rjob_name: str, job_index: int) -> str:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from cache import constants as c
-from cache.jobset_types import JobSet, ReplicatedJobStatus
-from cache.records import Job
+from api import constants as c
+from api.jobset_types import JobSet, ReplicatedJobStatus
+from api.plan import JSON, JobUpdate, Plan, Snapshot
+from api.records import Job
 from controller.decide import children as build
 from controller.decide import conditions as cond
 from controller.decide import failure, startup, success
@@ -26,7 +27,6 @@ from controller.decide.classify import ClassifyError, classify, replicated_jobs_
 from controller.decide.elastic import elastic_updates
 from controller.decide.inplace import reconcile_in_place
 from controller.decide.naming import dns_hostnames_enabled
-from controller.decide.plan import JSON, JobUpdate, Plan, Snapshot
 from controller.decide.suspend import resume_jobs, suspend_jobs
 from controller.decide.ttl import decide_ttl
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cache import constants as c
-from cache.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
+from api import constants as c
+from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
+from api.plan import JSON
 from controller.decide import children as build
 from controller.decide import conditions as cond
 from controller.decide.classify import Children
 from controller.decide.naming import job_name
-from controller.decide.plan import JSON
 
 
 def is_suspended(js: JobSet) -> bool:

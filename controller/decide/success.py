@@ -11,9 +11,9 @@ Cost: O(succeeded Jobs).
 
 from __future__ import annotations
 
-from cache import constants as c
-from cache.jobset_types import JobSet
-from cache.records import Job
+from api import constants as c
+from api.jobset_types import JobSet
+from api.records import Job
 
 
 def required_successes(js: JobSet) -> int:

@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cache import constants as c
-from cache.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
-from cache.records import Job
+from api import constants as c
+from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
+from api.plan import JSON, JobUpdate
+from api.records import Job
 from controller.decide import conditions as cond
-from controller.decide.plan import JSON, JobUpdate
 from controller.decide.startup import all_started, dependencies_reached, in_order
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from cache import constants as c
-from cache.jobset_types import JobSet
+from api import constants as c
+from api.jobset_types import JobSet
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from cache.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GROUP, KIND
+from api.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GROUP, KIND
 from controller.webhooks.dns import (
     is_dns1035_label,
     is_dns1123_subdomain,

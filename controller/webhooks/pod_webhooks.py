@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from cache import constants as c
-from cache.records import Node, Pod, controller_uid
+from api import constants as c
+from api.records import Node, Pod, controller_uid
 from controller.webhooks.fielderrors import go_quote
 
 __all__ = [

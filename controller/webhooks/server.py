@@ -44,9 +44,9 @@ import orjson
 import structlog
 from aiohttp import web
 
+from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
 from cache.errors import NotFound
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import POD_NAME_INDEX
 from controller.settings import Settings

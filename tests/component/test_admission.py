@@ -30,9 +30,9 @@ import yaml
 from cryptography import x509
 
 import kubesim
+from api.records import Node, Pod
 from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.errors import Invalid
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import POD_NAME_INDEX, pod_name_index
 from controller.settings import Webhook, load_settings

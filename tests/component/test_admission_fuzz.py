@@ -28,9 +28,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cache import constants as c
+from api import constants as c
+from api.records import Node, Pod
 from cache.errors import ServerError
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import POD_NAME_INDEX, pod_name_index
 from controller.webhooks.certs import FileCertSource, plan_rotation, write_pem_files

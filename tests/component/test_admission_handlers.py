@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from cache.store import Store
 from controller.webhooks.server import AdmissionHandlers, CachePlacementLookup, parse_review
 from tests.builders import JobSetBuilder

@@ -22,10 +22,10 @@ import orjson
 import pytest
 
 import kubesim
-from cache import constants as c
+from api import constants as c
+from api.records import Node, Pod
 from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.informer import Informer
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.app import Controller
 from controller.placement import POD_INDEXERS, VIOLATION_REASON, PlacementRepair

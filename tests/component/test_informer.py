@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 import kubesim
+from api.records import Service
 from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.informer import Informer
-from cache.records import Service
 from cache.store import Store
 
 NS = "informer-test"

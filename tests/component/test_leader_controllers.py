@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from controller.app import Controller

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.queue import WorkQueue
 from controller.app import Controller

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 import kubesim
-from cache import constants as c
+from api import constants as c
+from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
 from cache.errors import ApiError
 from cache.informer import Informer
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import (
     POD_JOB_KEY_INDEX,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cache import constants as c
+from api import constants as c
 from cache.client import ApiClient, resource_path
 from controller.app import Controller
 from controller.decide.naming import job_key

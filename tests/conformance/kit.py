@@ -38,7 +38,7 @@ from typing import Any, cast
 
 import orjson
 
-from cache import constants as c
+from api import constants as c
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, Conflict
 from tests.builders import JobSetBuilder

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cache import constants as c
+from api import constants as c
 from cache.client import resource_path
 from cache.errors import Invalid
 from tests.builders import JobSetBuilder

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from cache.client import resource_path
 from cache.errors import ApiError
 from tests.builders import JobSetBuilder

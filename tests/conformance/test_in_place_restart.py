@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from tests.builders import JobSetBuilder
 from tests.conformance.kit import Cluster, condition, simulated
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cache import constants as c
+from api import constants as c
 from tests.conformance.kit import (
     RJOB_A,
     RJOB_B,

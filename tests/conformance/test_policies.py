@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from cache.errors import Invalid
 from tests.builders import JobSetBuilder
 from tests.conformance.kit import (

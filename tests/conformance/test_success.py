@@ -6,7 +6,7 @@ cluster's Job controller, scheduler and kubelet (or KWOK) run pods that stay Run
 
 from __future__ import annotations
 
-from cache import constants as c
+from api import constants as c
 from tests.conformance.kit import (
     RJOB_A,
     RJOB_B,

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
 from cache.errors import ApiError, Invalid
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import POD_NAME_INDEX, pod_name_index
 from controller.settings import KNOWN_GATES

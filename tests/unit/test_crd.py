@@ -23,7 +23,7 @@ import msgspec.inspect as mi
 import pytest
 import yaml
 
-from cache import crdgen, jobset_types
+from api import crdgen, jobset_types
 
 JSON = dict[str, Any]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRD is ~300 KB; libyaml parses it 20x faster
@@ -81,7 +81,7 @@ def jobset_part(schema: JSON) -> Iterator[tuple[str, JSON]]:
 
 def test_checked_in_crd_equals_generator_output() -> None:
     on_disk = crdgen.CRD_PATH.read_text(encoding="utf-8")
-    assert on_disk == crdgen.generate(), "run `python -m cache.crdgen --write` and commit the result"
+    assert on_disk == crdgen.generate(), "run `python -m api.crdgen --write` and commit the result"
 
 
 def test_generation_is_deterministic() -> None:

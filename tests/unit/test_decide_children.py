@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cache import constants as c
-from cache.jobset_types import jobset_from_obj
+from api import constants as c
+from api.jobset_types import jobset_from_obj
 from controller.decide import children
 from tests.builders import JobSetBuilder
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from cache import constants as c
-from cache.jobset_types import Condition, JobSetStatus
+from api import constants as c
+from api.jobset_types import Condition, JobSetStatus
 from controller.decide import conditions as cond
 
 OLD = "2025-12-31T00:00:00Z"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from cache.jobset_types import JobSet
-from cache.records import Job
+from api.jobset_types import JobSet
+from api.plan import Snapshot
+from api.records import Job
 from controller.decide import children
-from controller.decide.plan import Snapshot
 from controller.decide.reconcile import decide
 from tests.builders import JobSetBuilder, failed_status, job_record, ready_status
 

@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from cache import constants as c
-from cache.jobset_types import FailurePolicyRule, JobSet
-from cache.records import Job
+from api import constants as c
+from api.jobset_types import FailurePolicyRule, JobSet
+from api.records import Job
 from controller.decide import failure
 from tests.builders import DecideWorld, JobSetBuilder, failed_status, ready_status
 

@@ -11,10 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from cache import constants as c
-from cache.jobset_types import JobSet
-from cache.records import Pod
-from controller.decide.plan import Plan, Snapshot
+from api import constants as c
+from api.jobset_types import JobSet
+from api.plan import Plan, Snapshot
+from api.records import Pod
 from controller.decide.reconcile import decide
 from tests.builders import DecideWorld, JobSetBuilder, complete_status, failed_status, job_record
 
@@ -78,7 +78,7 @@ def test_c126_headless_service(network: dict[str, Any] | None, expected: tuple[s
     else:
         obj["spec"]["network"] = network
     obj["metadata"]["uid"] = "u"
-    from cache.jobset_types import jobset_from_obj
+    from api.jobset_types import jobset_from_obj
 
     js = jobset_from_obj(obj)
     plan = decide(Snapshot(jobset=js, jobs=(), service_exists=False), NOW)
@@ -112,7 +112,7 @@ def _volume_js() -> JobSet:
         },
     ]
     obj["metadata"]["uid"] = "u"
-    from cache.jobset_types import jobset_from_obj
+    from api.jobset_types import jobset_from_obj
 
     return jobset_from_obj(obj)
 

@@ -14,10 +14,10 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cache import constants as c
-from cache.records import Job
+from api import constants as c
+from api.plan import Snapshot
+from api.records import Job
 from controller.decide import children
-from controller.decide.plan import Snapshot
 from controller.decide.reconcile import decide
 from tests.builders import JobSetBuilder, complete_status, failed_status, job_record, job_status, ready_status
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from cache import constants as c
-from cache.jobset_types import JobSet
+from api import constants as c
+from api.jobset_types import JobSet
 from tests.builders import DecideWorld, JobSetBuilder, complete_status, job_status, ready_status
 
 A = "test-js-replicated-job-a-0"

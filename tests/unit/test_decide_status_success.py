@@ -11,11 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from cache import constants as c
-from cache.jobset_types import JobSet, ReplicatedJobStatus
-from cache.records import Job
+from api import constants as c
+from api.jobset_types import JobSet, ReplicatedJobStatus
+from api.plan import Snapshot
+from api.records import Job
 from controller.decide import classify
-from controller.decide.plan import Snapshot
 from controller.decide.reconcile import decide
 from tests.builders import (
     DecideWorld,

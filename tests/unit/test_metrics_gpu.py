@@ -80,7 +80,7 @@ def test_pod_on_an_unknown_node_counts_in_the_unnamed_pool() -> None:
 def test_pod_gpus_reads_requests_then_limits(requests: dict[str, str], limits: dict[str, str], expected: int) -> None:
     import msgspec
 
-    from cache.records import Pod
+    from api.records import Pod
 
     pod = msgspec.convert(
         {"spec": {"containers": [{"resources": {"requests": requests, "limits": limits}}, {"resources": {}}]}}, Pod
@@ -92,7 +92,7 @@ def test_custom_gpu_resource_and_pool_label() -> None:
     hub, nodes, _ = gpu_hub(MetricsSettings(gpu_resource="amd.com/gpu", node_pool_label="pool"))
     import msgspec
 
-    from cache.records import Node
+    from api.records import Node
 
     nodes.upsert(
         msgspec.convert(

@@ -134,7 +134,7 @@ def test_registry_is_dedicated_and_every_metric_documented_with_explicit_buckets
 
 
 def test_informers_for_metrics_adds_only_what_is_missing() -> None:
-    from cache import constants as c
+    from api import constants as c
     from cache.client import ApiClient, ClusterConfig
     from metrics.hub import informers_for_metrics
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from metrics import synthetic as syn
 from metrics.hub import MetricsHub
 from metrics.settings import OTHER_JOBSET, MetricsSettings

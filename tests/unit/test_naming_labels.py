@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from cache import constants as c
+from api import constants as c
 from controller.decide import children, naming
 from tests.builders import JobSetBuilder
 
@@ -99,7 +99,7 @@ def test_template_labels_are_kept_and_controller_keys_win() -> None:
     b = JobSetBuilder("js", "ns").rjob("w", 1)
     obj = b.obj()
     obj["spec"]["replicatedJobs"][0]["template"]["metadata"] = {"labels": {"team": "ml", c.JOB_INDEX_KEY: "bogus"}}
-    from cache.jobset_types import jobset_from_obj
+    from api.jobset_types import jobset_from_obj
 
     js = jobset_from_obj({**obj, "metadata": {**obj["metadata"], "uid": "u"}})
     job = children.build_job(js, js.spec.replicated_jobs[0], 0)
@@ -150,7 +150,7 @@ def test_exclusive_node_selector_strategy() -> None:
 
 
 def test_status_wire_form_keeps_required_fields() -> None:
-    from cache.jobset_types import Condition, JobSetStatus, ReplicatedJobStatus, encode_status
+    from api.jobset_types import Condition, JobSetStatus, ReplicatedJobStatus, encode_status
 
     status = JobSetStatus(
         conditions=(Condition(type="Suspended", status="False", reason="ResumeJobs", message=""),),

@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from cache import constants as c
+from api import constants as c
+from api.records import Node, Pod
 from cache.errors import NotFound, ServerError
 from cache.queue import WorkQueue
-from cache.records import Node, Pod
 from cache.store import Store
 from controller.placement import (
     POD_JOB_KEY_INDEX,

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from cache import constants as c
-from cache.records import Node, Pod
+from api import constants as c
+from api.records import Node, Pod
 from controller.webhooks.pod_webhooks import (
     Denial,
     json_diff,

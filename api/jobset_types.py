@@ -1,7 +1,7 @@
 """The ``jobset.x-k8s.io/v1alpha2`` JobSet API as typed, immutable msgspec records.
 
 Role: the one source of truth for the JobSet schema. The controller decodes JobSets into these records, the
-webhooks validate them, and ``deploy/crd/`` is generated from them (``cache.crdgen``), so the CRD and the code
+webhooks validate them, and ``deploy/crd/`` is generated from them (``api.crdgen``), so the CRD and the code
 cannot drift. CRD-only facts (defaults applied by the API server, enums, list-map keys, CEL rules) are carried
 as JSON-schema metadata on the field types; Python defaults are only what the controller assumes when a field
 is absent (decision D3), and are *not* emitted as CRD defaults.
@@ -19,13 +19,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from cache.constants import API_VERSION, KIND
+from api.constants import API_VERSION, KIND
 
 JSON = dict[str, Any]
 
 _IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}
 _ATOMIC = {"x-kubernetes-list-type": "atomic"}
-# Generator hints read by ``cache.crdgen`` (never emitted): the Kubernetes definition a plain JSON field stands
+# Generator hints read by ``api.crdgen`` (never emitted): the Kubernetes definition a plain JSON field stands
 # for, and "required on the wire" for fields the reference always serialises (Go ``json`` tag without omitempty).
 _K8S_JOB_TEMPLATE = {"x-pyjobset-embed": "io.k8s.api.batch.v1.JobTemplateSpec"}
 _K8S_PVC = {"x-pyjobset-embed": "io.k8s.api.core.v1.PersistentVolumeClaim"}

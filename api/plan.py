@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cache.jobset_types import JobSet, JobSetStatus
-from cache.records import Job, Pod
+from api.jobset_types import JobSet, JobSetStatus
+from api.records import Job, Pod
 
 JSON = dict[str, Any]
 

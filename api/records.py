@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from cache import constants as c
-from cache.jobset_types import ObjectMeta
+from api import constants as c
+from api.jobset_types import ObjectMeta
 
 JSON = dict[str, Any]
 
