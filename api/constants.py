@@ -1,6 +1,6 @@
 """Wire-level constants of the JobSet API: group/version, label and annotation keys, reasons, names.
 
-These strings are copied exactly from the behavioural contract (``shared/spec/jobset-v1alpha2.md``) because
+These strings are copied exactly from the behavioural contract (``docs/design/behaviour.md``) because
 clients, Kueue and tests read them. Invariant: pure data, no imports beyond the standard library.
 """
 

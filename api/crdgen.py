@@ -14,7 +14,7 @@ walking the msgspec records of ``api.jobset_types`` with ``msgspec.inspect``; th
 What the records say and how it maps (invariants):
 * A field without a Python default is ``required``; a field whose type is ``X | None`` is an optional property,
   never ``nullable`` (the reference CRD has no nullable field). Python defaults are what the controller assumes
-  when a field is absent (decision D3) and are **not** CRD defaults; a CRD default exists only where the record
+  when a field is absent (decision D3 of behaviour.md), **not** CRD defaults; a CRD default exists only where the record
   says ``default`` in ``extra_json_schema`` (groupName, replicas, restartStrategy, whenDeleted).
 * ``extra_json_schema`` is copied into the schema (descriptions, formats, enums, list types, CEL rules) except
   the private keys ``x-pyjobset-*``, which steer the generator: ``x-pyjobset-embed`` names the Kubernetes

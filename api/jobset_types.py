@@ -4,7 +4,7 @@ Role: the one source of truth for the JobSet schema. The controller decodes JobS
 webhooks validate them, and ``deploy/crd/`` is generated from them (``api.crdgen``), so the CRD and the code
 cannot drift. CRD-only facts (defaults applied by the API server, enums, list-map keys, CEL rules) are carried
 as JSON-schema metadata on the field types; Python defaults are only what the controller assumes when a field
-is absent (decision D3), and are *not* emitted as CRD defaults.
+is absent (decision D3 of behaviour.md), and are *not* emitted as CRD defaults.
 
 Invariants:
 * records are frozen; the pod/job template and PVC templates stay plain JSON mappings that are never mutated

@@ -3,7 +3,7 @@
 Role: JSON from LIST and WATCH is decoded straight into these msgspec Structs; every field the controller never
 reads (managedFields, container specs, most of status) is dropped at decode time, which is what keeps 100k pods
 and 65k nodes inside the memory goal. Records are ``gc=False``: they hold only strings, numbers and containers of
-those, never cycles, so the cyclic collector can skip them (performance goal P8).
+those, never cycles, so the cyclic collector can skip them (performance goal P8 of performance.md).
 
 Invariants: records are immutable and shared between the store, indexes and reconcilers; nobody changes one in
 place. A record's ``key`` is ``namespace/name`` (``name`` for cluster-scoped kinds).
@@ -78,7 +78,7 @@ class PodTemplateMeta(_Slim, frozen=True, gc=False):
 
 
 class PodTemplateSpecSlim(_Slim, frozen=True, gc=False):
-    """The pod-template fields that suspend/resume propagates (spec section 4.7)."""
+    """The pod-template fields that suspend/resume propagates (behaviour.md §4.7)."""
 
     node_selector: dict[str, str] | None = None
     tolerations: tuple[JSON, ...] | None = None

@@ -1,6 +1,6 @@
 """The acting layer: carry out a ``Plan`` against the API server. The only code that writes JobSet children.
 
-Order (spec 4.1/4.2): previous-attempt and finished deletes → headless Service → PVCs → Job creates → Job
+Order (behaviour.md §4.1/4.2): previous-attempt and finished deletes → headless Service → PVCs → Job creates → Job
 updates (elastic sync, suspend/resume) → one status write → queued events → metrics → TTL deletion.
 
 Invariants:
@@ -134,7 +134,7 @@ class Actor:
         try:
             created = await self.client.create(resource_path("", "v1", "services", ns), manifest)
         except AlreadyExists:
-            return  # a same-named Service is used as-is (spec section 3)
+            return  # a same-named Service is used as-is (behaviour.md §3)
         except ApiError as err:
             await self.recorder.record(js, "Warning", "HeadlessServiceCreationFailed", str(err))
             raise ReconcileError(f"creating headless service: {err}") from err

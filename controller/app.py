@@ -83,7 +83,7 @@ class Controller:
             self.client, resource_path(c.GROUP, c.VERSION, c.PLURAL), JobSet, self.jobsets, name="jobsets"
         )
         # Jobs and pods: only those of JobSets (every child we create carries the jobset-name label), so the
-        # rest of a large cluster costs no memory; children are still matched by owner UID (decision D5).
+        # rest of a large cluster costs no memory; children are still matched by owner UID (D5 of behaviour.md).
         job_inf = Informer(
             self.client,
             resource_path("batch", "v1", "jobs"),

@@ -1,4 +1,4 @@
-"""The ``pyjobset`` command line: ``sim``, ``run`` and ``demo`` (forms fixed by the simulated-cluster design).
+"""The ``pyjobset`` command line: ``sim``, ``run`` and ``demo`` (forms fixed by docs/design/simulated-cluster.md).
 
 Role: parse flags, configure logging, turn SIGINT/SIGTERM into a graceful stop, and map start-up failures to a
 one-line error and exit status 2 (bad usage or configuration) or 1 (runtime failure) — never a stack trace.

@@ -1,6 +1,6 @@
 """Exclusive-placement repair: delete follower pods whose node selector disagrees with their leader's topology.
 
-Role (spec 5.3, decision D1): with ``alpha.jobset.sigs.k8s.io/exclusive-topology: T`` every pod of a Job must
+Role (behaviour.md §5.3, decision D1): with ``alpha.jobset.sigs.k8s.io/exclusive-topology: T`` every pod of a Job must
 run in the topology domain (value of node label T) of the Job's leader pod (completion index ``"0"``). The pod
 webhooks make that true at admission; this controller repairs the races they cannot see (a leader rescheduled
 after its followers were admitted, a stale cache). For a scheduled, non-deleting leader:

@@ -36,7 +36,7 @@ JOBSET_LABEL_INDEX = "jobset-name"
 
 
 def owner_uid_index(obj: Job | Service | Pod) -> list[str]:
-    """Index children by the UID of a controlling JobSet owner (decision D5: O(children) lookups)."""
+    """Index children by the UID of a controlling JobSet owner (decision D5 of behaviour.md: O(children) lookups)."""
     for ref in obj.metadata.owner_references:
         if ref.controller and ref.kind == c.KIND and ref.api_version == c.API_VERSION:
             return [ref.uid]

@@ -1,7 +1,7 @@
 """Controller configuration: the reference's ``config.jobset.x-k8s.io/v1alpha1`` Configuration file plus flags.
 
 Role: decode the ``--config`` file strictly (an unknown field, a wrong type or a bad value is a start-up error
-that names the field and the fix), apply the documented defaults (spec section 7), then let explicitly passed
+that names the field and the fix), apply the documented defaults (behaviour.md §7), then let explicitly passed
 flags override file values. Invariants: the result is a frozen tree of dataclasses; durations are seconds
 (floats); nothing here opens a socket or a file other than the config file itself.
 """

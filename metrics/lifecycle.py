@@ -2,7 +2,7 @@
 
 Role: ``LifecycleTracker`` is fed by informer events (``on_jobset``, ``on_job``, ``on_pod`` — the handler
 signature ``(old, new)``) and by applied Plans (``plan_applied``, the acting layer's observer hook, called only
-after the status write succeeded: decision D4). It keeps, per JobSet, O(1)-updated counts of the current
+after the status write succeeded: decision D4 of behaviour.md). It keeps, per JobSet, O(1)-updated counts of the current
 attempt's Jobs and pods (created / scheduled / running / ready) and times the milestones of each *attempt
 window*:
 

@@ -113,7 +113,7 @@ JOBSET_GPU_IDLE_SECONDS = FamilySpec(
 )
 
 # Per-JobSet counters, kept by the tracker and rendered as rows (no per-JobSet prometheus_client children: a
-# family of thousands of them cannot be rendered in slices). Counted only after the status write (D4).
+# family of thousands of them cannot be rendered in slices). Counted only after the status write (D4 of behaviour.md).
 JOBSET_FAILED = FamilySpec(
     "jobset_failed", "Times the controller set a JobSet's Failed condition.", "counter", ("jobset_name", "namespace")
 )

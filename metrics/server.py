@@ -4,7 +4,7 @@ Role: serve the hub's exposition on the metrics bind address (reference default 
 the health-probe bind address (reference default ``:8081``); when both addresses are equal, one listener serves
 all three paths. A bind address of ``"0"`` (or ``""``) disables that listener, as in the reference.
 
-Our choice versus the reference (spec section 6): the reference serves metrics over HTTPS with an authn/authz
+Our choice versus the reference (behaviour.md §6): the reference serves metrics over HTTPS with an authn/authz
 filter. The metrics listener speaks TLS when given ``metrics_tls`` (1.2 minimum, HTTP/1.1 only) — from
 ``tls_context_from_dir(certDir)`` (files ``tls.crt``/``tls.key``) or, like the reference with an empty certDir,
 ``self_signed_tls_context()`` — and plain HTTP otherwise. With ``metrics_authorizer`` (``metrics.auth``) scrapes

@@ -27,7 +27,7 @@ class MetricsSettings:
     * ``exposition`` — how ``/metrics`` is rendered: ``"sliced"`` (default: on the event loop in slices of
       ``exposition_slice_seconds``, yielding between slices, so a 65k-series scrape — most of a second of CPU —
       delays an event by about one slice), ``"thread"`` (in a worker thread: the loop competes for the GIL) or
-      ``"inline"`` (in one go on the loop: the baseline of benchmark P7).
+      ``"inline"`` (in one go on the loop: the baseline of benchmark P7 of performance.md).
     """
 
     per_jobset_series: bool = True

@@ -1,7 +1,7 @@
 """Synthetic cluster objects and a scripted JobSet life, fed straight into the metrics hooks.
 
 Role: drive ``MetricsHub`` without an API server, for the unit tests, the Prometheus query check (until the
-controller runs end to end on kubesim there) and the P7 benchmark. Builders return the same slim records the
+controller runs end to end on kubesim there) and benchmark P7 (performance.md). Builders return the slim records the
 informers decode (``api.records``, ``api.jobset_types``); ``ScriptedLife`` plays the issue's acceptance
 story on a fake clock: a JobSet starts, one pod fails, the controller restarts it once, it runs and completes.
 

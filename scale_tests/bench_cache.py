@@ -1,4 +1,4 @@
-"""Cache-layer benchmarks (performance goals P3-P6, P8), each with its baseline measured in the same run.
+"""Cache-layer benchmarks (goals P3-P6, P8 of performance.md), each with its baseline measured in the same run.
 
 Workload: realistic JobSet child pods (~6.4 KB of JSON with managedFields, ``scale_tests/fixtures.py``), nodes
 with GPU capacity and Jobs owned by a JobSet. Figures (CPU time via ``time.process_time``, RSS from

@@ -1,4 +1,4 @@
-"""Large-JobSet benchmarks P1 and P2 against the simulated API server, beside the reference's arithmetic bound.
+"""Large-JobSet benchmarks P1, P2 (performance.md) on the simulated API server, beside the reference's arithmetic bound.
 
 Workload: one JobSet with one replicated job of N single-pod Jobs. The simulated API server runs in its own
 process (API server + garbage collector only: no Job controller, so no pods are created and the figures are the

@@ -1,4 +1,4 @@
-"""Metrics benchmark (performance goal P7), with its baseline measured in the same run.
+"""Metrics benchmark (performance goal P7 of performance.md), with its baseline measured in the same run.
 
 Workload: a fleet of JobSets (default 6,200 JobSets x 4 pods on 3,100 GPU nodes, about 65k series) tracked by
 ``metrics.hub.MetricsHub``; pod update events (Ready toggling, so state changes and idle-GPU integration happen)

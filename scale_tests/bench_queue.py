@@ -11,7 +11,7 @@ Workloads (each the best of several rounds, CPU seconds from ``time.process_time
 * ``metrics``   ``cycle`` with no-op metrics hooks attached: the cost of instrumentation.
 * ``storm``     60k events over 100 keys (JobSets) delivered in watch-sized chunks of 100 events per loop turn,
                 while one worker reconciles, each reconcile taking R loop turns (R = 1 and 10). Reports
-                reconciles per event — the figure of goal P3 (≤ 1 per 100 events) — and CPU per event. Baseline:
+                reconciles per event — goal P3 of performance.md (≤ 1 per 100 events) — and CPU per event. Baseline:
                 an ``asyncio.Queue`` without deduplication, where every event is one reconcile. The schedule is
                 counted in loop turns, not wall time, so the reconcile counts are deterministic: with chunks of 100
                 events per turn standing for ~100k events/s on 1 ms turns, R = 1 is a 1 ms reconcile and R = 10 a

@@ -1,4 +1,4 @@
-"""Builders for the objects a JobSet owns: child Jobs, the headless Service and PVCs (spec sections 2 and 3).
+"""Builders for the objects a JobSet owns: child Jobs, the headless Service and PVCs (behaviour.md §2 and §3).
 
 Role: turn a JobSet record and a replicated-job index into the exact manifest the reference controller would
 create. Invariants: the JobSet's template is deep-copied before anything is changed (records are shared);
@@ -179,7 +179,7 @@ def _str_map(value: object) -> dict[str, str]:
 
 
 def build_pvcs(js: JobSet) -> list[JSON]:
-    """One PersistentVolumeClaim per volume-claim template: ``<template>-<jobset>`` (spec 3).
+    """One PersistentVolumeClaim per volume-claim template: ``<template>-<jobset>`` (behaviour.md §3).
 
     Labels are the template's plus ``jobset-name``; annotations and spec are the template's. Only claims whose
     policy retains nothing (``whenDeleted: Delete``, the default) get the JobSet as controller owner, so the

@@ -1,4 +1,4 @@
-"""Child classification (spec 4.3) and the per-replicated-job status counts (spec 1.6), in one pass.
+"""Child classification (behaviour.md §4.3) and the per-replicated-job status counts (behaviour.md §1.6), in one pass.
 
 Invariants: a Job belongs to exactly one bucket; the previous attempt is decided by the ``restart-attempt``
 label alone (and ``job-restart-attempt`` when gate RestartJob is on); deletion timestamps are not considered;
@@ -22,7 +22,7 @@ _ATTEMPT = c.RESTART_ATTEMPT_KEY
 
 
 class ClassifyError(ValueError):
-    """A child Job carries a label the controller cannot interpret; the whole reconcile fails (spec 4.3)."""
+    """A child Job carries a label the controller cannot interpret; the whole reconcile fails (behaviour.md §4.3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def _int_label(job: Job, key: str) -> int:
 
 
 def is_job_ready(job: Job) -> bool:
-    """``succeeded + ready >= min(parallelism, completions or parallelism)`` (spec 1.6)."""
+    """``succeeded + ready >= min(parallelism, completions or parallelism)`` (behaviour.md §1.6)."""
     parallelism = job.spec.parallelism if job.spec.parallelism is not None else 1
     completions = job.spec.completions if job.spec.completions is not None else parallelism
     ready = job.status.ready or 0

@@ -1,9 +1,9 @@
-"""JobSet status conditions and the working copy of a status being decided (spec 4.9 and 1.6).
+"""JobSet status conditions and the working copy of a status being decided (behaviour.md §4.9 and §1.6).
 
 Role: ``StatusDraft`` is the one mutable object of a decision. Policy modules change it through its methods;
 ``decide`` turns it back into an immutable ``JobSetStatus`` and the list of queued events at the end.
 
-Invariants (spec 4.9, the reference's exact update semantics):
+Invariants (behaviour.md §4.9, the reference's exact update semantics):
 * same type, different status → replaced, with a new ``lastTransitionTime``;
 * same type and status, different reason or message → replaced, keeping the old ``lastTransitionTime``;
 * identical → no-op, no event;
@@ -155,14 +155,14 @@ class StatusDraft:
     # ------------------------------------------------------------------------------------------- compound
 
     def set_failed(self, reason: str, message: str, outcome: Outcome) -> None:
-        """Failed=True, RestartingJobSet=False (if present), terminal state Failed (spec 4.5)."""
+        """Failed=True, RestartingJobSet=False (if present), terminal state Failed (behaviour.md §4.5)."""
         if self.set_condition(c.COND_FAILED, "True", reason, message):
             self.outcome = outcome
         self.set_condition(c.COND_RESTARTING, "False", REASON_JOBSET_FAILED, MSG_JOBSET_FAILED)
         self.terminal_state = c.COND_FAILED
 
     def set_completed(self) -> None:
-        """Completed=True, RestartingJobSet=False (if present), terminal state Completed (spec 4.6)."""
+        """Completed=True, RestartingJobSet=False (if present), terminal state Completed (behaviour.md §4.6)."""
         if self.set_condition(c.COND_COMPLETED, "True", REASON_ALL_JOBS_COMPLETED, MSG_ALL_JOBS_COMPLETED):
             self.outcome = Outcome(kind="completed", reason=REASON_ALL_JOBS_COMPLETED)
         self.set_condition(c.COND_RESTARTING, "False", REASON_JOBSET_COMPLETED, MSG_ALL_JOBS_COMPLETED)

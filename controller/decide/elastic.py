@@ -1,4 +1,4 @@
-"""Elastic JobSets: keep live Jobs' parallelism and completions in line with the spec (spec 4.2 step 11).
+"""Elastic JobSets: keep live Jobs' parallelism and completions in line with the spec (behaviour.md §4.2 step 11).
 
 Runs only with feature gate ElasticJobSet on (the caller checks). Invariants:
 * only replicated jobs whose template sets parallelism and completions to the same value are synced (the

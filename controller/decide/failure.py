@@ -1,4 +1,4 @@
-"""The failure policy: what to do once a current-attempt child Job has failed (spec 4.5).
+"""The failure policy: what to do once a current-attempt child Job has failed (behaviour.md §4.5).
 
 Role: pick the rule and the failed Job it applies to, then apply one of the five actions to the status draft.
 

@@ -1,4 +1,4 @@
-"""In-place restart (gate InPlaceRestart, strategy InPlaceRestart): the controller half of the barrier (spec 4.10).
+"""In-place restart (gate and strategy InPlaceRestart): the controller half of the barrier (behaviour.md §4.10).
 
 Role: read the agents' ``in-place-restart-attempt`` pod annotations and advance the JobSet's
 ``previousInPlaceRestartAttempt`` / ``currentInPlaceRestartAttempt`` so agents restart in place or lift their

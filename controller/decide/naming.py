@@ -1,4 +1,4 @@
-"""Deterministic names, indexes and hashes of JobSet children (spec sections 2.1 and 3).
+"""Deterministic names, indexes and hashes of JobSet children (behaviour.md §2.1 and §3).
 
 Invariants: every function is total over a decoded JobSet record; an index or replicas value for a replicated
 job or group that does not exist is the empty string (as upstream renders it), never an exception.

@@ -1,4 +1,4 @@
-"""The top-level decision for one JobSet: ``decide(snapshot, now) -> Plan`` (spec 4.1 and 4.2).
+"""The top-level decision for one JobSet: ``decide(snapshot, now) -> Plan`` (behaviour.md §4.1 and §4.2).
 
 Role: orchestrate the policy modules in the reference controller's order:
 managedBy → classify children → replicatedJobsStatus → finished? (delete active Jobs, TTL) → delete previous
@@ -150,7 +150,7 @@ def _plan(
     requeue_after: float | None = None,
     error: str | None = None,
 ) -> Plan:
-    """Assemble the Plan; with a decision error, status, events and outcome are dropped (spec 4.1 step 4)."""
+    """Assemble the Plan; with a decision error, status, events and outcome are dropped (behaviour.md §4.1 step 4)."""
     status = None if error is not None else draft.build()
     return Plan(
         create_jobs=create_jobs,

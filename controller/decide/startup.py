@@ -1,4 +1,4 @@
-"""Which child Jobs to create this pass: dependsOn gates, InOrder startup, recreation barriers (spec 4.4).
+"""Which child Jobs to create this pass: dependsOn gates, InOrder startup, recreation barriers (behaviour.md §4.4).
 
 Invariants:
 * replicated jobs are visited in spec order; a ``dependsOn`` entry is reached when the dependency's computed

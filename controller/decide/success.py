@@ -1,4 +1,4 @@
-"""The success policy: when a JobSet with succeeded children is Completed (spec 4.6, decision D3).
+"""The success policy: when a JobSet with succeeded children is Completed (behaviour.md §4.6, decision D3).
 
 Invariants:
 * evaluated only when at least one current-attempt Job succeeded (the caller checks);

@@ -1,4 +1,4 @@
-"""Suspending and resuming the child Jobs of a JobSet (spec 4.7).
+"""Suspending and resuming the child Jobs of a JobSet (behaviour.md §4.7).
 
 Invariants:
 * suspended JobSet: every active Job whose ``spec.suspend`` is not true gets a ``{"spec": {"suspend": true}}``

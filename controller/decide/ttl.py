@@ -1,4 +1,4 @@
-"""TTL after finished: when a Completed or Failed JobSet deletes itself (spec 4.8).
+"""TTL after finished: when a Completed or Failed JobSet deletes itself (behaviour.md §4.8).
 
 Invariants:
 * only finished JobSets with ``ttlSecondsAfterFinished`` set are considered;

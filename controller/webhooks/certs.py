@@ -1,6 +1,6 @@
 """Webhook serving certificates: internal management (self-signed CA, rotation) or external files (cert-manager).
 
-Role (spec section 7, ``internalCertManagement``): the API server reaches our admission webhooks over HTTPS and
+Role (behaviour.md §7, ``internalCertManagement``): the API server reaches our admission webhooks over HTTPS and
 trusts them through the ``caBundle`` of the webhook configurations. Two sources of the serving certificate:
 
 * :class:`CertManager` (``internalCertManagement.enable: true``, the default) keeps a self-signed CA

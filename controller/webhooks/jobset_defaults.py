@@ -1,6 +1,6 @@
 """JobSet defaulting (the ``mjobset.kb.io`` mutating webhook, CREATE only), on the raw JSON object.
 
-Role: fill what the reference webhook fills, nothing more (spec 5.4):
+Role: fill what the reference webhook fills, nothing more (behaviour.md §5.4):
 
 * ``spec.successPolicy`` → ``{operator: All}`` and ``spec.startupPolicy`` → ``{startupPolicyOrder: AnyOrder}``
   when absent or null;

@@ -1,6 +1,6 @@
 """JobSet validation (the ``vjobset.kb.io`` validating webhook) as pure functions over raw JSON.
 
-Role: every rejection of spec section 5.5 with the reference controller's messages, plus our decision D2
+Role: every rejection of behaviour.md §5.5 with the reference controller's messages, plus our decision D2
 (a replicated job may not depend on itself). Three entry points:
 
 * ``validate_create(obj, gates, pvc_lookup)`` — the webhook's CREATE checks;
@@ -98,7 +98,7 @@ def _gate(gates: Mapping[str, bool], name: str) -> bool:
 
 
 def validate_create(obj: Any, gates: Mapping[str, bool], pvc_lookup: PvcLookup | None = None) -> ErrorList:
-    """All CREATE rejections of spec 5.5 (plus D2), in the reference's order; empty means allowed."""
+    """All CREATE rejections of behaviour.md §5.5 (plus D2), in the reference's order; empty means allowed."""
     view, errors = parse_jobset(obj)
     if view is None:
         return errors
@@ -471,7 +471,7 @@ def _existing_pvc_errors(
 
 
 def validate_update(new: Any, old: Any, gates: Mapping[str, bool]) -> ErrorList:
-    """The UPDATE rejections of spec 5.5: ElasticJobSet scaling rules, then immutability; empty = allowed."""
+    """The UPDATE rejections of behaviour.md §5.5: ElasticJobSet scaling rules, then immutability; empty = allowed."""
     new_view, errors = parse_jobset(new)
     if new_view is None:
         return errors

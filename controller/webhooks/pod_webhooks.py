@@ -1,6 +1,6 @@
 """Pod admission for exclusive placement (``mpod.kb.io`` / ``vpod.kb.io``): pure functions over the raw pod.
 
-Role (spec 5.1, 5.2): JobSet pods are admitted in two steps.
+Role (behaviour.md §5.1, 5.2): JobSet pods are admitted in two steps.
 
 * ``mutate_pod`` (CREATE): pods of a JobSet (annotation ``jobset.sigs.k8s.io/jobset-name``) that do not use the
   node-selector strategy get the ``jobset.sigs.k8s.io/priority`` label from ``spec.priority``; with the

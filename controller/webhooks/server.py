@@ -4,7 +4,7 @@ Role: the second entry point of the controller (architecture.md). The API server
 to one of
 
 * ``/mutate-jobset-x-k8s-io-v1alpha2-jobset`` — JobSet defaulting, CREATE only (a JSONPatch from
-  ``jobset_defaults.defaulting_patch``; other operations are allowed untouched, see spec 0 / issue #926);
+  ``jobset_defaults.defaulting_patch``; other operations are allowed untouched, see behaviour.md §0 / issue #926);
 * ``/validate-jobset-x-k8s-io-v1alpha2-jobset`` — ``validate_create`` / ``validate_update``; a rejection carries
   the 422 ``Invalid`` Status with one cause per field error, so ``kubectl`` prints the reference's text;
 * ``/mutate--v1-pod`` and ``/validate--v1-pod`` — exclusive placement (``pod_webhooks``), reading leaders and

@@ -1,6 +1,6 @@
 """The simulated kubelet's decision: (pod, its node's health, now) -> new pod status and next wake-up.
 
-Pure, no I/O. The pod annotation contract (``docs``: ``shared/design/simulated-cluster.md``):
+Pure, no I/O. The pod annotation contract (``docs``: ``docs/design/simulated-cluster.md``):
 
 - ``sim.pyjobset.io/start-seconds`` (default 0): seconds from the kubelet first seeing the bound pod
   (``status.startTime``) until its containers run and the pod is Ready.

@@ -287,7 +287,7 @@ async def run_case(env: Env, case: Case, namespace: str) -> None:
 async def test_existing_pvc_is_looked_up_through_the_api(
     sim: kubesim.SimCluster, api: ApiClient, jobset_crd: None, namespace: str, tmp_path: Path
 ) -> None:
-    """Validation reads the PVC a volume-claim template would create (spec 5.5 rule 14)."""
+    """Validation reads the PVC a volume-claim template would create (behaviour.md §5.5 rule 14)."""
     pvc = {
         "metadata": {"name": "vol0-test-js"},
         "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},

@@ -1,4 +1,4 @@
-"""The placement-repair controller against the simulated API server (spec 5.3, D1: the pods/status write).
+"""The placement-repair controller against the simulated API server (behaviour.md §5.3, D1: the pods/status write).
 
 Pods are created by hand (no Job controller involved): a leader bound to a pool-0 node and followers whose node
 selector names pool-1. Followers carry a test finalizer so that, after the controller deletes them, they stay

@@ -1,4 +1,4 @@
-"""The JobSet conformance suite: every scenario of ``shared/spec/conformance.md`` against a kubeconfig.
+"""The JobSet conformance suite: every scenario of ``docs/design/conformance.md`` against a kubeconfig.
 
 Runs unchanged on the simulated cluster (default) and on the real control plane (``PYJOBSET_KUBECONFIG``, plus
 ``PYJOBSET_EXTERNAL_CONTROLLER=1`` when the controller runs as its own process; ``PYJOBSET_FEATURE_GATES`` then
@@ -14,7 +14,7 @@ Where each scenario lives:
 * ``test_controller_side.py`` — controller side of 8.B (67, 68/69, 71, 74, 77, 82, 91); child labels, exclusive
   placement node-selector strategy, Service reuse, JobCreationFailed retry and event series
 * ``test_webhook_scenarios.py`` — 66-102 through the API server's admission path (our webhook server)
-* ``test_in_place_restart.py`` — controller half of in-place restart (spec 4.10), the test playing the agents
+* ``test_in_place_restart.py`` — controller half of in-place restart (behaviour.md §4.10), the test playing the agents
 * ``test_end_to_end.py`` — 103, 104, 106, 107, 109, 110, 113, 114 (pod-driven); 117-119 skipped (they need
   Kubernetes 1.36 alpha workload-aware scheduling)
 

@@ -195,7 +195,7 @@ def expected(**values: int) -> dict[str, int]:
 
 
 def recomputed_counts(jobs: list[JSON], rjob_name: str, restarts: int) -> dict[str, int]:
-    """replicatedJobsStatus counts recomputed from live Jobs per the spec's formulas (1.6)."""
+    """replicatedJobsStatus counts recomputed from live Jobs per the formulas of behaviour.md §1.6."""
     out = expected()
     for job in jobs:
         labels = job["metadata"].get("labels") or {}

@@ -1,5 +1,5 @@
 """Conformance 8.B, controller side only (scenarios 67, 68/69, 71, 74, 77, 82, 91), plus child labels and the
-error path of spec 4.4/4.11 (JobCreationFailed with a retry, aggregated into an event series).
+error path of behaviour.md §4.4/4.11 (JobCreationFailed with a retry, aggregated into an event series).
 
 The webhook halves of 8.B (defaulting, validation, immutability answers) belong to the admission tier. What is
 tested here holds with or without the webhooks installed: the controller's handling of objects as stored, e.g. a
@@ -59,7 +59,7 @@ async def test_dns_hostnames_off_means_no_service_and_no_subdomain(cluster: Clus
     await cluster.create(obj)
     jobs = await cluster.wait_job_count(4)
     assert all("subdomain" not in j["spec"]["template"]["spec"] for j in jobs)
-    # The pass that created the Jobs would have created the Service first (spec 4.2 steps 9, 12).
+    # The pass that created the Jobs would have created the Service first (behaviour.md §4.2 steps 9, 12).
     await cluster.stays(cluster.services_path, lambda items: not items)
 
 
@@ -178,7 +178,7 @@ async def test_child_labels_groups_and_indexes(cluster: Cluster) -> None:
 
 
 async def test_name_collision_warns_retries_and_recovers(cluster: Cluster) -> None:
-    # A Job the JobSet does not own already holds the name of one of its children (spec 4.4 / 4.11).
+    # A Job the JobSet does not own already holds the name of one of its children (behaviour.md §4.4 / 4.11).
     foreign = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -200,7 +200,7 @@ async def test_name_collision_warns_retries_and_recovers(cluster: Cluster) -> No
     ev = await cluster.wait_event("test-js", "JobCreationFailed")
     assert ev["type"] == "Warning"
     assert ev["note"].startswith('job "test-js-replicated-job-a-0" creation failed with error:')
-    # Repeated identical failures are one Event with a series (spec 4.9).
+    # Repeated identical failures are one Event with a series (behaviour.md §4.9).
     await wait_for(
         cluster.api,
         cluster.events_path,

@@ -1,4 +1,4 @@
-"""Conformance 8.A: failure policy (scenarios 10, 13-16, 21, 22, 24, 25, 28, 30-32) plus rule details of spec 4.5.
+"""Conformance 8.A: failure policy (scenarios 10, 13-16, 21, 22, 24, 25, 28, 30-32) plus rules of behaviour.md §4.5.
 
 Failures are pinned by writing the failed Job's status (reason and message exactly as the Job controller would
 write them); scenario 22 lets real pods fail and become ready. A restart is observed on the wire: ``restarts``

@@ -1,4 +1,4 @@
-"""Conformance for the controller half of in-place restart (spec 4.10, gate InPlaceRestart).
+"""Conformance for the controller half of in-place restart (behaviour.md §4.10, gate InPlaceRestart).
 
 No scenario of the reference list covers it; these tests pin the barrier protocol end to end: pods run (annotation
 contract) and the test plays the in-place restart agents by annotating its pods with

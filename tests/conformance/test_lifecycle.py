@@ -1,5 +1,5 @@
 """Conformance 8.A: suspend/resume, startup order, dependsOn, coordinator, headless Service
-(scenarios 1, 36, 38, 39, 46-49, 53, 54, plus InOrder startup of spec 4.4).
+(scenarios 1, 36, 38, 39, 46-49, 53, 54, plus InOrder startup of behaviour.md §4.4).
 
 Readiness comes from real pods (annotation contract: pods without ``run-seconds`` stay Running and Ready), so the
 whole chain Job controller → Job status → JobSet controller is exercised; suspension checks use manual Jobs.
@@ -63,7 +63,7 @@ async def test_c36_created_suspended(cluster: Cluster) -> None:
     js = await cluster.wait_counts("test-js", {RJOB_A: expected(suspended=1), RJOB_B: expected(suspended=3)})
     js = await cluster.wait_condition("test-js", c.COND_SUSPENDED)
     assert_condition(js, c.COND_SUSPENDED, "True", "SuspendedJobs", "jobset is suspended")
-    # The headless Service exists even while suspended (kept for compatibility, spec 4.2).
+    # The headless Service exists even while suspended (kept for compatibility, behaviour.md §4.2).
     assert [s["metadata"]["name"] for s in await cluster.wait_services(1)] == ["test-js"]
 
 

@@ -1,5 +1,5 @@
 """Conformance 8.A: managedBy (59-61), elastic JobSets (64, 65), volumeClaimPolicies (40), plus TTL after
-finished (spec 4.8).
+finished (behaviour.md §4.8).
 
 "Nothing happens" checks (managedBy, elastic with the gate off) first wait for proof that the controller has
 processed later events — a sentinel JobSet created afterwards gets its Jobs, or the controller's own status

@@ -1,6 +1,6 @@
 """KWOK Stage definitions implementing the simulated-cluster annotation contract on the real control plane.
 
-The contract (``/work/shared/design/simulated-cluster.md``, "the annotation contract") is honoured by kubesim's
+The contract (``docs/design/simulated-cluster.md``, "the annotation contract") is honoured by kubesim's
 kubelet emulation and, on the real control plane, by these Stages, which KWOK plays against pods and nodes bound to
 its fake nodes. This module is the single source of the Stage objects: ``python -m tests.e2e.kwok_stages`` prints
 them as a multi-document YAML file, committed as ``tests/e2e/stages/sim-contract.yaml`` (the harness and the kind

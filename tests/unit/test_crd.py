@@ -1,4 +1,4 @@
-"""The generated JobSet CRD: no drift from the records, and the facts of spec section 1 hold in it.
+"""The generated JobSet CRD: no drift from the records, and the facts of behaviour.md §1 hold in it.
 
 The structural checks mirror the API server's rules for CRD schemas (every node typed, list-map keys required
 or defaulted, defaults only on optional fields), so a broken generator fails here before a cluster sees it.
@@ -151,7 +151,7 @@ def test_root_metadata_is_a_plain_object(schema: JSON) -> None:
     assert set(schema["properties"]) == {"apiVersion", "kind", "metadata", "spec", "status"}
 
 
-# --------------------------------------------------------------------------------------------- section 1
+# -------------------------------------------------------------------------------------- behaviour.md §1
 
 
 @pytest.mark.parametrize(

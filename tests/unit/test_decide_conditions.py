@@ -1,4 +1,4 @@
-"""Condition update semantics of spec 4.9 (conformance 124) and the status draft."""
+"""Condition update semantics of behaviour.md §4.9 (conformance 124) and the status draft."""
 
 from __future__ import annotations
 

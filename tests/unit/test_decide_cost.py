@@ -1,4 +1,4 @@
-"""Cost shape of ``decide`` (decision D5): the child Jobs are walked once per decision, never per Job.
+"""Cost shape of ``decide`` (decision D5 of behaviour.md): the child Jobs are walked once per decision, never per Job.
 
 Counted, not timed: a tuple subclass records how often ``decide`` iterates the snapshot's Jobs.
 """

@@ -1,4 +1,4 @@
-"""The failure policy through ``decide`` (spec 4.5; conformance 10, 13-16, 21, 22, 24, 25, 28, 30-32, 121)."""
+"""The failure policy through ``decide`` (behaviour.md §4.5; conformance 10, 13-16, 21, 22, 24, 25, 28, 30-32, 121)."""
 
 from __future__ import annotations
 

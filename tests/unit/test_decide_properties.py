@@ -1,6 +1,6 @@
 """Properties of ``decide`` over arbitrary child states: it never raises and its Plan is self-consistent.
 
-Invariants checked (spec 4.2-4.4, 4.11): no Job is created under a name that exists; no Job already being
+Invariants checked (behaviour.md §4.2-4.4, 4.11): no Job is created under a name that exists; no Job already being
 deleted is deleted again; nothing is created in a pass that fails, completes or restarts; a Plan with an error
 carries no status and no events; events come only with a status change; the status never loses restarts.
 """

@@ -1,4 +1,4 @@
-"""Job creation, dependsOn, InOrder startup, suspend and resume through ``decide`` (spec 4.4, 4.7).
+"""Job creation, dependsOn, InOrder startup, suspend and resume through ``decide`` (behaviour.md §4.4, 4.7).
 
 Conformance scenarios 1, 2, 36, 38, 47-49, 53, 54, 121, 123 at unit level, plus dependsOn Complete and InOrder.
 """
@@ -169,7 +169,7 @@ def test_c54_depends_on_ready() -> None:
 def test_depends_on_ready_counts_succeeded_jobs() -> None:
     world = started(_depends("Ready"))
     world.set_status(complete_status(), A)
-    plan = world.step()  # ready + failed + succeeded == replicas: reached (spec 4.4 step 1)
+    plan = world.step()  # ready + failed + succeeded == replicas: reached (behaviour.md §4.4 step 1)
     assert sorted(m["metadata"]["name"] for m in plan.create_jobs) == B
 
 

@@ -1,4 +1,4 @@
-"""replicatedJobsStatus, child classification and the success policy through ``decide`` (spec 1.6, 4.3, 4.6).
+"""replicatedJobsStatus, child classification and the success policy through ``decide`` (behaviour.md §1.6, 4.3, 4.6).
 
 Conformance scenarios 2, 3, 5-9, 42, 43, 120, 125 at unit level.
 """

@@ -1,7 +1,7 @@
 """The ``deploy/`` manifests: every file parses, kustomizations are complete, and the key facts hold.
 
-Facts checked: the reference's object names, webhook names/paths/rules/objectSelector (spec section 0), the
-RBAC of spec section 7 plus decision D1 (``pods/status``), the Deployment shape and that its config file is
+Facts checked: the reference's object names, webhook names/paths/rules/objectSelector (behaviour.md §0), the
+RBAC of behaviour.md §7 plus decision D1 (``pods/status``), the Deployment shape and that its config file is
 accepted by the controller's strict decoder, and that Services, probes and ports point at each other.
 """
 

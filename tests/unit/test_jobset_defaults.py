@@ -1,4 +1,4 @@
-"""JobSet defaulting webhook (spec 5.4; conformance 66-70, 74, 82, 93): what is filled, and what is left alone."""
+"""JobSet defaulting webhook (behaviour.md §5.4; conformance 66-70, 74, 82, 93): what is filled, what is left alone."""
 
 from __future__ import annotations
 

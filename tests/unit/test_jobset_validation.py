@@ -1,4 +1,4 @@
-"""JobSet validating webhook, rule by rule (spec 5.5, decision D2; conformance 71-102 and 131).
+"""JobSet validating webhook, rule by rule (behaviour.md §5.5, decision D2; conformance 71-102 and 131).
 
 Every rejection rule has a case that asserts the exact rendered error(s) — so it fails if the rule is removed
 or its message drifts — and the acceptance cases prove the rules do not over-reach.

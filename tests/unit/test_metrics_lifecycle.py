@@ -200,7 +200,7 @@ def test_restart_decided_by_another_leader_is_timed_from_the_status_event() -> N
     infs["jobs"].upsert(syn.job(js, "w", 0, attempt=1))
     infs["pods"].upsert(syn.pod(js, "w", 0, 0, attempt=1, node="n", phase="Running", ready=True))
     assert value(hub, "jobset_recovery_seconds_sum", namespace="ns", action="unknown") == pytest.approx(4)
-    # No restart counter: only applied plans count (D4); the other leader counted it.
+    # No restart counter: only applied plans count (D4 of behaviour.md); the other leader counted it.
     assert not [s for m in hub.registry.collect() if m.name == "jobset_restarts" for s in m.samples]
 
 

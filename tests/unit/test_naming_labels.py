@@ -1,4 +1,4 @@
-"""Naming and labels of child Jobs (spec sections 2.1 and 3; conformance 127)."""
+"""Naming and labels of child Jobs (behaviour.md §2.1 and §3; conformance 127)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exclusive-placement repair decisions and writes (spec 5.3, conformance 129), case by case."""
+"""Exclusive-placement repair decisions and writes (behaviour.md §5.3, conformance 129), case by case."""
 
 from __future__ import annotations
 

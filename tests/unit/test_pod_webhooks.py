@@ -1,4 +1,4 @@
-"""Pod mutating/validating webhooks for exclusive placement (spec 5.1/5.2, conformance 122 and 130), case by case."""
+"""Pod webhooks for exclusive placement (behaviour.md §5.1/5.2, conformance 122 and 130), case by case."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Controller configuration file and flags (spec section 7): defaults, strict decoding, overrides, errors."""
+"""Controller configuration file and flags (behaviour.md §7): defaults, strict decoding, overrides, errors."""
 
 from __future__ import annotations
 
