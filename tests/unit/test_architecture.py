@@ -21,6 +21,8 @@ type only inference could find (a dict entry, an untyped parameter) are out of r
 from __future__ import annotations
 
 import ast
+import fnmatch
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,3 +387,11 @@ def check(source: str, module: str = "cache.sample") -> list[str]:
 )
 def test_checker_flags_what_is_statically_visible(source: str, expected: list[str]) -> None:
     assert check(source) == expected
+
+
+def test_tools_ship_with_the_repository_but_not_in_the_wheel() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert not [p for p in include if fnmatch.fnmatch("tools", p) or fnmatch.fnmatch("tools.synthetic", p)]
+    assert "tools" in project["tool"]["mypy"]["packages"], "mypy --strict must still check tools/"
+    assert "tools" in project["tool"]["importlinter"]["root_packages"], "the layers contract puts tools on top"
