@@ -150,9 +150,7 @@ class Controller:
         self.reconciler.actor.observers.append(hub.tracker)
         self.client.on_request.append(hub.rest_client(api_host(self.client.config.server)))
         hub.pre_scrape.append(self.queue.report_unfinished)
-        roles = self.watched.all()
-        others = [inf for inf in self.informers if all(inf is not role for role in roles)]
-        hub.watch(replace(self.watched, others=others))
+        hub.watch(replace(self.watched, exported=list(self.informers)))
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in self.informers))

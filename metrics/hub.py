@@ -88,7 +88,7 @@ class MetricsHub:
 
     def watch(self, informers: WatchedInformers) -> None:
         """Read these informers: ``jobsets``, ``jobs`` and ``pods`` feed the lifecycle tracker, ``nodes`` with
-        ``pods`` enable the GPU collector, and every one (``others`` included) is exported."""
+        ``pods`` enable the GPU collector, and every one (``exported`` first, in its order) is exported."""
         informers.jobsets.add_handler(self.tracker.on_jobset)
         informers.jobs.add_handler(self.tracker.on_job)
         pods, nodes = informers.pods, informers.nodes

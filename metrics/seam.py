@@ -91,16 +91,19 @@ class InformerHandle(InformerLike, Protocol[R_co]):
 @dataclass(frozen=True, slots=True)
 class WatchedInformers:
     """The informers the metrics read, by role. ``jobsets``, ``jobs`` and ``pods`` feed the lifecycle tracker;
-    ``nodes`` with ``pods`` enable the GPU collector; ``others`` are only exported (cache sizes, watch health)."""
+    ``nodes`` with ``pods`` enable the GPU collector. ``exported`` lists the informers whose health is exported,
+    in export order (e.g. all of a controller's); a role informer it leaves out is exported after them."""
 
     jobsets: InformerHandle[JobSet]
     jobs: InformerHandle[Job]
     pods: InformerHandle[Pod] | None = None
     nodes: InformerHandle[Node] | None = None
-    others: Sequence[InformerLike] = ()
+    exported: Sequence[InformerLike] = ()
 
     def all(self) -> list[InformerLike]:
-        """Every informer, in role order then ``others``."""
-        found: list[InformerLike] = [self.jobsets, self.jobs]
-        found += [inf for inf in (self.pods, self.nodes) if inf is not None]
-        return found + list(self.others)
+        """Every informer to export, each once: ``exported``, then the role informers it left out."""
+        found = list(self.exported)
+        for inf in (self.jobsets, self.jobs, self.pods, self.nodes):
+            if inf is not None and all(inf is not seen for seen in found):
+                found.append(inf)
+        return found

@@ -221,15 +221,13 @@ def fake_informers() -> dict[str, FakeInformer]:
 
 
 def watched(infs: dict[str, FakeInformer]) -> WatchedInformers:
-    """The typed handles ``MetricsHub.watch`` takes, over ``fake_informers()`` (every one but the four roles is
-    only exported)."""
-    roles = ("jobsets", "jobs", "pods", "nodes")
+    """The typed handles ``MetricsHub.watch`` takes, over ``fake_informers()``; all are exported, in dict order."""
     return WatchedInformers(
         jobsets=infs["jobsets"],
         jobs=infs["jobs"],
         pods=infs.get("pods"),
         nodes=infs.get("nodes"),
-        others=[inf for name, inf in infs.items() if name not in roles],
+        exported=list(infs.values()),
     )
 
 

@@ -79,7 +79,7 @@ def test_watch_registers_informers_by_typed_handle() -> None:
     services = syn.FakeInformer("services", Store(lambda o: o.metadata.name))
     hub.watch(
         WatchedInformers(
-            jobsets=infs["jobsets"], jobs=infs["jobs"], pods=infs["pods"], nodes=infs["nodes"], others=[services]
+            jobsets=infs["jobsets"], jobs=infs["jobs"], pods=infs["pods"], nodes=infs["nodes"], exported=[services]
         )
     )
     assert infs["jobsets"].handlers == [hub.tracker.on_jobset]
@@ -90,6 +90,14 @@ def test_watch_registers_informers_by_typed_handle() -> None:
     assert v(hub, "jobset_gpu_allocatable", node_pool="pool-x") == 8
     assert v(hub, "informer_synced", resource="services") == 1
     assert v(hub, "informer_cache_objects", resource="nodes") == 1
+
+
+def test_watched_informers_export_in_the_given_order_then_the_roles_left_out() -> None:
+    infs = syn.fake_informers()
+    w = WatchedInformers(
+        jobsets=infs["jobsets"], jobs=infs["jobs"], pods=infs["pods"], exported=[infs["pods"], infs["jobsets"]]
+    )
+    assert [inf.name for inf in w.all()] == ["pods", "jobsets", "jobs"]
 
 
 def test_watch_without_nodes_feeds_the_tracker_but_counts_no_gpus() -> None:
@@ -124,6 +132,10 @@ async def test_controller_attach_metrics_plugs_every_hook_without_replacing_list
     assert hub.tracker.on_pod not in by_name["nodes"].handlers
     assert v(hub, "informer_synced", resource="services") == 0
     assert v(hub, "controller_runtime_reconcile_total", controller="jobset", result="success") == 0
+    text = hub.render_sync().decode()
+    synced = [line for line in text.splitlines() if line.startswith("informer_synced{")]
+    rows = [line.split('resource="')[1].split('"')[0] for line in synced]
+    assert rows == [inf.name for inf in ctl.informers], "exported in the controller's informer order"
 
 
 def test_registry_is_dedicated_and_every_metric_documented_with_explicit_buckets() -> None:
