@@ -8,6 +8,6 @@ drift); ``records`` are the slim, immutable records the cache decodes Jobs, Pods
 ``Snapshot`` → ``Plan``/``Outcome`` vocabulary shared by the pure policy, the acting layer and the metrics.
 
 Invariants: no I/O and no runtime state (``crdgen`` reads and writes files only when run as a tool); imports
-only the standard library, msgspec and PyYAML (for ``crdgen``); every other product package may import it, it
-imports none of them.
+only the standard library, msgspec and PyYAML (for ``crdgen``); the bottom layer (import-linter layers ``api`` ←
+``cache`` ← ``controller`` / ``metrics``): every other product package may import it, it imports none of them.
 """

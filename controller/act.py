@@ -32,6 +32,7 @@ from api.records import Job, Service
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import AlreadyExists, ApiError, NotFound
 from controller.events import EventRecorder
+from metrics.seam import PlanObserver
 
 log = structlog.get_logger("pyjobset.act")
 
@@ -48,12 +49,6 @@ class WriteThrough(Protocol):
     def upsert_if_newer(self, obj: Any) -> None: ...
 
     def decode(self, raw: bytes) -> Any: ...
-
-
-class PlanObserver(Protocol):
-    """Metrics hook: told about a Plan once its status write succeeded (D4)."""
-
-    def plan_applied(self, js: JobSet, plan: Plan) -> None: ...
 
 
 @dataclass

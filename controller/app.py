@@ -15,7 +15,7 @@ import contextlib
 import gc
 import ssl
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -42,7 +42,8 @@ from controller.reconciler import (
 from controller.settings import Settings
 from controller.webhooks.server import build_webhook_server, run_webhooks
 from metrics.auth import MetricsAuthorizer
-from metrics.hub import MetricsHub, attach
+from metrics.hub import MetricsHub, api_host
+from metrics.seam import WatchedInformers
 from metrics.server import ObservabilityServer, self_signed_tls_context, tls_context_from_dir
 from metrics.settings import MetricsSettings
 
@@ -66,6 +67,7 @@ class Controller:
     pods: Store[Pod] = field(init=False)
     nodes: Store[Node] = field(init=False)
     informers: list[Informer[Any]] = field(init=False, default_factory=list)
+    watched: WatchedInformers = field(init=False)
     queue: WorkQueue[str] = field(init=False)
     reconciler: JobSetReconciler = field(init=False)
     placement: PlacementRepair = field(init=False)
@@ -103,6 +105,7 @@ class Controller:
         )
         node_inf = Informer(self.client, resource_path("", "v1", "nodes"), Node, self.nodes, name="nodes")
         self.informers = [js_inf, job_inf, svc_inf, pod_inf, node_inf]
+        self.watched = WatchedInformers(jobsets=js_inf, jobs=job_inf, pods=pod_inf, nodes=node_inf)
         self.queue = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset") if hub is not None else None)
         actor = Actor(self.client, EventRecorder(self.client), jobs=job_inf, jobsets=js_inf, services=svc_inf)
         self.reconciler = JobSetReconciler(
@@ -127,7 +130,27 @@ class Controller:
         if s.gate(c.GATE_IN_PLACE_RESTART):
             pod_inf.add_handler(self.reconciler.on_pod)  # only the in-place restart path reads pods
         if hub is not None:
-            attach(hub, self)
+            self.attach_metrics(hub)
+
+    def attach_metrics(self, hub: MetricsHub, *, controller_name: str = "jobset") -> None:
+        """Wire ``hub`` into this controller through the seam of ``metrics.seam`` (appending, never replacing).
+
+        * the reconciler's ``ReconcileObserver`` (``controller_runtime_reconcile_*``, series declared at zero) and
+          the acting layer's ``PlanObserver`` (restarts, terminal outcomes);
+        * the API client's ``on_request`` (``rest_client_requests_total``, host from the client's server URL);
+        * the informers by typed handle (``self.watched``: lifecycle tracker, GPU collector), and every other
+          informer in ``self.informers`` for its health;
+        * the queue's in-progress timers, reported before each scrape.
+
+        The queue's ``workqueue_*`` hooks are given at construction (``WorkQueue(metrics=hub.queue_metrics(name))``)
+        and leader election reports through ``hub.leader(name)``.
+        """
+        hub.reconcile.declare(controller_name)
+        self.reconciler.observers.append(hub.reconcile)
+        self.reconciler.actor.observers.append(hub.tracker)
+        self.client.on_request.append(hub.rest_client(api_host(self.client.config.server)))
+        hub.pre_scrape.append(self.queue.report_unfinished)
+        hub.watch(replace(self.watched, exported=list(self.informers)))
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in self.informers))

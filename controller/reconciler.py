@@ -14,7 +14,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -28,6 +28,7 @@ from cache.store import Store
 from controller.act import Actor, ReconcileError
 from controller.decide.naming import subdomain
 from controller.decide.reconcile import decide
+from metrics.seam import ReconcileObserver
 
 log = structlog.get_logger("pyjobset.reconciler")
 
@@ -46,10 +47,6 @@ def owner_uid_index(obj: Job | Service | Pod) -> list[str]:
 def jobset_label_index(obj: Pod) -> list[str]:
     name = obj.metadata.labels.get(c.JOBSET_NAME_KEY)
     return [f"{obj.metadata.namespace}/{name}"] if name else []
-
-
-class ReconcileObserver(Protocol):
-    def reconcile_done(self, controller: str, result: str, seconds: float) -> None: ...
 
 
 @dataclass

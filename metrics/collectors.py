@@ -14,7 +14,6 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol
 
 from api import constants as c
 from api.records import Node, Pod
@@ -22,31 +21,10 @@ from metrics import registry as reg
 from metrics.exposition import PAUSE_EVERY, Item, RowCollector
 from metrics.lifecycle import LifecycleTracker
 from metrics.readers import parse_count, pod_gpus
+from metrics.seam import InformerLike
 from metrics.settings import OTHER_JOBSET, MetricsSettings
 
 # --------------------------------------------------------------------------------------------- informers
-
-
-class Sized(Protocol):
-    def __len__(self) -> int: ...
-
-
-class InformerLike(Protocol):
-    """What ``InformerCollector`` reads from a ``cache.informer.Informer``."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def store(self) -> Sized: ...
-
-    @property
-    def watch_restarts(self) -> int: ...
-
-    @property
-    def relists(self) -> int: ...
-
-    def has_synced(self) -> bool: ...
 
 
 class InformerCollector(RowCollector):

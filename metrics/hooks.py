@@ -1,7 +1,7 @@
 """Adapters from the controller's and the cache's hooks to the metrics of ``metrics.registry``.
 
 Role: small objects the wiring plugs into existing hook points —
-* ``ReconcileMetrics`` → ``JobSetReconciler.observers`` (``reconcile_done(controller, result, seconds)``);
+* ``ReconcileMetrics`` → ``JobSetReconciler.observers`` (a ``metrics.seam.ReconcileObserver``);
 * ``WorkQueueMetrics`` → ``WorkQueue(metrics=...)`` (the ``cache.queue.QueueMetrics`` protocol);
 * ``RestClientMetrics`` → ``ApiClient.on_request`` (called with ``(method, code)``);
 * ``LeaderMetrics`` → leader election callbacks (``started_leading`` / ``stopped_leading``);

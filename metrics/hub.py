@@ -1,7 +1,9 @@
-"""The metrics layer assembled: one registry, the lifecycle tracker, the collectors, and the wiring helper.
+"""The metrics layer assembled: one registry, the lifecycle tracker, the collectors.
 
-Role: ``MetricsHub`` owns everything the process exports; ``attach(hub, controller)`` plugs it into a running
-controller's hook points without importing the controller (every parameter is typed structurally), and
+Role: ``MetricsHub`` owns everything the process exports and implements the seam of ``metrics.seam``:
+``hub.reconcile`` is a ``ReconcileObserver``, ``hub.tracker`` a ``PlanObserver``, and ``hub.watch(WatchedInformers(
+jobsets=..., jobs=..., pods=..., nodes=...))`` registers the informers it reads by typed handle. The composition
+root (``controller.app.Controller.attach_metrics``) does the wiring; this module never sees the controller.
 ``render()`` produces the Prometheus text exposition for ``/metrics``.
 
 Invariants:
@@ -9,15 +11,15 @@ Invariants:
 * ``pre_scrape`` callables run on the event loop before each scrape (they may touch loop-owned state, e.g. the
   work queue's in-progress timers); rendering then runs in slices on the loop (``metrics.exposition``) or, when
   configured, in a worker thread, where collectors only read;
-* ``attach`` never replaces a hook list, it appends to it.
+* ``watch`` adds handlers to the informers it is given, it never replaces theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -29,14 +31,15 @@ from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
 from cache.informer import Informer
 from cache.store import Store
-from metrics.collectors import GpuCollector, InformerCollector, InformerLike, LifecycleCollector
+from metrics.collectors import GpuCollector, InformerCollector, LifecycleCollector
 from metrics.exposition import render_now, render_sliced
 from metrics.hooks import LeaderMetrics, ReconcileMetrics, RestClientMetrics, WorkQueueMetrics
 from metrics.lifecycle import LifecycleTracker
 from metrics.registry import Metrics
+from metrics.seam import InformerLike, WatchedInformers
 from metrics.settings import MetricsSettings
 
-__all__ = ["CONTENT_TYPE_LATEST", "ControllerLike", "MetricsHub", "attach", "informers_for_metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MetricsHub", "api_host", "informers_for_metrics"]
 
 
 class MetricsHub:
@@ -83,6 +86,18 @@ class MetricsHub:
         """Export these informers' health; the tracker starts witnessing milestones once all have synced."""
         self._informers.extend(informers)
 
+    def watch(self, informers: WatchedInformers) -> None:
+        """Read these informers: ``jobsets``, ``jobs`` and ``pods`` feed the lifecycle tracker, ``nodes`` with
+        ``pods`` enable the GPU collector, and every one (``exported`` first, in its order) is exported."""
+        informers.jobsets.add_handler(self.tracker.on_jobset)
+        informers.jobs.add_handler(self.tracker.on_job)
+        pods, nodes = informers.pods, informers.nodes
+        if pods is not None:
+            pods.add_handler(self.tracker.on_pod)
+        self.add_informers(informers.all())
+        if nodes is not None and pods is not None:
+            self.watch_gpus(lambda: nodes.store, lambda: pods.store)
+
     def watch_gpus(self, nodes: Callable[[], Iterable[Node]], pods: Callable[[], Iterable[Pod]]) -> None:
         """Register the GPU occupancy collector over a Node and a Pod store (each: a callable giving records)."""
         if self._gpu is not None:
@@ -111,54 +126,6 @@ class MetricsHub:
 
 
 # --------------------------------------------------------------------------------------------- wiring
-
-
-class _HasObservers(Protocol):
-    @property
-    def observers(self) -> list[Any]: ...
-
-
-class _Reconciler(_HasObservers, Protocol):
-    @property
-    def actor(self) -> _HasObservers: ...
-
-
-class _Client(Protocol):
-    @property
-    def on_request(self) -> list[Any]: ...
-
-    @property
-    def config(self) -> Any: ...
-
-
-class _Queue(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def report_unfinished(self) -> None: ...
-
-
-class _Informer(InformerLike, Protocol):
-    @property
-    def store(self) -> Any: ...
-
-    def add_handler(self, handler: Callable[[Any, Any], None]) -> None: ...
-
-
-class ControllerLike(Protocol):
-    """What ``attach`` needs from ``controller.app.Controller`` (structural: metrics never imports it)."""
-
-    @property
-    def client(self) -> _Client: ...
-
-    @property
-    def queue(self) -> _Queue: ...
-
-    @property
-    def reconciler(self) -> _Reconciler: ...
-
-    @property
-    def informers(self) -> Sequence[_Informer]: ...
 
 
 def informers_for_metrics(client: ApiClient, present: Iterable[str] = ()) -> list[Informer[Any]]:
@@ -193,34 +160,6 @@ def _pod_jobset(pod: Pod) -> list[str]:
     return [f"{pod.metadata.namespace}/{name}"] if name else []
 
 
-def attach(hub: MetricsHub, controller: ControllerLike, *, controller_name: str = "jobset") -> None:
-    """Plug ``hub`` into a controller's hooks.
-
-    * reconciler observers (``controller_runtime_reconcile_*``) and actor observers (restarts, outcomes);
-    * the API client's ``on_request`` (``rest_client_requests_total``, host from the client's server URL);
-    * informer handlers by informer name: ``jobsets``, ``jobs``, ``pods`` feed the lifecycle tracker;
-      ``nodes`` plus ``pods`` enable the GPU collector; every informer is exported by ``InformerCollector``;
-    * the queue's in-progress timers are reported before each scrape.
-
-    The queue's ``workqueue_*`` hooks must be given at construction: ``WorkQueue(metrics=hub.queue_metrics(
-    name))``; leader election reports through ``hub.leader(name)``.
-    """
-    hub.reconcile.declare(controller_name)
-    controller.reconciler.observers.append(hub.reconcile)
-    controller.reconciler.actor.observers.append(hub.tracker)
-    server = str(getattr(controller.client.config, "server", ""))
-    controller.client.on_request.append(hub.rest_client(urlsplit(server).netloc or server))
-    hub.pre_scrape.append(controller.queue.report_unfinished)
-    by_name = {inf.name: inf for inf in controller.informers}
-    handlers: dict[str, Callable[[Any, Any], None]] = {
-        "jobsets": hub.tracker.on_jobset,
-        "jobs": hub.tracker.on_job,
-        "pods": hub.tracker.on_pod,
-    }
-    for name, handler in handlers.items():
-        if name in by_name:
-            by_name[name].add_handler(handler)
-    hub.add_informers(controller.informers)
-    if "nodes" in by_name and "pods" in by_name:
-        node_store, pod_store = by_name["nodes"].store, by_name["pods"].store
-        hub.watch_gpus(lambda: node_store, lambda: pod_store)
+def api_host(server: str) -> str:
+    """The ``host`` label of ``rest_client_requests_total`` for an API server URL (``https://h:6443`` → ``h:6443``)."""
+    return urlsplit(server).netloc or server

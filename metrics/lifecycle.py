@@ -1,10 +1,10 @@
 """JobSet lifecycle metrics: start-up phases, recovery, restarts, terminal outcomes, per-JobSet state.
 
 Role: ``LifecycleTracker`` is fed by informer events (``on_jobset``, ``on_job``, ``on_pod`` — the handler
-signature ``(old, new)``) and by applied Plans (``plan_applied``, the acting layer's observer hook, called only
-after the status write succeeded: decision D4 of behaviour.md). It keeps, per JobSet, O(1)-updated counts of the current
-attempt's Jobs and pods (created / scheduled / running / ready) and times the milestones of each *attempt
-window*:
+signature ``(old, new)``) and by applied ``api.plan.Plan``s (``plan_applied``, the ``metrics.seam.PlanObserver``
+the acting layer calls only after the status write succeeded: decision D4 of behaviour.md). It
+keeps, per JobSet, O(1)-updated counts of the current attempt's Jobs and pods (created / scheduled / running /
+ready) and times the milestones of each *attempt window*:
 
     start (creation, resume, or restart decided) → all Jobs created → all pods scheduled → all pods running
     → all pods ready
@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
 
 from api import constants as c
-from api.jobset_types import JobSet, JobSetStatus
+from api.jobset_types import JobSet
+from api.plan import Plan
 from api.records import Job, Pod
 from metrics.readers import PodState, attempt_of, condition_true, parse_time, pod_state, pods_per_job
 from metrics.registry import Metrics
@@ -53,30 +53,6 @@ log = structlog.get_logger("pyjobset.metrics.lifecycle")
 PHASES = ("jobs_created", "pods_scheduled", "pods_running", "pods_ready")
 STATES = ("Suspended", "Starting", "Running", "Restarting", "Completed", "Failed")
 RUNNING = "Running"
-
-
-class OutcomeLike(Protocol):
-    """``api.plan.Outcome``, structurally (metrics never imports the controller)."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def action(self) -> str: ...
-
-    @property
-    def rule(self) -> str: ...
-
-
-class PlanLike(Protocol):
-    @property
-    def outcome(self) -> OutcomeLike | None: ...
-
-    @property
-    def status(self) -> JobSetStatus | None: ...
 
 
 class _Window:
@@ -429,8 +405,9 @@ class LifecycleTracker:
 
     # ------------------------------------------------------------------------------------ applied plans
 
-    def plan_applied(self, js: JobSet, plan: PlanLike) -> None:
-        """Acting-layer hook (after the status write succeeded): restarts and terminal outcomes, exactly once."""
+    def plan_applied(self, js: JobSet, plan: Plan) -> None:
+        """``metrics.seam.PlanObserver``, called by the acting layer after the status write succeeded: restarts and
+        terminal outcomes, exactly once."""
         try:
             outcome = plan.outcome
             if outcome is None:

@@ -176,9 +176,8 @@ class ObservabilityServer:
         self._runners.append(runner)
         site = web.TCPSite(runner, where[0], where[1], ssl_context=tls, reuse_address=True)
         await site.start()
-        server = site._server  # aiohttp exposes the bound sockets only here
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else where[1]
+        addresses = runner.addresses  # this runner's one site: (host, port[, flowinfo, scope_id])
+        return int(addresses[0][1]) if addresses else where[1]
 
     async def start(self) -> None:
         metrics_at = parse_bind_address(self.metrics_bind_address)

@@ -38,10 +38,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from metrics import synthetic as syn
+from api.plan import Outcome, Plan
 from metrics.hub import MetricsHub
 from metrics.server import ObservabilityServer
 from metrics.settings import MetricsSettings
+from tools import synthetic as syn
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("sliced", "thread", "inline")
@@ -86,7 +87,7 @@ class Fleet:
                 self.infs["pods"].upsert(ready)
                 self.ready.append(ready)
                 self.unready.append(unready)
-            hub.tracker.plan_applied(js, syn.AppliedPlan(syn.Outcome("restarted", "r", action="RestartJobSet")))
+            hub.tracker.plan_applied(js, Plan(outcome=Outcome("restarted", "r", action="RestartJobSet")))
         self.cursor = 0
         self.flip = False
 

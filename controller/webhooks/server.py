@@ -395,8 +395,8 @@ class WebhookServer:
         await runner.setup()
         site = web.TCPSite(runner, self.host or None, self.port, ssl_context=self.tls, reuse_address=True)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes bound sockets only here
-        self.bound_port = int(sockets[0].getsockname()[1]) if sockets else self.port
+        addresses = runner.addresses  # this runner's one site: (host, port[, flowinfo, scope_id])
+        self.bound_port = int(addresses[0][1]) if addresses else self.port
         self._runner = runner
         log.info("webhook_server_started", port=self.bound_port)
         return True

@@ -6,8 +6,9 @@ second attempt runs and completes. The metrics must then show exactly one restar
 start-up and a restart observation of every phase, one recovery, one completion, and — while the second attempt
 runs — the right GPU occupancy figures.
 
-The controller is wired the way ``attach`` documents: a work queue built with ``hub.queue_metrics``, and the Pod
-and Node informers of ``informers_for_metrics`` added for the tracker and the GPU collector.
+The controller is wired the way ``Controller.attach_metrics`` documents: a work queue built with
+``hub.queue_metrics``, and the Pod and Node informers of ``informers_for_metrics`` added for the tracker and the
+GPU collector.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from cache.client import ApiClient, load_cluster_config, resource_path
 from cache.queue import WorkQueue
 from controller.app import Controller
 from controller.settings import load_settings
-from metrics.hub import MetricsHub, attach, informers_for_metrics
+from metrics.hub import MetricsHub, informers_for_metrics
 from tests.builders import JobSetBuilder
 from tests.conftest import EXTERNAL_KUBECONFIG
 
@@ -74,7 +75,7 @@ async def wired(kubeconfig: str, jobset_crd: None) -> AsyncIterator[tuple[Metric
         queue: WorkQueue[str] = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset"))
         ctl.queue = ctl.reconciler.queue = queue
         ctl.informers += informers_for_metrics(client, (inf.name for inf in ctl.informers))
-        attach(hub, ctl)
+        ctl.attach_metrics(hub)
         for inf in ctl.informers:
             inf.add_handler(waiter.handler)
         ctl.reconciler.actor.observers.append(waiter)

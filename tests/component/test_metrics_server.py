@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import synthetic as syn
 from metrics.hub import MetricsHub
 from metrics.server import ObservabilityServer, self_signed_tls_context, tls_context_from_dir
 from metrics.settings import MetricsSettings
+from tools import synthetic as syn
 
 
 class Flag:

@@ -25,7 +25,7 @@ from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
 from controller.app import Controller
 from controller.settings import load_settings
-from metrics.hub import MetricsHub, attach, informers_for_metrics
+from metrics.hub import MetricsHub, informers_for_metrics
 from metrics.server import ObservabilityServer
 from tests.builders import JobSetBuilder
 from tests.component.test_metrics_kubesim import Waiter
@@ -91,7 +91,7 @@ async def stack(
         queue: WorkQueue[str] = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset"))
         ctl.queue = ctl.reconciler.queue = queue
         ctl.informers += informers_for_metrics(client, (inf.name for inf in ctl.informers))
-        attach(hub, ctl)
+        ctl.attach_metrics(hub)
         for inf in ctl.informers:
             inf.add_handler(waiter.handler)
         ctl.reconciler.actor.observers.append(waiter)

@@ -23,10 +23,10 @@ import aiohttp
 import pytest
 import yaml
 
-from metrics import dashboards as d
-from metrics import synthetic as syn
 from metrics.hub import MetricsHub
 from metrics.server import ObservabilityServer
+from tools import dashboards as d
+from tools import synthetic as syn
 
 PROMETHEUS = shutil.which("prometheus")
 

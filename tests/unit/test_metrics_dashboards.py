@@ -1,4 +1,4 @@
-"""Dashboards and alert rules are generated from ``metrics.dashboards`` and only use metrics we export."""
+"""Dashboards and alert rules are generated from ``tools.dashboards`` and only use metrics we export."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import re
 
 import yaml
 
-from metrics import dashboards as d
-from metrics import synthetic as syn
 from metrics.hub import MetricsHub
 from metrics.registry import SCRAPE_FAMILIES
+from tools import dashboards as d
+from tools import synthetic as syn
 
 LABELS = {
     "namespace", "jobset_name", "state", "phase", "trigger", "action", "rule", "reason", "controller", "result",
@@ -35,7 +35,7 @@ def exported_names() -> set[str]:
 
 
 def test_generated_files_are_up_to_date() -> None:
-    assert d.drifted() == [], "run: python -m metrics.dashboards"
+    assert d.drifted() == [], "run: python -m tools.dashboards"
 
 
 def test_every_query_names_only_exported_metrics() -> None:

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import synthetic as syn
 from metrics.exposition import escape_value, format_value, render_now
 from metrics.hub import MetricsHub
+from tools import synthetic as syn
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

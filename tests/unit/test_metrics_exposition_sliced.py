@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from metrics import synthetic as syn
 from metrics.exposition import render_now, render_sliced
 from metrics.hub import MetricsHub
+from tools import synthetic as syn
 
 
 async def test_sliced_render_lets_other_tasks_run_and_matches_render_now() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from cache.store import Store
-from metrics import synthetic as syn
 from metrics.hub import MetricsHub
 from metrics.readers import pod_gpus
 from metrics.settings import OTHER_JOBSET, MetricsSettings
+from tools import synthetic as syn
 
 
 def gpu_hub(settings: MetricsSettings | None = None) -> tuple[MetricsHub, Store, Store]:

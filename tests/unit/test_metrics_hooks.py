@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY, Histogram
 
-from cache.clock import FakeClock
-from cache.queue import WorkQueue
-from metrics import synthetic as syn
-from metrics.hub import MetricsHub, attach
+from cache.store import Store
+from metrics.hub import MetricsHub
 from metrics.registry import SCRAPE_FAMILIES
+from metrics.seam import WatchedInformers
+from tools import synthetic as syn
 
 
 def v(hub: MetricsHub, metric: str, /, **labels: str) -> float | None:
@@ -73,47 +73,69 @@ def test_informer_collector_reads_counters_sizes_and_sync_at_scrape_time() -> No
     assert v(hub, "informer_synced", resource="jobsets") == 1
 
 
-class _Observed:
-    def __init__(self) -> None:
-        self.observers: list[object] = []
-
-
-class _Reconciler(_Observed):
-    def __init__(self) -> None:
-        super().__init__()
-        self.actor = _Observed()
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.on_request: list[object] = []
-        self.config = type("Cfg", (), {"server": "https://api.example:6443"})()
-
-
-class _Ctl:
-    def __init__(self) -> None:
-        self.client = _Client()
-        self.queue: WorkQueue[str] = WorkQueue(name="jobset", clock=FakeClock())
-        self.reconciler = _Reconciler()
-        self.informers = list(syn.fake_informers().values())
-
-
-def test_attach_plugs_every_hook_without_replacing_lists() -> None:
+def test_watch_registers_informers_by_typed_handle() -> None:
     hub = MetricsHub()
-    ctl = _Ctl()
-    attach(hub, ctl)
+    infs = syn.fake_informers()
+    services = syn.FakeInformer("services", Store(lambda o: o.metadata.name))
+    hub.watch(
+        WatchedInformers(
+            jobsets=infs["jobsets"], jobs=infs["jobs"], pods=infs["pods"], nodes=infs["nodes"], exported=[services]
+        )
+    )
+    assert infs["jobsets"].handlers == [hub.tracker.on_jobset]
+    assert infs["jobs"].handlers == [hub.tracker.on_job]
+    assert infs["pods"].handlers == [hub.tracker.on_pod]
+    assert infs["nodes"].handlers == []
+    infs["nodes"].upsert(syn.node("n", "pool-x", gpus=8))
+    assert v(hub, "jobset_gpu_allocatable", node_pool="pool-x") == 8
+    assert v(hub, "informer_synced", resource="services") == 1
+    assert v(hub, "informer_cache_objects", resource="nodes") == 1
+
+
+def test_watched_informers_export_in_the_given_order_then_the_roles_left_out() -> None:
+    infs = syn.fake_informers()
+    w = WatchedInformers(
+        jobsets=infs["jobsets"], jobs=infs["jobs"], pods=infs["pods"], exported=[infs["pods"], infs["jobsets"]]
+    )
+    assert [inf.name for inf in w.all()] == ["pods", "jobsets", "jobs"]
+
+
+def test_watch_without_nodes_feeds_the_tracker_but_counts_no_gpus() -> None:
+    hub = MetricsHub()
+    infs = syn.fake_informers()
+    hub.watch(WatchedInformers(jobsets=infs["jobsets"], jobs=infs["jobs"], pods=infs["pods"]))
+    infs["nodes"].upsert(syn.node("n", "pool-x", gpus=8))
+    assert v(hub, "jobset_gpu_allocatable", node_pool="pool-x") is None
+    assert v(hub, "informer_synced", resource="nodes") is None
+    infs["jobsets"].upsert(syn.jobset("train"))
+    assert "default/train" in hub.tracker.views
+
+
+async def test_controller_attach_metrics_plugs_every_hook_without_replacing_lists() -> None:
+    from cache.client import ApiClient, ClusterConfig
+    from controller.app import Controller
+    from controller.settings import load_settings
+
+    hub = MetricsHub()
+    client = ApiClient(ClusterConfig(server="https://api.example:6443"))
+    ctl = Controller(load_settings(overrides={"leader_election.leader_elect": False}), client, metrics_hub=hub)
     assert ctl.reconciler.observers == [hub.reconcile]
     assert ctl.reconciler.actor.observers == [hub.tracker]
-    assert len(ctl.client.on_request) == 1
-    ctl.client.on_request[0]("GET", 200)  # type: ignore[operator]
+    assert len(client.on_request) == 1
+    client.on_request[0]("GET", 200)
     assert v(hub, "rest_client_requests_total", code="200", method="GET", host="api.example:6443") == 1
+    assert ctl.queue.report_unfinished in hub.pre_scrape
     by_name = {inf.name: inf for inf in ctl.informers}
-    assert by_name["jobsets"].handlers == [hub.tracker.on_jobset]
-    assert by_name["pods"].handlers == [hub.tracker.on_pod]
-    assert by_name["nodes"].handlers == []
-    by_name["nodes"].upsert(syn.node("n", "pool-x", gpus=8))
-    assert v(hub, "jobset_gpu_allocatable", node_pool="pool-x") == 8
+    assert by_name["jobsets"].handlers == [ctl.reconciler.on_jobset, hub.tracker.on_jobset]
+    assert by_name["jobs"].handlers == [ctl.reconciler.on_owned, hub.tracker.on_job]
+    assert by_name["pods"].handlers[-1] == hub.tracker.on_pod
+    assert hub.tracker.on_pod not in by_name["nodes"].handlers
+    assert v(hub, "informer_synced", resource="services") == 0
     assert v(hub, "controller_runtime_reconcile_total", controller="jobset", result="success") == 0
+    text = hub.render_sync().decode()
+    synced = [line for line in text.splitlines() if line.startswith("informer_synced{")]
+    rows = [line.split('resource="')[1].split('"')[0] for line in synced]
+    assert rows == [inf.name for inf in ctl.informers], "exported in the controller's informer order"
 
 
 def test_registry_is_dedicated_and_every_metric_documented_with_explicit_buckets() -> None:

@@ -8,20 +8,17 @@ from __future__ import annotations
 import pytest
 
 from api import constants as c
-from metrics import synthetic as syn
+from api.plan import Outcome, Plan
 from metrics.hub import MetricsHub
 from metrics.settings import OTHER_JOBSET, MetricsSettings
+from tools import synthetic as syn
 
 
 def make_hub(settings: MetricsSettings | None = None) -> tuple[MetricsHub, dict[str, syn.FakeInformer], syn.FakeTime]:
     t = syn.FakeTime()
     hub = MetricsHub(settings, clock=t.clock)
     infs = syn.fake_informers()
-    for name in ("jobsets", "jobs", "pods"):
-        handler = {"jobsets": hub.tracker.on_jobset, "jobs": hub.tracker.on_job, "pods": hub.tracker.on_pod}[name]
-        infs[name].add_handler(handler)
-    hub.add_informers(infs.values())
-    hub.watch_gpus(lambda: infs["nodes"].store, lambda: infs["pods"].store)
+    hub.watch(syn.watched(infs))
     return hub, infs, t
 
 
@@ -134,8 +131,8 @@ def test_failed_outcome_counts_exactly_once_per_applied_plan() -> None:
     js = syn.jobset("x", "ns1")
     infs["jobsets"].upsert(js)
     failed = syn.with_status(js, conditions=((c.COND_FAILED, "ReachedMaxRestarts"),))
-    hub.tracker.plan_applied(js, syn.AppliedPlan(syn.Outcome("failed", "ReachedMaxRestarts"), failed.status))
-    hub.tracker.plan_applied(js, syn.AppliedPlan(None, None))  # a later plan without an outcome counts nothing
+    hub.tracker.plan_applied(js, Plan(outcome=Outcome("failed", "ReachedMaxRestarts"), status=failed.status))
+    hub.tracker.plan_applied(js, Plan())  # a later plan without an outcome counts nothing
     infs["jobsets"].upsert(failed)
     assert value(hub, "jobset_failed_total", jobset_name="x", namespace="ns1") == 1
     assert (
@@ -228,7 +225,7 @@ def test_per_jobset_series_are_capped(settings: MetricsSettings, own_series: set
     jobsets = [syn.jobset(f"js-{i}", "ns", rjobs=(("w", 1, 1),)) for i in range(4)]
     for js in jobsets:
         infs["jobsets"].upsert(js)
-        hub.tracker.plan_applied(js, syn.AppliedPlan(syn.Outcome("restarted", "r", action="RestartJobSet")))
+        hub.tracker.plan_applied(js, Plan(outcome=Outcome("restarted", "r", action="RestartJobSet")))
     names = {s.labels["jobset_name"] for m in hub.registry.collect() for s in m.samples if "jobset_name" in s.labels}
     assert names == own_series | {OTHER_JOBSET}
     expected_other = 4 - len(own_series)
@@ -265,8 +262,8 @@ def test_own_restart_whose_watch_event_arrives_before_plan_applied_is_timed_full
     t.advance(10)
     restarted = syn.with_status(js, restarts=1)
     infs["jobsets"].upsert(restarted)  # the acting layer was still recording events when the watch caught up
-    outcome = syn.Outcome("restarted", "FailurePolicy_r", action="RestartJobSet", rule="r")
-    hub.tracker.plan_applied(js, syn.AppliedPlan(outcome, restarted.status))
+    outcome = Outcome("restarted", "FailurePolicy_r", action="RestartJobSet", rule="r")
+    hub.tracker.plan_applied(js, Plan(outcome=outcome, status=restarted.status))
     t.advance(2)
     infs["jobs"].upsert(syn.job(js, "w", 0, attempt=1))
     t.advance(3)
@@ -286,7 +283,7 @@ def test_per_job_restart_times_recovery_only_after_pods_are_ready_again() -> Non
         infs["pods"].upsert(syn.pod(js, "w", i, 0, node="n", phase="Running", ready=True))
     t.advance(5)
     infs["pods"].upsert(syn.pod(js, "w", 1, 0, node="n", phase="Failed"))
-    hub.tracker.plan_applied(js, syn.AppliedPlan(syn.Outcome("restarted", "r", action="RestartJob"), js.status))
+    hub.tracker.plan_applied(js, Plan(outcome=Outcome("restarted", "r", action="RestartJob"), status=js.status))
     assert value(hub, "jobset_status", namespace="ns", jobset_name="pj", state="Restarting") == 1
     t.advance(4)
     infs["pods"].delete(syn.pod(js, "w", 1, 0))
@@ -299,7 +296,7 @@ def test_a_jobset_recreated_under_the_same_name_starts_afresh() -> None:
     hub, infs, t = make_hub()
     old = syn.jobset("same", "ns", uid="uid-old", rjobs=(("w", 1, 1),))
     infs["jobsets"].upsert(old)
-    hub.tracker.plan_applied(old, syn.AppliedPlan(syn.Outcome("restarted", "r", action="RestartJobSet")))
+    hub.tracker.plan_applied(old, Plan(outcome=Outcome("restarted", "r", action="RestartJobSet")))
     t.advance(5)
     new = syn.jobset("same", "ns", uid="uid-new", rjobs=(("w", 1, 1),), created=t.now)
     infs["jobsets"].upsert(new)  # an update with another UID: a delete followed by a create

@@ -19,9 +19,13 @@ from typing import Any
 import msgspec
 
 from api import constants as c
-from api.jobset_types import Condition, JobSet, JobSetStatus, jobset_from_obj
+from api.jobset_types import Condition, JobSet, jobset_from_obj
+from api.plan import Outcome, Plan
 from api.records import Job, Node, Pod
 from cache.store import Store
+from metrics.hub import MetricsHub
+from metrics.readers import parse_time
+from metrics.seam import PlanObserver, WatchedInformers
 
 T0 = 1_800_000_000.0
 """Epoch seconds of the scripted clock's start (2027-01-15T08:00:00Z)."""
@@ -171,25 +175,6 @@ def with_status(js: JobSet, *, restarts: int | None = None, conditions: Sequence
     return msgspec.structs.replace(js, status=new_status)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Shaped like ``api.plan.Outcome`` (the tracker reads it structurally)."""
-
-    kind: str
-    reason: str
-    action: str = ""
-    rule: str = ""
-    job: str = ""
-
-
-@dataclass(frozen=True)
-class AppliedPlan:
-    """The two fields of ``api.plan.Plan`` the tracker reads."""
-
-    outcome: Outcome | None = None
-    status: JobSetStatus | None = None
-
-
 # --------------------------------------------------------------------------------------------- stores
 
 
@@ -235,6 +220,17 @@ def fake_informers() -> dict[str, FakeInformer]:
     }
 
 
+def watched(infs: dict[str, FakeInformer]) -> WatchedInformers:
+    """The typed handles ``MetricsHub.watch`` takes, over ``fake_informers()``; all are exported, in dict order."""
+    return WatchedInformers(
+        jobsets=infs["jobsets"],
+        jobs=infs["jobs"],
+        pods=infs.get("pods"),
+        nodes=infs.get("nodes"),
+        exported=list(infs.values()),
+    )
+
+
 # --------------------------------------------------------------------------------------------- the script
 
 
@@ -250,7 +246,7 @@ class ScriptedLife:
     """
 
     informers: dict[str, FakeInformer]
-    plan_observer: Any
+    plan_observer: PlanObserver
     time: FakeTime
     name: str = "train"
     namespace: str = "team-a"
@@ -279,8 +275,6 @@ class ScriptedLife:
 
     @property
     def js_created(self) -> float:
-        from metrics.readers import parse_time
-
         created = parse_time(self.js.metadata.creation_timestamp)
         assert created is not None
         return created
@@ -319,9 +313,9 @@ class ScriptedLife:
         self.informers["jobsets"].store.upsert(restarted)  # write-through of our own status write
         self.plan_observer.plan_applied(
             self.js,
-            AppliedPlan(
-                Outcome("restarted", "FailurePolicy_nodeFailure", action="RestartJobSet", rule="nodeFailure"),
-                restarted.status,
+            Plan(
+                outcome=Outcome("restarted", "FailurePolicy_nodeFailure", action="RestartJobSet", rule="nodeFailure"),
+                status=restarted.status,
             ),
         )
         self.js = restarted
@@ -337,7 +331,8 @@ class ScriptedLife:
         self._at(500)
         done = with_status(self.js, conditions=((c.COND_COMPLETED, "AllJobsCompleted"),))
         self.informers["jobsets"].store.upsert(done)
-        self.plan_observer.plan_applied(self.js, AppliedPlan(Outcome("completed", "AllJobsCompleted"), done.status))
+        completed = Plan(outcome=Outcome("completed", "AllJobsCompleted"), status=done.status)
+        self.plan_observer.plan_applied(self.js, completed)
         self.js = done
         self.informers["jobsets"].upsert(done)
         for rj2, i2, r2, node_name in self._pods(1):
@@ -355,27 +350,23 @@ class ScriptedLife:
 LEASE = "6d4f6a47.jobset.x-k8s.io"
 
 
-async def populate(hub: Any, time: FakeTime) -> dict[str, FakeInformer]:
+async def populate(hub: MetricsHub, time: FakeTime) -> dict[str, FakeInformer]:
     """Give every exported family data: the scripted life (restart, completion), a JobSet that fails, one stuck
     starting on bound GPUs, reconciles, a real work queue's traffic, API requests, the lease and informers.
 
-    ``hub`` is a ``metrics.hub.MetricsHub`` built with ``clock=time.clock``.
+    ``hub`` is built with ``clock=time.clock``.
     """
     from cache.clock import FakeClock
     from cache.queue import WorkQueue
 
     infs = fake_informers()
     tracker = hub.tracker
-    handlers = {"jobsets": tracker.on_jobset, "jobs": tracker.on_job, "pods": tracker.on_pod}
-    for name, handler in handlers.items():
-        infs[name].add_handler(handler)
-    hub.add_informers(infs.values())
-    hub.watch_gpus(lambda: infs["nodes"].store, lambda: infs["pods"].store)
+    hub.watch(watched(infs))
     ScriptedLife(infs, tracker, time).run()
     failing = jobset("doomed", "team-b", rjobs=(("w", 1, 1),), created=time.now)
     infs["jobsets"].upsert(failing)
     failed = with_status(failing, conditions=((c.COND_FAILED, "ReachedMaxRestarts"),))
-    tracker.plan_applied(failing, AppliedPlan(Outcome("failed", "ReachedMaxRestarts"), failed.status))
+    tracker.plan_applied(failing, Plan(outcome=Outcome("failed", "ReachedMaxRestarts"), status=failed.status))
     infs["jobsets"].upsert(failed)
     stuck = jobset("waiting", "team-b", rjobs=(("w", 2, 1),), created=time.now)
     infs["jobsets"].upsert(stuck)
