@@ -20,8 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from api.constants import API_VERSION, KIND
-
-JSON = dict[str, Any]
+from api.jsontypes import JSON
 
 _IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}
 _ATOMIC = {"x-kubernetes-list-type": "atomic"}

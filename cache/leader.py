@@ -48,6 +48,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from api.jsontypes import JSON
 from cache.client import ApiClient, resource_path
 from cache.clock import Clock, RealClock
 from cache.errors import NotFound
@@ -71,7 +72,6 @@ LEASE_NAME = "6d4f6a47.jobset.x-k8s.io"
 JITTER_FACTOR = 1.2
 """Candidates sleep ``retry_period * (1 + random() * JITTER_FACTOR)`` between attempts (client-go's factor)."""
 
-JSON = dict[str, Any]
 R = TypeVar("R")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
-from api.plan import JSON
+from api.jsontypes import JSON
 from controller.decide import children as build
 from controller.decide import conditions as cond
 from controller.decide.classify import Children

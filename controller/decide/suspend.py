@@ -22,7 +22,8 @@ from typing import Any
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
-from api.plan import JSON, JobUpdate
+from api.jsontypes import JSON
+from api.plan import JobUpdate
 from api.records import Job
 from controller.decide import conditions as cond
 from controller.decide.startup import all_started, dependencies_reached, in_order

@@ -32,14 +32,12 @@ __all__ = [
     "TemplateView",
     "check_depth",
     "get_path",
-    "json_copy",
     "json_type",
     "parse_jobset",
     "raw_list",
     "semantic_equal",
 ]
 
-JSON = dict[str, Any]
 _T = TypeVar("_T")
 INT32_MAX: Final = 2**31 - 1
 INT32_MIN: Final = -(2**31)
@@ -87,28 +85,6 @@ def check_depth(value: Any, root: Path, limit: int = MAX_DEPTH) -> FieldError | 
         elif isinstance(node, list | tuple):
             stack.extend((child, depth + 1, entry, i) for i, child in enumerate(node))
     return None
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of decoded JSON (dicts, lists, scalars), iterative so any nesting depth is fine."""
-    if not isinstance(value, dict | list):
-        return value
-    root: Any = {} if isinstance(value, dict) else []
-    stack: list[tuple[Any, Any]] = [(value, root)]
-    while stack:
-        source, target = stack.pop()
-        items = source.items() if isinstance(source, dict) else enumerate(source)
-        for key, child in items:
-            if isinstance(child, dict | list):
-                copied: Any = {} if isinstance(child, dict) else []
-                stack.append((child, copied))
-            else:
-                copied = child
-            if isinstance(target, dict):
-                target[key] = copied
-            else:
-                target.append(copied)
-    return root
 
 
 def _entry_path(entry: tuple[Any, int, Any, str | int | None], root: Path) -> Path:
