@@ -32,7 +32,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from api.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GROUP, KIND
+from api.constants import (
+    COORDINATOR_KEY,
+    GATE_ELASTIC_JOBSET,
+    GATE_IN_PLACE_RESTART,
+    GATE_RESTART_JOB,
+    GROUP,
+    KIND,
+    MAX_REPLICAS_WITH_RESTART_JOB,
+)
+from api.jobset_types import RESTART_JOB_ACTIONS
 from api.jsontypes import json_copy
 from controller.webhooks.dns import (
     is_dns1035_label,
@@ -75,8 +84,6 @@ SUBDOMAIN_TOO_LONG: Final = ".spec.network.subdomain is too long, must be less t
 IMMUTABLE: Final = "field is immutable"
 MAX_MANAGED_BY_LENGTH: Final = 63
 MAX_PVC_NAME_LENGTH: Final = 63
-MAX_REPLICAS_WITH_RESTART_JOB: Final = 1024
-RESTART_JOB_ACTIONS: Final = ("RestartJob", "RestartJobAndIgnoreMaxRestarts")
 VALID_FAILURE_REASONS: Final = (
     "BackoffLimitExceeded",
     "DeadlineExceeded",
