@@ -86,15 +86,24 @@ def failed_condition(job: Job) -> JobCondition | None:
 
 def first_failed_job(failed: tuple[Job, ...]) -> Job:
     """The Job whose Failed condition has the earliest ``lastTransitionTime`` (ties: first in snapshot order)."""
+    best = _earliest_failed(failed)
+    return best if best is not None else failed[0]
+
+
+def _earliest_failed(
+    failed: tuple[Job, ...], rule: FailurePolicyRule | None = None, notes: list[str] | None = None
+) -> Job | None:
+    """The earliest-failing Job (ties: first in snapshot order) that ``rule`` applies to (any Job without one);
+    the rule is only tried on a Job that fails earlier than the best so far, so ``notes`` gets what it did."""
     best: Job | None = None
     best_time = ""
     for job in failed:
         fc = failed_condition(job)
-        if fc is None:
+        if fc is None or (best is not None and not fc.last_transition_time < best_time):
             continue
-        if best is None or fc.last_transition_time < best_time:
+        if rule is None or rule_applies(rule, job, fc, notes if notes is not None else []):
             best, best_time = job, fc.last_transition_time
-    return best if best is not None else failed[0]
+    return best
 
 
 def rule_applies(rule: FailurePolicyRule, job: Job, fc: JobCondition, notes: list[str]) -> bool:
@@ -124,16 +133,7 @@ def first_matching_rule(
 ) -> tuple[FailurePolicyRule, Job] | None:
     """The first rule that applies to some failed Job, with the earliest-failing Job it applies to."""
     for rule in rules:
-        best: Job | None = None
-        best_time = ""
-        for job in failed:
-            fc = failed_condition(job)
-            if fc is None:
-                continue
-            if best is not None and not fc.last_transition_time < best_time:
-                continue
-            if rule_applies(rule, job, fc, notes):
-                best, best_time = job, fc.last_transition_time
+        best = _earliest_failed(failed, rule, notes)
         if best is not None:
             return rule, best
     return None
