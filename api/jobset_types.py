@@ -244,6 +244,12 @@ class Condition(_Record, frozen=True):
     observed_generation: int | None = None
 
 
+_PerJobCounts = Annotated[
+    tuple[_Int32, ...], msgspec.Meta(max_length=c.MAX_REPLICAS_WITH_RESTART_JOB, extra_json_schema=_ATOMIC)
+]
+"""One counter per Job index of a replicated job (gate RestartJob)."""
+
+
 class ReplicatedJobStatus(_Record, frozen=True):
     name: str
     ready: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
@@ -251,18 +257,8 @@ class ReplicatedJobStatus(_Record, frozen=True):
     failed: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
     active: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
     suspended: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
-    job_restarts: (
-        Annotated[
-            tuple[_Int32, ...], msgspec.Meta(max_length=c.MAX_REPLICAS_WITH_RESTART_JOB, extra_json_schema=_ATOMIC)
-        ]
-        | None
-    ) = None
-    job_restarts_count_towards_max: (
-        Annotated[
-            tuple[_Int32, ...], msgspec.Meta(max_length=c.MAX_REPLICAS_WITH_RESTART_JOB, extra_json_schema=_ATOMIC)
-        ]
-        | None
-    ) = None
+    job_restarts: _PerJobCounts | None = None
+    job_restarts_count_towards_max: _PerJobCounts | None = None
 
 
 class JobSetStatus(_Record, frozen=True):
