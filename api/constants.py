@@ -58,3 +58,16 @@ GATE_IN_PLACE_RESTART: Final = "InPlaceRestart"
 GATE_RESTART_JOB: Final = "RestartJob"
 GATE_ELASTIC_JOBSET: Final = "ElasticJobSet"
 GATE_TLS_OPTIONS: Final = "TLSOptions"
+
+# Limits of the JobSet schema: the CRD generator emits them (``api.jobset_types``), the webhook's schema check
+# restates them with the API server's messages, and the policy relies on them.
+MAX_DEPENDS_ON: Final = 5
+"""``replicatedJobs[].dependsOn`` holds at most this many items."""
+MAX_VOLUME_CLAIM_POLICIES: Final = 50
+"""``spec.volumeClaimPolicies`` holds at most this many items."""
+MAX_VOLUME_CLAIM_TEMPLATES: Final = 50
+"""``spec.volumeClaimPolicies[].templates`` holds at most this many items."""
+MAX_REPLICAS_WITH_RESTART_JOB: Final = 1024
+"""A replicated job targeted by a RestartJob action has at most this many replicas, because its per-Job restart
+counters (``status.replicatedJobsStatus[].jobRestarts`` and ``jobRestartsCountTowardsMax``, one entry per Job
+index) hold at most this many items."""

@@ -50,7 +50,6 @@ schema is structural, pruning/defaulting inside templates and every CEL rule beh
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import typing
@@ -63,8 +62,7 @@ import msgspec.inspect as mi
 import yaml
 
 from api import constants, jobset_types
-
-JSON = dict[str, Any]
+from api.jsontypes import JSON, json_copy
 
 K8S_VERSION: Final = "v1.36.3"
 """Kubernetes release whose OpenAPI the embedded schemas come from: the reference builds against k8s.io/api 0.36
@@ -344,7 +342,7 @@ def _merge(base: JSON, extra: Mapping[str, Any]) -> JSON:
         if key == "x-kubernetes-validations" and key in out:
             out[key] = [*out[key], *value]
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = json_copy(value)
     return out
 
 
@@ -380,7 +378,7 @@ class _K8sConverter:
     @staticmethod
     def _special(name: str) -> JSON | None:
         if name == _OBJECT_META:
-            return copy.deepcopy(_EMBEDDED_OBJECT_META)
+            return json_copy(_EMBEDDED_OBJECT_META)
         if name == _QUANTITY:
             return {
                 "anyOf": [{"type": "integer"}, {"type": "string"}],
@@ -402,7 +400,7 @@ class _K8sConverter:
         out: JSON = {}
         for key in ("type", "format", "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type"):
             if key in node:
-                out[key] = copy.deepcopy(node[key])
+                out[key] = json_copy(node[key])
         if "items" in node:
             out["items"] = self._convert(node["items"])
         if isinstance(node.get("additionalProperties"), dict):
@@ -522,7 +520,7 @@ def build_crd(definitions: Mapping[str, JSON] | None = None) -> JSON:
                     "name": constants.VERSION,
                     "served": True,
                     "storage": True,
-                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
+                    "additionalPrinterColumns": json_copy(PRINTER_COLUMNS),
                     "schema": {"openAPIV3Schema": jobset_schema(defs)},
                     "subresources": {"status": {}},
                 }

@@ -15,13 +15,13 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args, get_type_hints
 
 import msgspec
 
+from api import constants as c
 from api.constants import API_VERSION, KIND
-
-JSON = dict[str, Any]
+from api.jsontypes import JSON
 
 _IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}
 _ATOMIC = {"x-kubernetes-list-type": "atomic"}
@@ -78,13 +78,41 @@ class ObjectMeta(_Record, frozen=True):
     finalizers: tuple[str, ...] = ()
 
 
+# --------------------------------------------------------------------------------------------- enums
+#
+# Each enum of the schema is a ``Literal`` type (mypy checks every comparison against it, the CRD generator emits
+# it as ``enum``) and a tuple of its values in declaration order (what the webhook's schema check accepts).
+
+DependsOnStatus = Literal["Ready", "Complete"]
+SuccessOperator = Literal["All", "Any"]
+StartupPolicyOrder = Literal["AnyOrder", "InOrder"]
+FailureAction = Literal[
+    "FailJobSet",
+    "RestartJobSet",
+    "RestartJobSetAndIgnoreMaxRestarts",
+    "RestartJob",
+    "RestartJobAndIgnoreMaxRestarts",
+]
+RestartStrategy = Literal["Recreate", "BlockingRecreate", "InPlaceRestart"]
+WhenDeleted = Literal["Delete", "Retain"]
+
+DEPENDS_ON_STATUSES: Final[tuple[DependsOnStatus, ...]] = get_args(DependsOnStatus)
+SUCCESS_OPERATORS: Final[tuple[SuccessOperator, ...]] = get_args(SuccessOperator)
+STARTUP_POLICY_ORDERS: Final[tuple[StartupPolicyOrder, ...]] = get_args(StartupPolicyOrder)
+FAILURE_ACTIONS: Final[tuple[FailureAction, ...]] = get_args(FailureAction)
+RESTART_STRATEGIES: Final[tuple[RestartStrategy, ...]] = get_args(RestartStrategy)
+WHEN_DELETED_VALUES: Final[tuple[WhenDeleted, ...]] = get_args(WhenDeleted)
+RESTART_JOB_ACTIONS: Final[tuple[FailureAction, ...]] = ("RestartJob", "RestartJobAndIgnoreMaxRestarts")
+"""The actions that restart one Job instead of the whole JobSet (feature gate RestartJob)."""
+
+
 # --------------------------------------------------------------------------------------------- spec
 
 
 class DependsOn(_Record, frozen=True):
     name: Annotated[str, msgspec.Meta(description="Name of a previous ReplicatedJob this one waits for.")]
     status: Annotated[
-        Literal["Ready", "Complete"],
+        DependsOnStatus,
         msgspec.Meta(description="Status of the dependency that must be reached: Ready or Complete."),
     ]
 
@@ -97,8 +125,8 @@ class ReplicatedJob(_Record, frozen=True):
     ]
     group_name: Annotated[
         str,
-        _crd(default="default", description="Groups ReplicatedJobs for the group-index labels."),
-    ] = "default"
+        _crd(default=c.DEFAULT_GROUP_NAME, description="Groups ReplicatedJobs for the group-index labels."),
+    ] = c.DEFAULT_GROUP_NAME
     replicas: Annotated[
         int,
         msgspec.Meta(ge=0, extra_json_schema={"default": 1, "format": "int32"}),
@@ -106,7 +134,9 @@ class ReplicatedJob(_Record, frozen=True):
     depends_on: (
         Annotated[
             tuple[DependsOn, ...],
-            msgspec.Meta(max_length=5, extra_json_schema={**_map_list("name").extra_json_schema, **_IMMUTABLE}),
+            msgspec.Meta(
+                max_length=c.MAX_DEPENDS_ON, extra_json_schema={**_map_list("name").extra_json_schema, **_IMMUTABLE}
+            ),
         ]
         | None
     ) = None
@@ -119,18 +149,8 @@ class Network(_Record, frozen=True):
 
 
 class SuccessPolicy(_Record, frozen=True):
-    operator: Literal["All", "Any"]
+    operator: SuccessOperator
     target_replicated_jobs: Annotated[tuple[str, ...], _crd(**_ATOMIC)] = ()
-
-
-FailureAction = Literal[
-    "FailJobSet",
-    "RestartJobSet",
-    "RestartJobSetAndIgnoreMaxRestarts",
-    "RestartJob",
-    "RestartJobAndIgnoreMaxRestarts",
-]
-RestartStrategy = Literal["Recreate", "BlockingRecreate", "InPlaceRestart"]
 
 
 class FailurePolicyRule(_Record, frozen=True):
@@ -148,7 +168,7 @@ class FailurePolicy(_Record, frozen=True):
 
 
 class StartupPolicy(_Record, frozen=True):
-    startup_policy_order: Literal["AnyOrder", "InOrder"]
+    startup_policy_order: StartupPolicyOrder
 
 
 class Coordinator(_Record, frozen=True):
@@ -158,7 +178,7 @@ class Coordinator(_Record, frozen=True):
 
 
 class RetentionPolicy(_Record, frozen=True):
-    when_deleted: Annotated[Literal["Delete", "Retain"], _crd(default="Delete")] = "Delete"
+    when_deleted: Annotated[WhenDeleted, _crd(default="Delete")] = "Delete"
 
 
 _PVC_NAMESPACE_RULE = {
@@ -178,7 +198,7 @@ class VolumeClaimPolicy(_Record, frozen=True):
             Annotated[JSON, _crd(description="core/v1 PersistentVolumeClaim template.", **_K8S_PVC)],
             ...,
         ],
-        msgspec.Meta(max_length=50, extra_json_schema=_ATOMIC),
+        msgspec.Meta(max_length=c.MAX_VOLUME_CLAIM_TEMPLATES, extra_json_schema=_ATOMIC),
     ] = ()
     retention_policy: RetentionPolicy | None = None
 
@@ -206,7 +226,7 @@ class JobSetSpec(_Record, frozen=True):
     ttl_seconds_after_finished: Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"format": "int32"})] | None = None
     volume_claim_policies: Annotated[
         tuple[Annotated[VolumeClaimPolicy, _crd(**_PVC_NAMESPACE_RULE)], ...],
-        msgspec.Meta(max_length=50, extra_json_schema={**_ATOMIC, **_IMMUTABLE}),
+        msgspec.Meta(max_length=c.MAX_VOLUME_CLAIM_POLICIES, extra_json_schema={**_ATOMIC, **_IMMUTABLE}),
     ] = ()
 
 
@@ -224,6 +244,12 @@ class Condition(_Record, frozen=True):
     observed_generation: int | None = None
 
 
+_PerJobCounts = Annotated[
+    tuple[_Int32, ...], msgspec.Meta(max_length=c.MAX_REPLICAS_WITH_RESTART_JOB, extra_json_schema=_ATOMIC)
+]
+"""One counter per Job index of a replicated job (gate RestartJob)."""
+
+
 class ReplicatedJobStatus(_Record, frozen=True):
     name: str
     ready: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
@@ -231,10 +257,8 @@ class ReplicatedJobStatus(_Record, frozen=True):
     failed: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
     active: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
     suspended: Annotated[int, _crd(format="int32", **_WIRE_REQUIRED)] = 0
-    job_restarts: Annotated[tuple[_Int32, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None = None
-    job_restarts_count_towards_max: (
-        Annotated[tuple[_Int32, ...], msgspec.Meta(max_length=1024, extra_json_schema=_ATOMIC)] | None
-    ) = None
+    job_restarts: _PerJobCounts | None = None
+    job_restarts_count_towards_max: _PerJobCounts | None = None
 
 
 class JobSetStatus(_Record, frozen=True):
@@ -257,6 +281,19 @@ class JobSet(_Record, frozen=True):
     @property
     def key(self) -> str:
         return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+# --------------------------------------------------------------------------------------------- schema facts
+
+
+def schema_default(record: type[msgspec.Struct], field: str) -> Any:
+    """The default the CRD schema gives ``record.field`` (the API server fills it in before any webhook sees the
+    object); ``LookupError`` for a field the schema does not default."""
+    for meta in get_args(get_type_hints(record, include_extras=True)[field])[1:]:
+        extra = meta.extra_json_schema if isinstance(meta, msgspec.Meta) else None
+        if extra and "default" in extra:
+            return extra["default"]
+    raise LookupError(f"the CRD schema gives {record.__name__}.{field} no default")
 
 
 # --------------------------------------------------------------------------------------------- codecs

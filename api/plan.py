@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from api.jobset_types import JobSet, JobSetStatus
+from api.jsontypes import JSON
 from api.records import Job, Pod
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

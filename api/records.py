@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
 from api import constants as c
 from api.jobset_types import ObjectMeta
-
-JSON = dict[str, Any]
+from api.jsontypes import JSON
 
 
 class _Slim(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True, gc=False):

@@ -27,9 +27,8 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
+from api.jsontypes import JSON
 from cache.errors import ApiError, ConnectionFailed, TransientError, error_for
-
-JSON = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

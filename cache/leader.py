@@ -48,6 +48,8 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from api.jsontypes import JSON
+from api.timefmt import format_micro_time
 from cache.client import ApiClient, resource_path
 from cache.clock import Clock, RealClock
 from cache.errors import NotFound
@@ -71,7 +73,6 @@ LEASE_NAME = "6d4f6a47.jobset.x-k8s.io"
 JITTER_FACTOR = 1.2
 """Candidates sleep ``retry_period * (1 + random() * JITTER_FACTOR)`` between attempts (client-go's factor)."""
 
-JSON = dict[str, Any]
 R = TypeVar("R")
 
 
@@ -188,11 +189,6 @@ class LeaseRecord:
         if self.renew_time is not None:
             out["renewTime"] = self.renew_time
         return out
-
-
-def micro_time(when: dt.datetime) -> str:
-    """Kubernetes ``MicroTime``: RFC 3339 in UTC with microseconds."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utc_now() -> dt.datetime:
@@ -318,7 +314,7 @@ class LeaderElector:
     async def _try_acquire_or_renew(self, started: float) -> bool:
         """One attempt; True when we hold the Lease afterwards. Raises ``_Lost`` if a leader sees a rival."""
         cfg = self.config
-        stamp = micro_time(self._wall())
+        stamp = format_micro_time(self._wall())
         lease = await self.api.get(cfg.namespace, cfg.name)
         if lease is None:
             record = LeaseRecord(cfg.identity, cfg.lease_duration_seconds, stamp, stamp, 0)
@@ -413,7 +409,7 @@ class LeaderElector:
         lease = self._lease
         if lease is None or LeaseRecord.from_lease(lease).holder != cfg.identity:
             return
-        stamp = micro_time(self._wall())
+        stamp = format_micro_time(self._wall())
         observed = self._observed or LeaseRecord()
         record = LeaseRecord("", 1, stamp, stamp, observed.transitions)
         body = dict(lease)

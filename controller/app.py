@@ -16,7 +16,7 @@ import gc
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -25,7 +25,7 @@ from api.jobset_types import JobSet
 from api.records import Job, Node, Pod, Service
 from cache.client import ApiClient, ClusterConfig, resource_path
 from cache.errors import ApiError, NotFound
-from cache.informer import Informer
+from cache.informer import HasMeta, Informer
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
 from cache.store import Store
@@ -48,6 +48,8 @@ from metrics.server import ObservabilityServer, self_signed_tls_context, tls_con
 from metrics.settings import MetricsSettings
 
 log = structlog.get_logger("pyjobset.app")
+
+R = TypeVar("R", bound=HasMeta)
 
 
 def _ns_name(obj: Any) -> str:
@@ -73,6 +75,13 @@ class Controller:
     placement: PlacementRepair = field(init=False)
     ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
+    def _informer(
+        self, group: str, version: str, plural: str, record: type[R], store: Store[R], label_selector: str | None = None
+    ) -> Informer[R]:
+        """The informer that keeps ``store`` in sync with every ``plural`` object (of ``label_selector``)."""
+        path = resource_path(group, version, plural)
+        return Informer(self.client, path, record, store, name=plural, label_selector=label_selector)
+
     def __post_init__(self) -> None:
         s = self.settings
         hub = self.metrics_hub
@@ -81,29 +90,13 @@ class Controller:
         self.services = Store(_ns_name, {OWNER_INDEX: owner_uid_index})
         self.pods = Store(_ns_name, {JOBSET_LABEL_INDEX: jobset_label_index, **POD_INDEXERS})
         self.nodes = Store(lambda n: n.metadata.name)
-        js_inf = Informer(
-            self.client, resource_path(c.GROUP, c.VERSION, c.PLURAL), JobSet, self.jobsets, name="jobsets"
-        )
+        js_inf = self._informer(c.GROUP, c.VERSION, c.PLURAL, JobSet, self.jobsets)
         # Jobs and pods: only those of JobSets (every child we create carries the jobset-name label), so the
         # rest of a large cluster costs no memory; children are still matched by owner UID (D5 of behaviour.md).
-        job_inf = Informer(
-            self.client,
-            resource_path("batch", "v1", "jobs"),
-            Job,
-            self.jobs,
-            name="jobs",
-            label_selector=c.JOBSET_NAME_KEY,
-        )
-        svc_inf = Informer(self.client, resource_path("", "v1", "services"), Service, self.services, name="services")
-        pod_inf = Informer(
-            self.client,
-            resource_path("", "v1", "pods"),
-            Pod,
-            self.pods,
-            name="pods",
-            label_selector=c.JOBSET_NAME_KEY,
-        )
-        node_inf = Informer(self.client, resource_path("", "v1", "nodes"), Node, self.nodes, name="nodes")
+        job_inf = self._informer("batch", "v1", "jobs", Job, self.jobs, label_selector=c.JOBSET_NAME_KEY)
+        svc_inf = self._informer("", "v1", "services", Service, self.services)
+        pod_inf = self._informer("", "v1", "pods", Pod, self.pods, label_selector=c.JOBSET_NAME_KEY)
+        node_inf = self._informer("", "v1", "nodes", Node, self.nodes)
         self.informers = [js_inf, job_inf, svc_inf, pod_inf, node_inf]
         self.watched = WatchedInformers(jobsets=js_inf, jobs=job_inf, pods=pod_inf, nodes=node_inf)
         self.queue = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset") if hub is not None else None)

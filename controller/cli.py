@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -94,21 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OVERRIDES: Final = {
+    "metrics_bind_address": "metrics.bind_address",
+    "metrics_secure": "metrics.secure",
+    "health_probe_bind_address": "health.health_probe_bind_address",
+    "leader_elect": "leader_election.leader_elect",
+    "kube_api_qps": "client_connection.qps",
+    "kube_api_burst": "client_connection.burst",
+}
+"""Flag (argparse destination) → the settings key it overrides when given."""
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if args.metrics_bind_address is not None:
-        out["metrics.bind_address"] = args.metrics_bind_address
-    if args.metrics_secure is not None:
-        out["metrics.secure"] = args.metrics_secure
-    if args.health_probe_bind_address is not None:
-        out["health.health_probe_bind_address"] = args.health_probe_bind_address
-    if args.leader_elect is not None:
-        out["leader_election.leader_elect"] = args.leader_elect
-    if args.kube_api_qps is not None:
-        out["client_connection.qps"] = args.kube_api_qps
-    if args.kube_api_burst is not None:
-        out["client_connection.burst"] = args.kube_api_burst
-    return out
+    given = {flag: getattr(args, flag) for flag in _OVERRIDES}
+    return {_OVERRIDES[flag]: value for flag, value in given.items() if value is not None}
 
 
 async def _until_signalled(coro_factory: Any) -> int:

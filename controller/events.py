@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from api.jobset_types import JobSet
+from api.timefmt import format_micro_time
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, NotFound
 
@@ -28,10 +29,6 @@ log = structlog.get_logger("pyjobset.events")
 
 REPORTING_CONTROLLER = "jobset"
 ACTION = "Reconciling"
-
-
-def _micro_time(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def regarding(js: JobSet) -> dict[str, Any]:
@@ -65,7 +62,7 @@ class EventRecorder:
                 try:
                     await self.client.patch(
                         resource_path("events.k8s.io", "v1", "events", ns, name),
-                        {"series": {"count": count, "lastObservedTime": _micro_time(now)}},
+                        {"series": {"count": count, "lastObservedTime": format_micro_time(now)}},
                         patch_type=MERGE_PATCH,
                     )
                     self._series[key] = (name, _first, count)
@@ -79,7 +76,7 @@ class EventRecorder:
                 "apiVersion": "events.k8s.io/v1",
                 "kind": "Event",
                 "metadata": {"name": name, "namespace": ns},
-                "eventTime": _micro_time(now),
+                "eventTime": format_micro_time(now),
                 "reportingController": REPORTING_CONTROLLER,
                 "reportingInstance": self.instance[:128],
                 "action": ACTION,

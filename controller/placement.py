@@ -43,6 +43,7 @@ from typing import Final, Protocol
 import structlog
 
 from api.records import Node, Pod, controller_uid
+from api.timefmt import format_time
 from cache.client import STRATEGIC_MERGE_PATCH, ApiClient, resource_path
 from cache.errors import ApiError, NotFound
 from cache.queue import QueueShutDown, WorkQueue
@@ -168,7 +169,7 @@ class ApiPodWriter:
             "status": "True",
             "reason": VIOLATION_REASON,
             "message": VIOLATION_MESSAGE,
-            "lastTransitionTime": self.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTransitionTime": format_time(self.now()),
         }
         path = resource_path("", "v1", "pods", pod.metadata.namespace, pod.metadata.name, "status")
         # The UID precondition keeps a same-named replacement pod from being marked.

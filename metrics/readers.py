@@ -6,22 +6,18 @@ malformed input (a bad quantity counts as 0, a bad timestamp as unknown); never 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from api import constants as c
+from api import timefmt
 from api.jobset_types import JobSetStatus
 from api.records import Pod
 
 
 def parse_time(ts: str | None) -> float | None:
     """RFC 3339 (``2026-01-02T03:04:05Z``) → epoch seconds, or None."""
-    if not ts:
-        return None
-    try:
-        return dt.datetime.fromisoformat(ts).timestamp()
-    except ValueError:
-        return None
+    when = timefmt.parse_time(ts)
+    return None if when is None else when.timestamp()
 
 
 def parse_count(q: str) -> int:

@@ -3,7 +3,7 @@ metrics are handed the informers they read.
 
 Role: ``metrics`` owns these interfaces and the controller calls them, so neither package needs the other's
 internals. ``ReconcileObserver`` is called by the reconciler after every reconcile, ``PlanObserver`` by the acting
-layer after a Plan's status write succeeded (decision D4); ``InformerHandle[R]`` is an informer of records ``R``
+layer after a Plan's status write succeeded (D4 of behaviour.md); ``InformerHandle[R]`` is an informer of records ``R``
 as the metrics read it (``cache.informer.Informer[R]`` satisfies it structurally), and ``WatchedInformers`` names
 each informer the lifecycle tracker and the GPU collector need by its role and record type — registration is by
 typed handle, never by looking informers up by name. The composition root (``controller.app``) wires the

@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJob
+from api.jsontypes import JSON, json_copy
 from controller.decide import naming
-
-JSON = dict[str, Any]
 
 
 def owner_reference(js: JobSet) -> JSON:
@@ -81,7 +78,7 @@ def build_job(js: JobSet, rjob: ReplicatedJob, job_index: int, *, job_restart_at
     ours = child_labels(js, rjob, job_index, job_restart_attempt=job_restart_attempt)
     exclusive = _exclusive_annotations(js, rjob)
 
-    template = deep_copy(rjob.template)
+    template = json_copy(rjob.template)
     tmeta = _mapping(template.get("metadata"))
     spec: JSON = dict(_mapping(template.get("spec")))
     pod_template: JSON = dict(_mapping(spec.get("template")))
@@ -160,16 +157,6 @@ def build_headless_service(js: JobSet) -> JSON:
     }
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
-
-
-def deep_copy(value: JSON) -> JSON:
-    """A deep copy of a JSON object, through msgspec (about 4x faster than ``copy.deepcopy``)."""
-    out: JSON = _decode(_encode(value))
-    return out
-
-
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -208,7 +195,7 @@ def build_pvcs(js: JobSet) -> list[JSON]:
                     "apiVersion": "v1",
                     "kind": "PersistentVolumeClaim",
                     "metadata": meta,
-                    "spec": deep_copy(dict(_mapping(tmpl.get("spec")))),
+                    "spec": json_copy(dict(_mapping(tmpl.get("spec")))),
                 }
             )
     return out

@@ -25,6 +25,7 @@ import msgspec
 from api import constants as c
 from api.jobset_types import Condition, JobSetStatus, ReplicatedJobStatus
 from api.plan import Event, Outcome
+from api.timefmt import format_time
 
 # Reasons and messages of conditions and events (copied exactly from the behavioural contract).
 REASON_ALL_JOBS_COMPLETED: Final = "AllJobsCompleted"
@@ -58,13 +59,6 @@ _EXCLUSIVE: Final = {
 }
 
 Status = Literal["True", "False"]
-
-
-def rfc3339(now: dt.datetime) -> str:
-    """``metav1.Time`` wire form: UTC, whole seconds, ``Z`` suffix. A naive ``now`` is taken as UTC."""
-    if now.tzinfo is not None:
-        now = now.astimezone(dt.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def with_first_failed_job(message: str, job_name: str) -> str:
@@ -118,7 +112,7 @@ class StatusDraft:
 
     def __init__(self, old: JobSetStatus, now: dt.datetime) -> None:
         self._old = old
-        self._now = rfc3339(now)
+        self._now = format_time(now)
         self.conditions: list[Condition] = list(old.conditions)
         self.restarts = old.restarts
         self.restarts_count_towards_max = old.restarts_count_towards_max

@@ -25,7 +25,14 @@ from typing import Any, Final
 import msgspec
 
 from api import constants as c
-from api.jobset_types import FailurePolicy, FailurePolicyRule, JobSet, ReplicatedJobStatus
+from api.jobset_types import (
+    RESTART_JOB_ACTIONS,
+    FailureAction,
+    FailurePolicy,
+    FailurePolicyRule,
+    JobSet,
+    ReplicatedJobStatus,
+)
 from api.plan import Outcome
 from api.records import Job, JobCondition
 from controller.decide import conditions as cond
@@ -46,12 +53,7 @@ except ImportError:  # pragma: no cover - the dependency is declared; fall back 
         return _re.compile(pattern)
 
 
-ACTION_FAIL_JOBSET: Final = "FailJobSet"
-ACTION_RESTART_JOBSET: Final = "RestartJobSet"
-ACTION_RESTART_JOBSET_IGNORE_MAX: Final = "RestartJobSetAndIgnoreMaxRestarts"
-ACTION_RESTART_JOB: Final = "RestartJob"
-ACTION_RESTART_JOB_IGNORE_MAX: Final = "RestartJobAndIgnoreMaxRestarts"
-DEFAULT_ACTION: Final = ACTION_RESTART_JOBSET
+DEFAULT_ACTION: Final[FailureAction] = "RestartJobSet"
 
 
 def action_message(action: str, job_name: str) -> str:
@@ -84,15 +86,24 @@ def failed_condition(job: Job) -> JobCondition | None:
 
 def first_failed_job(failed: tuple[Job, ...]) -> Job:
     """The Job whose Failed condition has the earliest ``lastTransitionTime`` (ties: first in snapshot order)."""
+    best = _earliest_failed(failed)
+    return best if best is not None else failed[0]
+
+
+def _earliest_failed(
+    failed: tuple[Job, ...], rule: FailurePolicyRule | None = None, notes: list[str] | None = None
+) -> Job | None:
+    """The earliest-failing Job (ties: first in snapshot order) that ``rule`` applies to (any Job without one);
+    the rule is only tried on a Job that fails earlier than the best so far, so ``notes`` gets what it did."""
     best: Job | None = None
     best_time = ""
     for job in failed:
         fc = failed_condition(job)
-        if fc is None:
+        if fc is None or (best is not None and not fc.last_transition_time < best_time):
             continue
-        if best is None or fc.last_transition_time < best_time:
+        if rule is None or rule_applies(rule, job, fc, notes if notes is not None else []):
             best, best_time = job, fc.last_transition_time
-    return best if best is not None else failed[0]
+    return best
 
 
 def rule_applies(rule: FailurePolicyRule, job: Job, fc: JobCondition, notes: list[str]) -> bool:
@@ -122,16 +133,7 @@ def first_matching_rule(
 ) -> tuple[FailurePolicyRule, Job] | None:
     """The first rule that applies to some failed Job, with the earliest-failing Job it applies to."""
     for rule in rules:
-        best: Job | None = None
-        best_time = ""
-        for job in failed:
-            fc = failed_condition(job)
-            if fc is None:
-                continue
-            if best is not None and not fc.last_transition_time < best_time:
-                continue
-            if rule_applies(rule, job, fc, notes):
-                best, best_time = job, fc.last_transition_time
+        best = _earliest_failed(failed, rule, notes)
         if best is not None:
             return rule, best
     return None
@@ -160,7 +162,7 @@ def execute(
         return None
     match = first_matching_rule(policy.rules, failed, notes)
     if match is None:
-        action: str = DEFAULT_ACTION
+        action: FailureAction = DEFAULT_ACTION
         rule_name = ""
         job = first_failed_job(failed)
         restart_reason = cond.REASON_DEFAULT_FAILURE_POLICY
@@ -174,7 +176,7 @@ def execute(
 def _apply(
     js: JobSet,
     policy: FailurePolicy,
-    action: str,
+    action: FailureAction,
     rule_name: str,
     restart_reason: str,
     job: Job,
@@ -183,10 +185,10 @@ def _apply(
     restart_job_gate: bool,
 ) -> str | None:
     name = job.metadata.name
-    if action in (ACTION_RESTART_JOB, ACTION_RESTART_JOB_IGNORE_MAX) and not restart_job_gate:
+    if action in RESTART_JOB_ACTIONS and not restart_job_gate:
         return f"failure policy action {action} requires feature gate {c.GATE_RESTART_JOB}"
 
-    if action == ACTION_FAIL_JOBSET:
+    if action == "FailJobSet":
         draft.set_failed(
             cond.REASON_FAIL_JOBSET_ACTION,
             cond.with_first_failed_job(cond.MSG_FAIL_JOBSET_ACTION, name),
@@ -194,7 +196,7 @@ def _apply(
         )
         return None
 
-    counts_towards_max = action in (ACTION_RESTART_JOBSET, ACTION_RESTART_JOB)
+    counts_towards_max = action in ("RestartJobSet", "RestartJob")
     if counts_towards_max and restart_budget_used(draft, restart_job_gate=restart_job_gate) >= policy.max_restarts:
         draft.set_failed(
             cond.REASON_REACHED_MAX_RESTARTS,
@@ -204,7 +206,7 @@ def _apply(
         return None
 
     message = action_message(action, name)
-    if action in (ACTION_RESTART_JOBSET, ACTION_RESTART_JOBSET_IGNORE_MAX):
+    if action in ("RestartJobSet", "RestartJobSetAndIgnoreMaxRestarts"):
         draft.restarts += 1
         if counts_towards_max:
             draft.restarts_count_towards_max += 1

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJobStatus
-from api.plan import JSON, JobUpdate, Plan, Snapshot
+from api.jsontypes import JSON
+from api.plan import JobUpdate, Plan, Snapshot
 from api.records import Job
 from controller.decide import children as build
 from controller.decide import conditions as cond

@@ -17,11 +17,11 @@ Cost: O(children + replicas) when something is missing, O(replicated jobs) in th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
-from api.plan import JSON
+from api.jsontypes import JSON
 from controller.decide import children as build
 from controller.decide import conditions as cond
 from controller.decide.classify import Children
@@ -57,6 +57,28 @@ def all_started(rjob: ReplicatedJob, st: ReplicatedJobStatus | None) -> bool:
     return st is not None and rjob.replicas == st.ready + st.failed + st.succeeded
 
 
+def due_replicated_jobs(
+    js: JobSet, statuses: Mapping[str, ReplicatedJobStatus], *, ordered: bool
+) -> Iterator[ReplicatedJob]:
+    """The replicated jobs whose turn it is, in spec order: those whose ``dependsOn`` is reached and, when
+    ``ordered`` (InOrder), not yet fully started. An ordered caller handles the first one and stops
+    (``mark_in_order_in_progress``)."""
+    replicas_seen: dict[str, int] = {}
+    for rjob in js.spec.replicated_jobs:
+        replicas_seen[rjob.name] = rjob.replicas
+        if not dependencies_reached(rjob, replicas_seen, statuses):
+            continue
+        if ordered and all_started(rjob, statuses.get(rjob.name)):
+            continue
+        yield rjob
+
+
+def mark_in_order_in_progress(draft: cond.StatusDraft) -> None:
+    draft.set_condition(
+        c.COND_STARTUP_IN_PROGRESS, "True", cond.REASON_IN_ORDER_IN_PROGRESS, cond.MSG_IN_ORDER_IN_PROGRESS
+    )
+
+
 def jobs_to_create(
     js: JobSet,
     kids: Children,
@@ -71,13 +93,7 @@ def jobs_to_create(
     ordered = in_order(js) and not is_suspended(js)
     existing: set[str] | None = None
     out: list[JSON] = []
-    replicas_seen: dict[str, int] = {}
-    for rjob in js.spec.replicated_jobs:
-        replicas_seen[rjob.name] = rjob.replicas
-        if not dependencies_reached(rjob, replicas_seen, statuses):
-            continue
-        if ordered and all_started(rjob, statuses.get(rjob.name)):
-            continue
+    for rjob in due_replicated_jobs(js, statuses, ordered=ordered):
         # Every child was created by this controller under its canonical name, so ``replicas`` children
         # labelled with this rjob (any bucket) means no index is missing: skip the per-name check (O(1)).
         if not blocked and kids.present.get(rjob.name, 0) < rjob.replicas:
@@ -90,9 +106,7 @@ def jobs_to_create(
                 attempt = attempts[index] if attempts is not None else None
                 out.append(build.build_job(js, rjob, index, job_restart_attempt=attempt))
         if ordered:
-            draft.set_condition(
-                c.COND_STARTUP_IN_PROGRESS, "True", cond.REASON_IN_ORDER_IN_PROGRESS, cond.MSG_IN_ORDER_IN_PROGRESS
-            )
+            mark_in_order_in_progress(draft)
             return out
     if ordered:
         draft.set_condition(

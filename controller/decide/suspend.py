@@ -22,10 +22,11 @@ from typing import Any
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
-from api.plan import JSON, JobUpdate
+from api.jsontypes import JSON
+from api.plan import JobUpdate
 from api.records import Job
 from controller.decide import conditions as cond
-from controller.decide.startup import all_started, dependencies_reached, in_order
+from controller.decide.startup import due_replicated_jobs, in_order, mark_in_order_in_progress
 
 
 def suspend_jobs(active: tuple[Job, ...], draft: cond.StatusDraft) -> list[JobUpdate]:
@@ -47,18 +48,10 @@ def resume_jobs(
             suspended_by_rjob.setdefault(job.metadata.labels.get(c.REPLICATED_JOB_NAME_KEY, ""), []).append(job)
     ordered = in_order(js)
     updates: list[JobUpdate] = []
-    replicas_seen: dict[str, int] = {}
-    for rjob in js.spec.replicated_jobs:
-        replicas_seen[rjob.name] = rjob.replicas
-        if not dependencies_reached(rjob, replicas_seen, statuses):
-            continue
-        if ordered and all_started(rjob, statuses.get(rjob.name)):
-            continue
+    for rjob in due_replicated_jobs(js, statuses, ordered=ordered):
         updates.extend(resume_update(job, rjob) for job in suspended_by_rjob.get(rjob.name, ()))
         if ordered:
-            draft.set_condition(
-                c.COND_STARTUP_IN_PROGRESS, "True", cond.REASON_IN_ORDER_IN_PROGRESS, cond.MSG_IN_ORDER_IN_PROGRESS
-            )
+            mark_in_order_in_progress(draft)
             return updates
     draft.set_condition(c.COND_SUSPENDED, "False", cond.REASON_RESUMED, cond.MSG_RESUMED)
     return updates

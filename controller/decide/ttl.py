@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from api import constants as c
 from api.jobset_types import JobSet
+from api.timefmt import parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,17 +23,6 @@ class TTLDecision:
     delete_jobset: bool = False
     requeue_after: float | None = None
     error: str | None = None
-
-
-def parse_time(value: str) -> dt.datetime | None:
-    """An RFC 3339 ``metav1.Time`` (``Z`` or numeric offset, optional fraction) as an aware datetime."""
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def finish_time(js: JobSet) -> str:

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.webhooks.jsonview import json_copy
+from api.jsontypes import JSON, json_copy
 
 __all__ = ["default_jobset", "defaulting_patch"]
-
-JSON = dict[str, Any]
 
 
 def _escape(token: str | int) -> str:

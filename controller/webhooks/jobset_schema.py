@@ -14,6 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from api.constants import MAX_DEPENDS_ON, MAX_VOLUME_CLAIM_POLICIES, MAX_VOLUME_CLAIM_TEMPLATES
+from api.jobset_types import (
+    DEPENDS_ON_STATUSES,
+    FAILURE_ACTIONS,
+    RESTART_STRATEGIES,
+    STARTUP_POLICY_ORDERS,
+    SUCCESS_OPERATORS,
+    WHEN_DELETED_VALUES,
+)
 from controller.webhooks.dns import is_dns1123_subdomain
 from controller.webhooks.fielderrors import ErrorList, FieldError, Path
 from controller.webhooks.jsonview import JobSetView, check_depth, get_path, parse_jobset, raw_list
@@ -22,23 +31,14 @@ __all__ = ["validate_schema_rules"]
 
 _SPEC = Path("spec")
 
-_ENUMS: Final = {
-    "dependsOn.status": ("Ready", "Complete"),
-    "successPolicy.operator": ("All", "Any"),
-    "startupPolicyOrder": ("AnyOrder", "InOrder"),
-    "restartStrategy": ("Recreate", "BlockingRecreate", "InPlaceRestart"),
-    "action": (
-        "FailJobSet",
-        "RestartJobSet",
-        "RestartJobSetAndIgnoreMaxRestarts",
-        "RestartJob",
-        "RestartJobAndIgnoreMaxRestarts",
-    ),
-    "whenDeleted": ("Delete", "Retain"),
+_ENUMS: Final[dict[str, tuple[str, ...]]] = {
+    "dependsOn.status": DEPENDS_ON_STATUSES,
+    "successPolicy.operator": SUCCESS_OPERATORS,
+    "startupPolicyOrder": STARTUP_POLICY_ORDERS,
+    "restartStrategy": RESTART_STRATEGIES,
+    "action": FAILURE_ACTIONS,
+    "whenDeleted": WHEN_DELETED_VALUES,
 }
-MAX_DEPENDS_ON: Final = 5
-MAX_VOLUME_CLAIM_POLICIES: Final = 50
-MAX_VOLUME_CLAIM_TEMPLATES: Final = 50
 _CEL_IMMUTABLE: Final = "Value is immutable"
 _SPEC_IMMUTABLE_FIELDS: Final = ("network", "successPolicy", "failurePolicy", "startupPolicy", "volumeClaimPolicies")
 

@@ -28,12 +28,21 @@ reference's order.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from api.constants import COORDINATOR_KEY, GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GROUP, KIND
+from api.constants import (
+    COORDINATOR_KEY,
+    GATE_ELASTIC_JOBSET,
+    GATE_IN_PLACE_RESTART,
+    GATE_RESTART_JOB,
+    GROUP,
+    KIND,
+    MAX_REPLICAS_WITH_RESTART_JOB,
+)
+from api.jobset_types import RESTART_JOB_ACTIONS
+from api.jsontypes import json_copy
 from controller.webhooks.dns import (
     is_dns1035_label,
     is_dns1123_subdomain,
@@ -75,8 +84,6 @@ SUBDOMAIN_TOO_LONG: Final = ".spec.network.subdomain is too long, must be less t
 IMMUTABLE: Final = "field is immutable"
 MAX_MANAGED_BY_LENGTH: Final = 63
 MAX_PVC_NAME_LENGTH: Final = 63
-MAX_REPLICAS_WITH_RESTART_JOB: Final = 1024
-RESTART_JOB_ACTIONS: Final = ("RestartJob", "RestartJobAndIgnoreMaxRestarts")
 VALID_FAILURE_REASONS: Final = (
     "BackoffLimitExceeded",
     "DeadlineExceeded",
@@ -482,7 +489,7 @@ def validate_update(new: Any, old: Any, gates: Mapping[str, bool]) -> ErrorList:
 
     errs = ErrorList()
     old_by_name = {rj.name: rj for rj in old_view.rjobs}
-    munged = copy.deepcopy(raw_list(new_view.spec.get("replicatedJobs")))
+    munged = json_copy(raw_list(new_view.spec.get("replicatedJobs")))
 
     if _gate(gates, GATE_ELASTIC_JOBSET):
         for rjob in new_view.rjobs:
@@ -565,7 +572,7 @@ def _put(obj: Any, keys: Sequence[str], value: Any) -> None:
         if value is None:
             obj.pop(keys[-1], None)
         else:
-            obj[keys[-1]] = copy.deepcopy(value)
+            obj[keys[-1]] = json_copy(value)
 
 
 def validate_delete(_obj: Any) -> ErrorList:

@@ -4,8 +4,8 @@ Role: the admission webhooks receive raw JSON and must answer malformed input (a
 a list where a map belongs, absurd nesting) with a clean field error instead of an exception. ``parse_jobset``
 walks exactly the fields the validation rules read, records a field error for every JSON-type mismatch, and
 returns small frozen views the rules can trust. Absent fields take the values the CRD schema defaults them to
-(``groupName: default``, ``replicas: 1``, ``restartStrategy: Recreate``), because the API server applies those
-before any webhook runs.
+(``groupName: default``, ``replicas: 1``, ``restartStrategy: Recreate``, ``whenDeleted: Delete``), because the API
+server applies those before any webhook runs; the values are read from the schema in ``api.jobset_types``.
 
 Invariants: never raises for any JSON-compatible input; a view is only used when its error list is empty;
 nesting is bounded (``MAX_DEPTH``) before any recursive code (equality, rendering) touches the object.
@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from api.jobset_types import FailurePolicy, ReplicatedJob, RetentionPolicy, schema_default
 from controller.webhooks.fielderrors import OMIT, ErrorList, FieldError, Path, go_quote
 
 __all__ = [
@@ -32,14 +33,12 @@ __all__ = [
     "TemplateView",
     "check_depth",
     "get_path",
-    "json_copy",
     "json_type",
     "parse_jobset",
     "raw_list",
     "semantic_equal",
 ]
 
-JSON = dict[str, Any]
 _T = TypeVar("_T")
 INT32_MAX: Final = 2**31 - 1
 INT32_MIN: Final = -(2**31)
@@ -49,6 +48,11 @@ MAX_DEPTH: Final = 100
 # The random suffix the API server appends to generateName; only its length and alphabet matter here.
 GENERATED_SUFFIX: Final = "xxxxx"
 _MAX_GENERATED_BASE: Final = 58
+# What the CRD schema defaults (the API server applies these before any webhook runs).
+_DEFAULT_GROUP_NAME: Final[str] = schema_default(ReplicatedJob, "group_name")
+_DEFAULT_REPLICAS: Final[int] = schema_default(ReplicatedJob, "replicas")
+_DEFAULT_RESTART_STRATEGY: Final[str] = schema_default(FailurePolicy, "restart_strategy")
+_DEFAULT_WHEN_DELETED: Final[str] = schema_default(RetentionPolicy, "when_deleted")
 
 
 def json_type(value: Any) -> str:
@@ -87,28 +91,6 @@ def check_depth(value: Any, root: Path, limit: int = MAX_DEPTH) -> FieldError | 
         elif isinstance(node, list | tuple):
             stack.extend((child, depth + 1, entry, i) for i, child in enumerate(node))
     return None
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of decoded JSON (dicts, lists, scalars), iterative so any nesting depth is fine."""
-    if not isinstance(value, dict | list):
-        return value
-    root: Any = {} if isinstance(value, dict) else []
-    stack: list[tuple[Any, Any]] = [(value, root)]
-    while stack:
-        source, target = stack.pop()
-        items = source.items() if isinstance(source, dict) else enumerate(source)
-        for key, child in items:
-            if isinstance(child, dict | list):
-                copied: Any = {} if isinstance(child, dict) else []
-                stack.append((child, copied))
-            else:
-                copied = child
-            if isinstance(target, dict):
-                target[key] = copied
-            else:
-                target.append(copied)
-    return root
 
 
 def _entry_path(entry: tuple[Any, int, Any, str | int | None], root: Path) -> Path:
@@ -409,8 +391,8 @@ def _parse_rjob(reader: _Reader, index: int, path: Path, raw: Mapping[str, Any])
         index=index,
         path=path,
         name=reader.string(raw, "name", path.child("name")) or "",
-        group_name=_default(reader.string(raw, "groupName", path.child("groupName")), "default"),
-        replicas=_default(reader.integer(raw, "replicas", path.child("replicas")), 1),
+        group_name=_default(reader.string(raw, "groupName", path.child("groupName")), _DEFAULT_GROUP_NAME),
+        replicas=_default(reader.integer(raw, "replicas", path.child("replicas")), _DEFAULT_REPLICAS),
         depends_on=depends_on,
         parallelism=reader.integer(job_spec, "parallelism", jp.child("parallelism")),
         completions=reader.integer(job_spec, "completions", jp.child("completions")),
@@ -444,7 +426,7 @@ def _parse_failure_policy(reader: _Reader, spec: Mapping[str, Any], path: Path) 
                 targets=tuple(reader.strings(rule, "targetReplicatedJobs", p.child("targetReplicatedJobs"))),
             )
         )
-    strategy = _default(reader.string(raw, "restartStrategy", path.child("restartStrategy")), "Recreate")
+    strategy = _default(reader.string(raw, "restartStrategy", path.child("restartStrategy")), _DEFAULT_RESTART_STRATEGY)
     return FailurePolicyView(path=path, restart_strategy=strategy, rules=tuple(rules))
 
 
@@ -455,7 +437,8 @@ def _parse_policies(reader: _Reader, spec: Mapping[str, Any], path: Path) -> tup
         when_deleted = None
         if retention is not None:
             when_deleted = _default(
-                reader.string(retention, "whenDeleted", ppath.child("retentionPolicy", "whenDeleted")), "Delete"
+                reader.string(retention, "whenDeleted", ppath.child("retentionPolicy", "whenDeleted")),
+                _DEFAULT_WHEN_DELETED,
             )
         templates: list[TemplateView] = []
         for tpath, template in reader.objects(policy, "templates", ppath.child("templates")):

@@ -24,12 +24,12 @@ a :class:`Denial` carrying the HTTP code, reason and exact message the reference
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from api import constants as c
+from api.jsontypes import JSON, json_copy
 from api.records import Node, Pod, controller_uid
 from controller.webhooks.fielderrors import go_quote
 
@@ -46,7 +46,6 @@ __all__ = [
     "validate_pod",
 ]
 
-JSON = dict[str, Any]
 
 MSG_SELECTOR_NOT_SET: Final = "follower pod node selector not set"
 MSG_SELECTOR_MISSING: Final = "follower pod node selector for topology domain not found. missing selector: {}"
@@ -276,7 +275,7 @@ def mutate_pod(pod: Any, namespace: str, lookup: PlacementLookup) -> PodMutation
     problem = _shape_errors(pod)
     if problem is not None:
         return PodMutation(denial=Denial(problem, code=400, reason="BadRequest"))
-    out: JSON = copy.deepcopy(dict(pod))
+    out: JSON = json_copy(dict(pod))
     meta, spec = out["metadata"], out["spec"]
     priority = spec.get("priority")
     if isinstance(priority, int) and not isinstance(priority, bool):

@@ -44,6 +44,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from api.jsontypes import JSON
 from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
 from cache.errors import NotFound
@@ -57,7 +58,6 @@ from controller.webhooks.pod_webhooks import Denial, PlacementLookup, mutate_pod
 
 log = structlog.get_logger("pyjobset.webhooks")
 
-JSON = dict[str, Any]
 
 MUTATE_JOBSET_PATH: Final = "/mutate-jobset-x-k8s-io-v1alpha2-jobset"
 VALIDATE_JOBSET_PATH: Final = "/validate-jobset-x-k8s-io-v1alpha2-jobset"

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from api.timefmt import format_micro_time
 from cache.clock import FakeClock
 from cache.errors import AlreadyExists, ConnectionFailed, error_for
 from cache.leader import (
@@ -29,7 +30,6 @@ from cache.leader import (
     LeaderElectionConfig,
     LeaderElector,
     LeaseRecord,
-    micro_time,
     run_as_leader,
 )
 
@@ -261,7 +261,7 @@ def test_config_needs_a_namespace_and_an_identity(kwargs: dict[str, str]) -> Non
 
 def test_micro_time_is_rfc3339_utc_with_microseconds() -> None:
     when = dt.datetime(2026, 3, 4, 5, 6, 7, 8, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    assert micro_time(when) == "2026-03-04T03:06:07.000008Z"
+    assert format_micro_time(when) == "2026-03-04T03:06:07.000008Z"
 
 
 # --- acquiring and renewing --------------------------------------------------------------------------------

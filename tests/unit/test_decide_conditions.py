@@ -8,6 +8,7 @@ import pytest
 
 from api import constants as c
 from api.jobset_types import Condition, JobSetStatus
+from api.timefmt import format_time
 from controller.decide import conditions as cond
 
 OLD = "2025-12-31T00:00:00Z"
@@ -125,6 +126,6 @@ def test_unchanged_draft_builds_none_and_changed_builds_status() -> None:
 
 
 def test_rfc3339_renders_utc_seconds() -> None:
-    assert cond.rfc3339(dt.datetime(2026, 5, 1, 3, 4, 5, 999, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == (
+    assert format_time(dt.datetime(2026, 5, 1, 3, 4, 5, 999, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == (
         "2026-05-01T01:04:05Z"
     )
