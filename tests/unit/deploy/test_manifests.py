@@ -22,7 +22,7 @@ import yaml
 
 JSON = dict[str, Any]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 KUSTOMIZATIONS = ("", "rbac", "manager", "webhook", "monitoring", "pdb", "certmanager")
 NAMESPACE = "jobset-system"
