@@ -14,7 +14,6 @@ import pytest
 
 from api import constants as c
 from tests.conformance.kit import (
-    EXTERNAL,
     RJOB_A,
     RJOB_B,
     Cluster,
@@ -408,19 +407,6 @@ async def test_recreate_replaces_each_job_once_its_own_predecessor_is_gone(clust
     assert {j["metadata"]["name"] for j in jobs} == set(want)
 
 
-STALE_DELETED_JOB = (
-    "controller bug (cache write-through resurrects deleted Jobs): Actor._delete_jobs writes the DELETE response "
-    "(the Job with a deletionTimestamp) through Informer.upsert_if_newer, which stores it whenever the key is "
-    "absent; on a real API server a foreground delete of a Job without pods finishes at once, so the watch's "
-    "DELETED event is often applied first and the cache then keeps a Job that no longer exists: BlockingRecreate "
-    "waits for it forever. Traced on the real control plane: event DELETED a-0 rv 320, then write-through a-0 "
-    "rv 318 with the key absent -> stored; no Jobs are ever recreated"
-)
-
-
-# Not strict: the bug is a race. On the real control plane it hit 4 of 5 runs with the controller in the test's
-# process and 0 of 3 with the controller as its own process (where it once stalled scenario 14 instead).
-@pytest.mark.xfail(EXTERNAL, strict=False, reason=STALE_DELETED_JOB)
 async def test_blocking_recreate_waits_for_every_predecessor(cluster: Cluster) -> None:
     # Spec 4.4: with BlockingRecreate nothing is recreated while any previous-attempt Job still exists.
     await cluster.create(with_policy({"maxRestarts": 1, "restartStrategy": "BlockingRecreate"}))
