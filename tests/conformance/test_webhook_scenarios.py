@@ -42,7 +42,7 @@ from controller.webhooks.server import (
     server_tls_context,
 )
 from tests.builders import JobSetBuilder
-from tests.conformance.kit import Cluster
+from tests.conformance.kit import Cluster, jobset_webhooks
 from tests.e2e.pki import Pki
 
 JSON = dict[str, Any]
@@ -417,3 +417,16 @@ async def test_webhooks_do_not_block_the_controller(webhooks: Webhooks, controll
         rj["template"]["spec"]["template"]["metadata"]["annotations"]["sim.pyjobset.io/run-seconds"] = "0.2"
     await webhooks.create(obj)
     await webhooks.cluster.wait_terminal("js", "Completed")
+
+
+async def test_jobset_webhooks_lists_the_webhooks_that_see_a_namespace(webhooks: Webhooks, api: ApiClient) -> None:
+    # The tier's ``without_jobset_webhooks`` fixture relies on this answer to skip where admission is on.
+    ns = webhooks.ns
+    names = [f"conformance-{ns}/mjobset.kb.io", f"conformance-{ns}/vjobset.kb.io"]
+    assert sorted(await jobset_webhooks(api, ns)) == names
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    await api.create(resource_path("", "v1", "namespaces"), {"metadata": {"name": other}})
+    try:
+        assert await jobset_webhooks(api, other) == []  # the configurations select this test's namespace only
+    finally:
+        await api.delete(resource_path("", "v1", "namespaces", name=other))
