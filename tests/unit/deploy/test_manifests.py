@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.settings import load_settings
+
 JSON = dict[str, Any]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 KUSTOMIZATIONS = ("", "rbac", "manager", "webhook", "monitoring", "pdb", "certmanager")
 NAMESPACE = "jobset-system"
@@ -453,10 +455,9 @@ def test_config_map_holds_the_reference_configuration(config_text: str) -> None:
 
 
 def test_config_map_is_accepted_by_the_controllers_strict_decoder(config_text: str, tmp_path: Path) -> None:
-    settings_mod = pytest.importorskip("controller.settings")
     path = tmp_path / "controller_manager_config.yaml"
     path.write_text(config_text, encoding="utf-8")
-    settings = settings_mod.load_settings(path)
+    settings = load_settings(path)
     assert settings.leader_election.leader_elect is True
     assert settings.internal_cert_management.enable is True
     assert settings.webhook.port == 9443
@@ -524,10 +525,9 @@ def test_image_copies_every_package(dockerfile: str) -> None:
 
 
 def test_certmanager_config_is_accepted_by_the_strict_decoder(tmp_path: Path) -> None:
-    settings_mod = pytest.importorskip("controller.settings")
     (patch,) = load_all(DEPLOY / "certmanager" / "manager_config_patch.yaml")
     path = tmp_path / "controller_manager_config.yaml"
     path.write_text(patch["data"]["controller_manager_config.yaml"], encoding="utf-8")
-    settings = settings_mod.load_settings(path)
+    settings = load_settings(path)
     assert settings.internal_cert_management.enable is False
     assert settings.webhook.cert_dir == "/tmp/k8s-webhook-server/serving-certs"
