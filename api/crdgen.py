@@ -7,7 +7,7 @@ walking the msgspec records of ``api.jobset_types`` with ``msgspec.inspect``; th
 (``deploy/openapi/kubernetes-<version>.json``), converted the way controller-gen converts Go types.
 
     python -m api.crdgen > deploy/crd/jobset.x-k8s.io_jobsets.yaml   # print the CRD
-    python -m api.crdgen --write                                     # the same, into that file
+    python -m api.crdgen --write                                     # the same, into that file and the chart
     python -m api.crdgen --check                                     # exit 1 if the checked-in file drifted
     python -m api.crdgen --refresh-openapi DIR                       # re-vendor from api/openapi-spec/v3
 
@@ -73,6 +73,8 @@ K8S_VERSION: Final = "v1.36.3"
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 OPENAPI_SUBSET: Final = REPO_ROOT / "deploy" / "openapi" / f"kubernetes-{K8S_VERSION}.json"
 CRD_PATH: Final = REPO_ROOT / "deploy" / "crd" / "jobset.x-k8s.io_jobsets.yaml"
+CHART_CRD_PATH: Final = REPO_ROOT / "charts" / "pyjobset" / "crds" / "jobset.x-k8s.io_jobsets.yaml"
+"""The Helm chart's copy (Helm installs ``crds/`` verbatim); written and checked together with ``CRD_PATH``."""
 
 CRD_NAME: Final = f"{constants.PLURAL}.{constants.GROUP}"
 LIST_KIND: Final = f"{constants.KIND}List"
@@ -565,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.crdgen", description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="fail if the checked-in CRD drifted")
-    mode.add_argument("--write", action="store_true", help="write the CRD into deploy/crd/")
+    mode.add_argument("--write", action="store_true", help="write the CRD into deploy/crd/ and the Helm chart")
     mode.add_argument(
         "--refresh-openapi",
         metavar="DIR",
@@ -584,14 +586,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crdgen: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        current = CRD_PATH.read_text(encoding="utf-8") if CRD_PATH.exists() else ""
-        if current != text:
-            print(f"crdgen: {CRD_PATH} is out of date; run `python -m api.crdgen --write`", file=sys.stderr)
-            return 1
-        return 0
+        stale = [p for p in (CRD_PATH, CHART_CRD_PATH) if not p.exists() or p.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"crdgen: {path} is out of date; run `python -m api.crdgen --write`", file=sys.stderr)
+        return 1 if stale else 0
     if args.write:
-        CRD_PATH.parent.mkdir(parents=True, exist_ok=True)
-        CRD_PATH.write_text(text, encoding="utf-8")
+        for path in (CRD_PATH, CHART_CRD_PATH):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
         return 0
     sys.stdout.write(text)
     return 0

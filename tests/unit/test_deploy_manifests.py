@@ -483,6 +483,39 @@ def test_service_monitor_selects_the_metrics_service(objects: dict[tuple[str, st
     assert (endpoint["port"], endpoint["scheme"], endpoint["path"]) == ("https", "https", "/metrics")
 
 
+# The reference install's identity (kubernetes-sigs/jobset, kustomize `config/default`): what `kubectl apply -k
+# deploy/` must agree with to take over an existing reference install in place. A Deployment's selector is
+# immutable, so it must be exactly the reference's; Services select on the JobSet-specific name + instance labels
+# (the reference moved off `control-plane`, which every kubebuilder controller in a namespace shares).
+REFERENCE_DEPLOYMENT_SELECTOR = {"control-plane": "controller-manager"}
+IDENTITY_LABELS = {"app.kubernetes.io/name": "jobset", "app.kubernetes.io/instance": "jobset"}
+
+
+def test_deployment_selector_is_the_reference_installs(deployment: JSON) -> None:
+    assert deployment["metadata"]["name"] == "jobset-controller-manager"
+    assert deployment["metadata"]["namespace"] == NAMESPACE
+    assert deployment["spec"]["selector"] == {"matchLabels": REFERENCE_DEPLOYMENT_SELECTOR}
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert (REFERENCE_DEPLOYMENT_SELECTOR | IDENTITY_LABELS).items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("service", ["jobset-webhook-service", "jobset-controller-manager-metrics-service"])
+def test_services_select_the_jobset_pod_only(objects: dict[tuple[str, str], JSON], service: str) -> None:
+    assert obj(objects, "Service", service)["spec"]["selector"] == IDENTITY_LABELS
+
+
+def test_no_selector_relies_on_the_shared_control_plane_label_but_the_deployments(
+    objects: dict[tuple[str, str], JSON],
+) -> None:
+    for (kind, name), doc in objects.items():
+        if kind in ("Deployment", "Namespace"):
+            continue
+        selector = doc.get("spec", {}).get("selector") if isinstance(doc.get("spec"), dict) else None
+        if isinstance(selector, dict):
+            flat = selector.get("matchLabels", selector)
+            assert "control-plane" not in flat, (kind, name)
+
+
 def test_pdb_selects_the_controller(objects: dict[tuple[str, str], JSON], deployment: JSON) -> None:
     pdb = obj(objects, "PodDisruptionBudget", "jobset-controller-manager")
     assert pdb["spec"]["minAvailable"] == 1
