@@ -114,7 +114,7 @@ def test_kustomizations_reference_existing_files_and_every_file_is_referenced(di
 def test_every_deploy_directory_of_ours_is_checked() -> None:
     others = {"grafana", "prometheus"}  # dashboards and alert rules belong to the observability work
     ours = {p.name for p in DEPLOY.iterdir() if p.is_dir()} - others
-    assert ours == {"crd", "openapi", "image", *(d for d in KUSTOMIZATIONS if d)}
+    assert ours == {"crd", "image", *(d for d in KUSTOMIZATIONS if d)}
 
 
 def test_default_install_contents() -> None:
