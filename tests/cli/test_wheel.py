@@ -1,9 +1,11 @@
 """The built wheel is complete: installed into a fresh virtual environment, ``pyjobset demo`` runs from it.
 
 A checkout hides missing package data (the code finds its files next to the sources), so this builds the wheel
-(``pip wheel --no-deps``), installs it into a new venv (our wheel from the build folder, its dependencies from
-the package index), and runs the console script from a directory outside the checkout with a clean environment,
-so nothing can be imported from the repository. Slow (about a minute, most of it installing dependencies).
+(``pip wheel --no-deps``), installs it into a new venv and runs the console script from a directory outside the
+checkout with a clean environment, so nothing can be imported from the repository. The dependencies come from the
+package index exactly as the image gets them: ``deploy/image/requirements.lock`` with ``--require-hashes`` (so
+this also proves the lock installs, is complete for the wheel's declared requirements — ``pip check`` — and is
+enough to run). Slow (under a minute, most of it installing dependencies).
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def test_demo_runs_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel], cwd=tmp_path, timeout=600)
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    lock = REPO / "deploy" / "image" / "requirements.lock"
+    _run([*pip, "install", "--require-hashes", "--no-deps", "-r", lock], cwd=tmp_path, timeout=600)
+    _run([*pip, "install", "--no-deps", wheel], cwd=tmp_path, timeout=120)
+    _run([*pip, "check"], cwd=tmp_path, timeout=60)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     clean["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{clean.get('PATH', '')}"
     where = _run([python, "-c", "import api; print(api.__file__)"], cwd=tmp_path, timeout=60, env=clean)

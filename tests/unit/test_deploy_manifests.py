@@ -564,3 +564,53 @@ def test_certmanager_config_is_accepted_by_the_strict_decoder(tmp_path: Path) ->
     settings = settings_mod.load_settings(path)
     assert settings.internal_cert_management.enable is False
     assert settings.webhook.cert_dir == "/tmp/k8s-webhook-server/serving-certs"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(spec: str) -> str:
+    return _canonical(re.split(r"[\s<>=!~;\[]", spec.strip(), maxsplit=1)[0])
+
+
+@pytest.fixture(scope="module")
+def lock() -> dict[str, list[str]]:
+    """deploy/image/requirements.lock as {name: [hashes]}, checking that every entry is an exact pin."""
+    text = (DEPLOY / "image" / "requirements.lock").read_text(encoding="utf-8")
+    pins: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        head = block.split("\\", 1)[0].strip()
+        if not head or head.startswith("#"):
+            continue
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", head), f"not an exact pin: {head!r}"
+        pins[_requirement_name(head)] = re.findall(r"--hash=sha256:([0-9a-f]{64})", block)
+    return pins
+
+
+def test_lock_pins_every_dependency_with_hashes(lock: dict[str, list[str]]) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = {_requirement_name(d) for d in project["project"]["dependencies"]}
+    build = (DEPLOY / "image" / "build-requirements.in").read_text(encoding="utf-8").splitlines()
+    build_reqs = [line for line in build if line.strip() and not line.startswith("#")]
+    assert sorted(build_reqs) == sorted(project["build-system"]["requires"])
+    wanted |= {_requirement_name(r) for r in build_reqs}
+    missing = wanted - set(lock)
+    assert not missing, f"{sorted(missing)} not in the lock: regenerate it (command in its first lines)"
+    assert all(lock.values()), [name for name, hashes in lock.items() if not hashes]
+
+
+def test_image_installs_only_hashed_artifacts(dockerfile: str) -> None:
+    assert "--require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert "COPY deploy/image/requirements.lock ./" in dockerfile
+    assert "--no-deps --no-build-isolation ." in dockerfile  # the project: no resolution, no unhashed backend
+    ignore = (DEPLOY / "image" / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    assert "!deploy/image/requirements.lock" in ignore.splitlines()
+
+
+def test_base_image_is_pinned_by_tag_and_takes_a_release_digest(dockerfile: str) -> None:
+    froms = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
+    assert froms == ["${PYTHON_IMAGE}${PYTHON_IMAGE_DIGEST:+@}${PYTHON_IMAGE_DIGEST}"] * 2
+    (tag,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, flags=re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11-slim-\w+", tag)
+    assert "RELEASE PROCESS MUST FILL: --build-arg PYTHON_IMAGE_DIGEST=sha256:" in dockerfile
