@@ -16,6 +16,7 @@ both forms, and ``nullable`` ones accept null, because JSON Schema knows neither
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,14 @@ def _convert(node: Any) -> Any:
         return [_convert(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _convert(v) for k, v in node.items()}
+    out: JSON = {}
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            # A map of property names to schemas, not a schema: its keys may be "type", "anyOf", ... (as in the
+            # CRD's own JSONSchemaProps), so only its values are converted.
+            out[key] = {name: _convert(sub) for name, sub in value.items()}
+        else:
+            out[key] = _convert(value)
     if out.get("format") == "int-or-string" or out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out.pop("format", None)
@@ -71,6 +79,17 @@ def _kind_definitions(components: JSON) -> dict[tuple[str, str, str], str]:
     return found
 
 
+def wait_until_published(client: Client, api_version: str, *, timeout: float = 60.0) -> None:
+    """Wait until ``/openapi/v3`` lists ``api_version``: the API server publishes a new CRD's schema shortly
+    after the CRD is Established, and nothing can be watched for that, so this polls (bounded)."""
+    group, version = _group_version(api_version)
+    deadline = time.monotonic() + timeout
+    while _openapi_path(group, version) not in client.get("/openapi/v3")["paths"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the API server did not publish {api_version} in /openapi/v3 within {timeout}s")
+        time.sleep(0.2)
+
+
 def write_schemas(client: Client, kinds: Iterable[tuple[str, str]], directory: Path) -> list[Path]:
     """Write the schema of each ``(apiVersion, kind)`` the API server serves into ``directory``.
 
@@ -87,7 +106,7 @@ def write_schemas(client: Client, kinds: Iterable[tuple[str, str]], directory: P
             if entry is None:
                 raise LookupError(f"the API server serves no {api_version} (needed for kind {kind})")
             raw = client.get(entry["serverRelativeURL"].split("?", 1)[0])
-            documents[key] = _convert(raw["components"]["schemas"])
+            documents[key] = {name: _convert(schema) for name, schema in raw["components"]["schemas"].items()}
             for special in (_QUANTITY, _INT_OR_STRING):
                 if special in documents[key]:
                     description = documents[key][special].get("description", "")

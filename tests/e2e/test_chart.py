@@ -33,9 +33,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.harness import REPO, bin_dir, versions
+from controller.demo import sample_jobset
+from tests.e2e.harness import REPO, ControlPlane, bin_dir, versions
 from tests.e2e.kube import Client
-from tests.e2e.schemas import SCHEMA_LOCATION, write_schemas
+from tests.e2e.schemas import SCHEMA_LOCATION, wait_until_published, write_schemas
 
 JSON = dict[str, Any]
 Key = tuple[str, str]
@@ -299,6 +300,24 @@ def test_schema_validation_catches_a_misspelt_field(
     manifest.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
     with pytest.raises(AssertionError, match="imagePullPolicyy"):
         _kubeconform(kubeconform, schema_dir, manifest)
+
+
+@pytest.mark.e2e
+def test_jobsets_validate_against_our_crd(control_plane: ControlPlane, kubeconform: Path, tmp_path: Path) -> None:
+    """JobSet objects are checked against the schema the API server publishes for our CRD once installed."""
+    control_plane.install_jobset_crd()
+    wait_until_published(control_plane.admin, "jobset.x-k8s.io/v1alpha2")
+    schemas = tmp_path / "schemas"
+    write_schemas(control_plane.admin, [("jobset.x-k8s.io/v1alpha2", "JobSet")], schemas)
+    good = sample_jobset("default")
+    bad = copy.deepcopy(good)
+    bad["spec"]["replicatedJobs"][0]["replicass"] = 2
+    manifest = tmp_path / "jobsets.yaml"
+    manifest.write_text(yaml.safe_dump(good), encoding="utf-8")
+    assert _kubeconform(kubeconform, schemas, manifest)["summary"]["valid"] == 1
+    manifest.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(AssertionError, match="replicass"):
+        _kubeconform(kubeconform, schemas, manifest)
 
 
 def test_tools_are_on_the_pinned_versions(helm: Path, kubeconform: Path) -> None:
