@@ -219,6 +219,22 @@ def test_values_reach_the_objects(helm: Path) -> None:
     assert all(d["metadata"]["labels"]["team"] == "batch" for d in templated)
 
 
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("controler.replicas=2", "'controler' not allowed"),  # a misspelt key is an error, never ignored
+        ("controller.replicas=two", "/controller/replicas"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("controller.featureGates.ElasticJobSet=yes", "/controller/featureGates/ElasticJobSet"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_field(helm: Path, value: str, named: str) -> None:
+    argv = [str(helm), "template", RELEASE, str(CHART), "--kube-version", versions()["K8S_VERSION"], "--set", value]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert named in proc.stderr, proc.stderr
+
+
 def test_chart_config_is_accepted_by_the_controllers_strict_decoder(helm: Path, tmp_path: Path) -> None:
     from controller.settings import load_settings
 
