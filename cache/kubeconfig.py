@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 
 from cache.credentials import (
@@ -55,6 +56,7 @@ from cache.credentials import (
 )
 
 JSON = dict[str, Any]
+log = structlog.get_logger("pyjobset.kubeconfig")
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 UNSUPPORTED_USER_FIELDS = ("auth-provider", "as", "as-uid", "as-groups", "as-user-extra")
@@ -138,9 +140,10 @@ def resolve_cluster_config(
     if env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT"):
         try:
             return from_in_cluster(env, in_cluster or InClusterFiles())
-        except KubeconfigError:
+        except KubeconfigError as err:
             if not os.path.exists(home_config):
                 raise
+            log.warning("in_cluster_config_unusable", error=str(err), using=home_config)
         return from_kubeconfig([home_config], context=context)
     if os.path.exists(home_config):
         return from_kubeconfig([home_config], context=context)
