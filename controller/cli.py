@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import signal
 import sys
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
@@ -52,8 +55,22 @@ def _bool_flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def version() -> str:
+    """The installed distribution's version; from a source checkout without metadata, ``pyproject.toml``'s."""
+    try:
+        return importlib.metadata.version("pyjobset")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"]) + "+source"
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyjobset", description="JobSet controller for Kubernetes, in Python.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,demo}")
 
     sim = sub.add_parser("sim", help="start the simulated Kubernetes cluster on 127.0.0.1")
@@ -64,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--nodes-per-pool", type=int, default=16, help="nodes per cloud.google.com/gke-nodepool")
 
     run = sub.add_parser("run", help="run the controller against a cluster")
-    run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster configuration)")
+    run.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="kubeconfig path (default: $KUBECONFIG, else in-cluster configuration, else ~/.kube/config)",
+    )
     run.add_argument("--config", default=None, help="Configuration file (config.jobset.x-k8s.io/v1alpha1)")
     run.add_argument("--metrics-bind-address", default=None, help='metrics address (default ":8443"; "0" disables)')
     run.add_argument("--health-probe-bind-address", default=None, help='probe address (default ":8081")')
@@ -121,15 +142,14 @@ async def _until_signalled(coro_factory: Any) -> int:
 
 
 async def _cmd_run(args: argparse.Namespace) -> int:
-    from cache.client import load_cluster_config
+    from cache.kubeconfig import KubeconfigError, load_cluster_config
     from controller.app import LeadershipLost, StartupError, preflight, run_controller
 
     settings = load_settings(args.config, overrides=_overrides(args))
     try:
         config = await load_cluster_config(args.kubeconfig)
-    except Exception as err:  # noqa: BLE001 - kubernetes_asyncio raises many unrelated types for bad kubeconfigs
-        where = args.kubeconfig or "in-cluster configuration"
-        print(f"pyjobset run: cannot load cluster configuration from {where}: {err}", file=sys.stderr)
+    except KubeconfigError as err:
+        print(f"pyjobset run: {err}", file=sys.stderr)
         return 2
 
     try:
