@@ -1,14 +1,14 @@
 """kubesim: a simulated Kubernetes cluster for tests, demos and what-if runs (never a production component).
 
-Role: ``SimCluster`` wires together the object store (:mod:`kubesim.store`), the HTTP API server
-(:mod:`kubesim.server`), the garbage and namespace collectors (:mod:`kubesim.gc`) and -- when the package
+Role: ``SimCluster`` wires together the object store (:mod:`kubesim.storage.store`), the HTTP API server
+(:mod:`kubesim.apiserver.server`), the garbage and namespace collectors (:mod:`kubesim.storage.gc`) and -- when the package
 ``kubesim.cluster`` is present -- the in-cluster behaviour (Job controller, scheduler, kubelet, nodes)::
 
     async with SimCluster(port=0, nodes=0, gpus_per_node=8, nodes_per_pool=16) as sim:
         sim.url                      # http://127.0.0.1:<port>
-        sim.store                    # the in-process API (see kubesim.store)
+        sim.store                    # the in-process API (see kubesim.storage.store)
         sim.write_kubeconfig(path)   # context/user/cluster named "kubesim"
-        sim.faults                   # fault injection knobs (kubesim.faults.Faults)
+        sim.faults                   # fault injection knobs (kubesim.apiserver.faults.Faults)
         sim.admission.endpoints      # (namespace, service) -> "https://127.0.0.1:<port>" for webhooks
         sim.cluster                  # the kubesim.cluster runner (None without one)
 
@@ -51,11 +51,11 @@ from typing import Any
 
 import yaml
 
-from kubesim import admission, schema
-from kubesim.errors import ApiError
-from kubesim.gc import GarbageCollector
-from kubesim.server import ApiServer, Faults
-from kubesim.store import Store
+from kubesim.apiserver.server import ApiServer, Faults
+from kubesim.storage import admission, schema
+from kubesim.storage.gc import GarbageCollector
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
 
 __all__ = ["ApiError", "Faults", "SimCluster", "SimOptions", "Store", "serve"]
 

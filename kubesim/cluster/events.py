@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from kubesim.cluster.clock import Clock, rfc3339
-from kubesim.errors import ApiError
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 # One process-wide sequence: Event names sort in recording order across components.

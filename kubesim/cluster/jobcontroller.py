@@ -34,7 +34,7 @@ from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_jo
 from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod, is_job_finished
 from kubesim.cluster.ratelimit import TokenBucket
 from kubesim.cluster.workqueue import WorkQueue
-from kubesim.errors import ApiError
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.jobs")

@@ -30,7 +30,7 @@ from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.kubeletsim import decide
 from kubesim.cluster.nodes import desired_node, node_failed, node_ready
 from kubesim.cluster.workqueue import WorkQueue
-from kubesim.errors import ApiError
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.kubelet")

@@ -27,7 +27,7 @@ from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.schedcore import SchedulerState
 from kubesim.cluster.timing import wait_until
-from kubesim.errors import ApiError
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.scheduler")

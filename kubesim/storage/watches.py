@@ -1,6 +1,6 @@
 """Watches: registering watchers, replay from a resourceVersion, bookmarks, and the in-process stream.
 
-Role: the WATCH half of :class:`~kubesim.store.Store` (its ``open_watch``, ``watch``, ``bookmark``,
+Role: the WATCH half of :class:`~kubesim.storage.store.Store` (its ``open_watch``, ``watch``, ``bookmark``,
 ``expire_watches`` and ``drop_watches`` methods are the functions here) and :class:`WatchStream`, the in-process
 ``async for type_, obj in stream`` iterator. The HTTP server frames the same watcher queues as JSON lines.
 
@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from kubesim import errors
-from kubesim.objects import (
+from kubesim.storage.buckets import ADDED, BOOKMARK, ERROR, Watcher, WatchEvent
+from kubesim.storage.objects import (
     JSON,
     Events,
 )
-from kubesim.resources import ResourceInfo
-from kubesim.selectors import label_matcher, parse_field_selector
-from kubesim.storage import ADDED, BOOKMARK, ERROR, Watcher, WatchEvent
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util import errors
+from kubesim.util.selectors import label_matcher, parse_field_selector
 
 if TYPE_CHECKING:
-    from kubesim.store import Store
+    from kubesim.storage.store import Store
 
 
 class WatchStream:

@@ -5,7 +5,7 @@ Role: parse ``labelSelector`` (``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``, ``a 
 ``metav1.LabelSelector`` object (matchLabels/matchExpressions) into a matcher for garbage collection and
 admission ``objectSelector``/``namespaceSelector``.
 
-Invariants: parsing errors raise :class:`~kubesim.errors.ApiError` 400 BadRequest with the apiserver's wording;
+Invariants: parsing errors raise :class:`~kubesim.util.errors.ApiError` 400 BadRequest with the apiserver's wording;
 matchers are pure functions of a labels dict (or an object for fields).
 """
 
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kubesim.errors import ApiError, bad_request
+from kubesim.util.errors import ApiError, bad_request
 
 JSON = dict[str, Any]
 LabelMatcher = Callable[[dict[str, str]], bool]

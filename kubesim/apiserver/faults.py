@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from kubesim import errors
-from kubesim.errors import ApiError
-from kubesim.httputil import json_response
+from kubesim.apiserver.httputil import json_response
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
 
 if TYPE_CHECKING:
-    from kubesim.server import ApiServer
+    from kubesim.apiserver.server import ApiServer
 
 
 @dataclass

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from kubesim import errors, tables
-from kubesim.httputil import JSON_CT, Target, as_bool
-from kubesim.storage import BOOKMARK, ERROR, WatchEvent
+from kubesim.apiserver import tables
+from kubesim.apiserver.httputil import JSON_CT, Target, as_bool
+from kubesim.storage.buckets import BOOKMARK, ERROR, WatchEvent
+from kubesim.util import errors
 
 if TYPE_CHECKING:
-    from kubesim.server import ApiServer
+    from kubesim.apiserver.server import ApiServer
 
 
 async def serve_watch(

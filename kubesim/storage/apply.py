@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from kubesim import errors
-from kubesim.patch import PRIMITIVE_MERGE, _merge_key, merge_patch, strategic_merge
+from kubesim.storage.patch import PRIMITIVE_MERGE, _merge_key, merge_patch, strategic_merge
+from kubesim.util import errors
 
 JSON = dict[str, Any]
 

@@ -11,7 +11,7 @@ In-process API (all ``resource`` arguments are qualified names: ``"pods"``, ``"n
 plain JSON dicts, returned as fresh copies that callers may change):
 
 - ``await store.create(resource, obj, namespace=None)`` -> stored object. ``metadata.generateName`` works.
-  Raises :class:`~kubesim.errors.ApiError` 409 AlreadyExists, 404 (namespace missing), 422 Invalid, ...
+  Raises :class:`~kubesim.util.errors.ApiError` 409 AlreadyExists, 404 (namespace missing), 422 Invalid, ...
 - ``await store.get(resource, name, namespace=None)`` -> object, or ApiError 404 NotFound.
 - ``await store.list(resource, namespace=None, label_selector=None, field_selector=None)`` -> list of objects
   in etcd order; ``store.resource_version`` (str) read right after is the list's resourceVersion.
@@ -35,7 +35,7 @@ plain JSON dicts, returned as fresh copies that callers may change):
   ``async with``.
 - ``store.subscribe(callback)`` registers a synchronous ``callback(info, event)`` for every committed change
   (how the garbage collector is driven); callbacks must only enqueue work. ``event`` is a
-  :class:`~kubesim.storage.WatchEvent` (``type``, ``rv``, ``key`` = (namespace, name), ``raw`` bytes,
+  :class:`~kubesim.storage.buckets.WatchEvent` (``type``, ``rv``, ``key`` = (namespace, name), ``raw`` bytes,
   ``shared_obj()`` -- decoded once, read-only, valid only during the callback).
 - Helpers for controllers: ``store.get_nowait(resource, name, namespace)`` (object or None, synchronous);
   ``await store.update_fn(resource, name, namespace, build, subresource="")`` (read-modify-write with retries:
@@ -65,9 +65,10 @@ from typing import Any
 
 import orjson
 
-from kubesim import builtins, errors, lifecycle, watches, writes
-from kubesim.errors import ApiError
-from kubesim.objects import (
+from kubesim.storage import builtins, watches, writes
+from kubesim.storage import deletion as lifecycle
+from kubesim.storage.buckets import ADDED, DELETED, MODIFIED, Bucket, Entry, Key, WatchEvent
+from kubesim.storage.objects import (
     FIELD_VALIDATION,
     WARNINGS,
     AdmissionAttributes,
@@ -83,10 +84,11 @@ from kubesim.objects import (
     random_suffix,
     warn,
 )
-from kubesim.resources import Registry, ResourceInfo, builtin_resources
-from kubesim.selectors import label_matcher, match_fields, parse_field_selector
-from kubesim.storage import ADDED, DELETED, MODIFIED, Bucket, Entry, Key, WatchEvent
-from kubesim.watches import WatchStream
+from kubesim.storage.resources import Registry, ResourceInfo, builtin_resources
+from kubesim.storage.watches import WatchStream
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
+from kubesim.util.selectors import label_matcher, match_fields, parse_field_selector
 
 __all__ = [
     "FIELD_VALIDATION",
@@ -121,8 +123,8 @@ class Store:
         self._subscribers: list[Callable[[ResourceInfo, WatchEvent], None]] = []
         self.mutating: list[AdmissionHook] = []
         self.validating: list[AdmissionHook] = []
-        self.schema: Any = None  # kubesim.schema.SchemaHooks once CRD support is wired in
-        self.admission: Any = None  # kubesim.admission.Admission once webhooks are wired in
+        self.schema: Any = None  # kubesim.storage.schema.SchemaHooks once CRD support is wired in
+        self.admission: Any = None  # kubesim.storage.admission.Admission once webhooks are wired in
         self.ips = builtins.ClusterIPs()
         for info in builtin_resources():
             self.register(info)

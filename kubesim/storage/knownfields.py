@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
 
 JSON = dict[str, Any]
 OPENAPI_DIR = Path(__file__).resolve().parents[1] / "deploy" / "openapi"

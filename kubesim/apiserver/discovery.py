@@ -1,7 +1,7 @@
 """Discovery documents and the minimal OpenAPI that kubectl needs.
 
 Role: build ``/api``, ``/apis``, ``/apis/<g>``, group-version resource lists and ``/version`` from the
-:class:`~kubesim.resources.Registry`, plus OpenAPI v2/v3 documents that declare each resource's operations
+:class:`~kubesim.storage.resources.Registry`, plus OpenAPI v2/v3 documents that declare each resource's operations
 (so kubectl knows the server validates fields itself and skips client-side schema validation) and carry the
 ``x-kubernetes-group-version-kind`` of each kind.
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from kubesim.resources import Registry, ResourceInfo
+from kubesim.storage.resources import Registry, ResourceInfo
 
 JSON = dict[str, Any]
 

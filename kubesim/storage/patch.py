@@ -7,7 +7,7 @@ Role: pure functions from (current object, patch) to the patched object, as kube
 - ``strategic_merge``: merge patch plus built-in merge keys for lists (``containers`` by ``name``,
   ``conditions`` by ``type``, ...) and the directives ``$patch`` (replace/delete/merge), ``$retainKeys``,
   ``$deleteFromPrimitiveList/<f>`` and ``$setElementOrder/<f>`` that kubectl sends.
-Server-side apply builds on these and lives in :mod:`kubesim.apply`.
+Server-side apply builds on these and lives in :mod:`kubesim.storage.apply`.
 
 Invariants: inputs are never modified (results are new objects); errors are the apiserver's (400 for a patch
 document of the wrong shape, 422 for a JSON patch that does not apply, 415 for an unknown patch type).
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from kubesim import errors
+from kubesim.util import errors
 
 JSON = dict[str, Any]
 

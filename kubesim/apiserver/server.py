@@ -1,10 +1,10 @@
 """The simulated API server's HTTP face: the Kubernetes REST API over aiohttp on 127.0.0.1.
 
 Role: translate REST requests (paths, verbs, query parameters, content types, ``Accept`` for Table and
-PartialObjectMetadata) into :class:`~kubesim.store.Store` calls and their results into the exact wire forms
+PartialObjectMetadata) into :class:`~kubesim.storage.store.Store` calls and their results into the exact wire forms
 kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
-``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.discovery`, tables from :mod:`kubesim.tables`,
-watch streams from :mod:`kubesim.httpwatch`, fault injection from :mod:`kubesim.faults`.
+``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.apiserver.discovery`, tables from :mod:`kubesim.apiserver.tables`,
+watch streams from :mod:`kubesim.apiserver.httpwatch`, fault injection from :mod:`kubesim.apiserver.faults`.
 
 Invariants: every response to an API path is JSON; no exception escapes a handler (unexpected ones become a
 500 ``InternalError`` Status and are logged); LIST
@@ -23,16 +23,25 @@ import orjson
 import yaml
 from aiohttp import web
 
-from kubesim import errors, protobuf, tables
-from kubesim.discovery import Discovery
-from kubesim.errors import ApiError
-from kubesim.faults import Faults, control, injected
-from kubesim.httputil import JSON_CT, MAX_BODY, Target, aggregated_version, as_bool, error_response, json_response
-from kubesim.httpwatch import serve_watch
-from kubesim.store import WARNINGS, Store
+from kubesim.apiserver import protobuf, tables
+from kubesim.apiserver.discovery import Discovery
+from kubesim.apiserver.faults import Faults, control, injected
+from kubesim.apiserver.httputil import (
+    JSON_CT,
+    MAX_BODY,
+    Target,
+    aggregated_version,
+    as_bool,
+    error_response,
+    json_response,
+)
+from kubesim.apiserver.httpwatch import serve_watch
+from kubesim.storage.store import WARNINGS, Store
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
-log = logging.getLogger("kubesim.server")
+log = logging.getLogger("kubesim.apiserver.server")
 
 # Stores whose DELETE answers with the deleted object when it is removed at once (kube-apiserver's
 # ``ReturnDeletedObject``); every other kind answers with a ``Status`` naming what was deleted.

@@ -1,6 +1,6 @@
 """Dynamic admission: mutating then validating webhooks, called as kube-apiserver calls them.
 
-Role: :func:`install` adds two hooks to a :class:`~kubesim.store.Store`; for every write they find the
+Role: :func:`install` adds two hooks to a :class:`~kubesim.storage.store.Store`; for every write they find the
 ``MutatingWebhookConfiguration`` / ``ValidatingWebhookConfiguration`` webhooks that match (``rules``:
 operations, apiGroups, apiVersions, resources incl. ``*`` and subresources, scope; ``namespaceSelector``;
 ``objectSelector``; ``matchConditions`` in CEL) and POST an ``admission.k8s.io/v1 AdmissionReview`` over
@@ -33,11 +33,11 @@ import celpy
 import orjson
 from celpy.adapter import json_to_cel
 
-from kubesim import errors
-from kubesim.errors import ApiError
-from kubesim.patch import json_patch
-from kubesim.selectors import selector_object_matcher
-from kubesim.store import AdmissionAttributes, Store, warn
+from kubesim.storage.patch import json_patch
+from kubesim.storage.store import AdmissionAttributes, Store, warn
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
+from kubesim.util.selectors import selector_object_matcher
 
 JSON = dict[str, Any]
 MUTATING = ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")

@@ -1,6 +1,6 @@
 """Deletion and pod lifecycle writes: DELETE semantics, finalizers, graceful pod deletion, eviction, binding.
 
-Role: the functions behind :class:`~kubesim.store.Store`'s ``delete``, ``delete_ex``, ``remove_finalizer``,
+Role: the functions behind :class:`~kubesim.storage.store.Store`'s ``delete``, ``delete_ex``, ``remove_finalizer``,
 ``remove_now``, ``evict`` and ``bind`` methods: preconditions, propagation policies (Background, Foreground with
 the ``foregroundDeletion`` finalizer, Orphan with ``orphan``; batch/v1 Jobs default to Orphan), deletionTimestamp
 and grace periods (a pod bound to a node waits for its kubelet), namespace termination, PodDisruptionBudget
@@ -15,20 +15,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kubesim import errors
-from kubesim.errors import ApiError
-from kubesim.objects import (
+from kubesim.storage.buckets import Key
+from kubesim.storage.objects import (
     JSON,
     AdmissionAttributes,
     clone,
     now_rfc3339,
 )
-from kubesim.resources import ResourceInfo
-from kubesim.selectors import selector_object_matcher
-from kubesim.storage import Key
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
+from kubesim.util.selectors import selector_object_matcher
 
 if TYPE_CHECKING:
-    from kubesim.store import Store
+    from kubesim.storage.store import Store
 
 
 async def delete(

@@ -1,6 +1,6 @@
 """The write path: CREATE, UPDATE (and ``/status``), PATCH of every type, with the apiserver's checks.
 
-Role: the functions behind :class:`~kubesim.store.Store`'s ``create``, ``update``, ``update_status``, ``patch``
+Role: the functions behind :class:`~kubesim.storage.store.Store`'s ``create``, ``update``, ``update_status``, ``patch``
 and ``update_fn`` methods: kind and namespace checks, defaults (built-in strategies or the CRD's structural
 schema), unknown fields under ``fieldValidation``, name generation, uid and timestamps, mutating and validating
 admission, validation (422 with field causes), optimistic concurrency (409 on a stale resourceVersion), status
@@ -17,11 +17,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from kubesim import apply as applying
-from kubesim import builtins, errors, knownfields
-from kubesim import patch as patching
-from kubesim.errors import ApiError
-from kubesim.objects import (
+from kubesim.storage import apply as applying
+from kubesim.storage import builtins, knownfields
+from kubesim.storage import patch as patching
+from kubesim.storage.objects import (
     FIELD_VALIDATION,
     JSON,
     WARNINGS,
@@ -37,10 +36,12 @@ from kubesim.objects import (
     undecodable,
     warn,
 )
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
 
 if TYPE_CHECKING:
-    from kubesim.store import Store
+    from kubesim.storage.store import Store
 
 _PATCH_RETRIES = 8
 
@@ -112,7 +113,7 @@ def _apply_schema(store: Store, info: ResourceInfo) -> JSON | None:
 def _check_unknown(store: Store, info: ResourceInfo, obj: JSON) -> None:
     """Drop (``Warn``/``Ignore``) or reject (``Strict``) fields a built-in kind does not have."""
     if info.crd is not None:
-        return  # the CRD's structural schema prunes (kubesim.schema)
+        return  # the CRD's structural schema prunes (kubesim.storage.schema)
     mode = FIELD_VALIDATION.get()
     if WARNINGS.get() is None and mode != "Strict":
         return  # in-process writers (the simulated controllers) send only known fields

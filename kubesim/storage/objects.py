@@ -1,7 +1,7 @@
 """Shared pieces of the simulated API server's write path: per-request context, JSON helpers, Status helpers.
 
-Role: what :mod:`kubesim.store` and its companions (:mod:`kubesim.writes`, :mod:`kubesim.lifecycle`,
-:mod:`kubesim.watches`) share: the per-request context (the ``fieldValidation`` directive and the warnings an
+Role: what :mod:`kubesim.storage.store` and its companions (:mod:`kubesim.storage.writes`, :mod:`kubesim.storage.deletion`,
+:mod:`kubesim.storage.watches`) share: the per-request context (the ``fieldValidation`` directive and the warnings an
 HTTP request sends back), timestamps, exact-size serialisation and deep copies, the admission attributes,
 list pages and continue tokens, and the decoder-style checks that turn malformed bodies into 400s.
 
@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 
-from kubesim import errors
-from kubesim.errors import ApiError
-from kubesim.resources import ResourceInfo
-from kubesim.storage import Key, WatchEvent
+from kubesim.storage.buckets import Key, WatchEvent
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from kubesim.errors import field_cause
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util.errors import field_cause
 
 JSON = dict[str, Any]
 
