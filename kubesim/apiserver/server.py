@@ -1,13 +1,15 @@
 """The simulated API server's HTTP face: the Kubernetes REST API over aiohttp on 127.0.0.1.
 
 Role: translate REST requests (paths, verbs, query parameters, content types, ``Accept`` for Table and
-PartialObjectMetadata) into :class:`~kubesim.storage.store.Store` calls and their results into the exact wire forms
-kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
-``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.apiserver.discovery`, tables from :mod:`kubesim.apiserver.tables`,
-watch streams from :mod:`kubesim.apiserver.httpwatch`, fault injection from :mod:`kubesim.apiserver.faults`.
+PartialObjectMetadata) into :class:`~kubesim.storage.store.Store` calls and their results into the exact wire
+forms kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
+``Status`` bodies. Bodies and ``Accept`` come from :mod:`kubesim.apiserver.bodies`, discovery and OpenAPI from
+:mod:`kubesim.apiserver.discovery`, tables from :mod:`kubesim.apiserver.tables`, watch streams from
+:mod:`kubesim.apiserver.httpwatch`, fault injection from :mod:`kubesim.apiserver.faults`.
 
-Invariants: every response to an API path is JSON; no exception escapes a handler (unexpected ones become a
-500 ``InternalError`` Status and are logged); LIST
+Invariants: every response to an API path is JSON; no exception escapes a handler: an :class:`ApiError` is the
+client's (its Status, 4xx), anything else is a kubesim bug (a 500 ``InternalError`` Status and a logged stack
+trace -- never a 4xx); LIST
 responses are assembled from the stored bytes without decoding them; a watch event is serialised once for all
 plain-JSON watchers.
 """
@@ -20,14 +22,13 @@ import logging
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
-from kubesim.apiserver import protobuf, tables
+from kubesim.apiserver import tables
+from kubesim.apiserver.bodies import accepted_view, read_body, read_raw
 from kubesim.apiserver.discovery import Discovery
 from kubesim.apiserver.faults import Faults, control, injected
 from kubesim.apiserver.httputil import (
-    JSON_CT,
     MAX_BODY,
     Target,
     aggregated_version,
@@ -36,7 +37,8 @@ from kubesim.apiserver.httputil import (
     json_response,
 )
 from kubesim.apiserver.httpwatch import serve_watch
-from kubesim.storage.store import WARNINGS, Store
+from kubesim.storage.objects import WARNINGS
+from kubesim.storage.store import Store
 from kubesim.util import errors
 from kubesim.util.errors import ApiError
 
@@ -67,20 +69,7 @@ _RETURNS_DELETED_OBJECT = frozenset(
     }
 )
 
-__all__ = ["ApiServer", "Faults", "error_response"]
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses alias bombs ("billion laughs"), as the apiserver's YAML decoder does."""
-
-    aliases = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > 32:  # at most ~1e5 nodes however they nest
-                raise yaml.YAMLError("yaml: document contains excessive aliasing")
-        return super().compose_node(parent, index)
+__all__ = ["ApiServer"]
 
 
 class ApiServer:
@@ -108,10 +97,8 @@ class ApiServer:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await self._site.start()
-        server = self._site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         return self.port
 
     async def stop(self) -> None:
@@ -134,9 +121,9 @@ class ApiServer:
                 and self.faults.applies(request)
                 and self.faults.rng.random() < self.faults.error_rate
             ):
-                return error_response(injected(self))
+                return error_response(injected(self.faults))
             if path.startswith("/kubesim/"):
-                return await control(self, request)
+                return await control(self.faults, self.store, request)
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
@@ -227,10 +214,10 @@ class ApiServer:
         if m == "GET":
             if t.name is None or (as_bool(q.get("watch")) and t.name is None):
                 if as_bool(q.get("watch")):
-                    return await serve_watch(self, request, t)
+                    return await serve_watch(self.store, self.bookmark_interval, request, t)
                 return self._list(request, t)
             if as_bool(q.get("watch")):
-                return await serve_watch(self, request, t, name=t.name)
+                return await serve_watch(self.store, self.bookmark_interval, request, t, name=t.name)
             return self._get(request, t)
         if m == "POST":
             if t.name is not None and t.subresource == "binding":
@@ -256,36 +243,6 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------------ bodies
 
-    async def _read(self, request: web.Request) -> bytes:
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}") from None
-
-    async def _body(self, request: web.Request) -> Any:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}")
-        raw = await self._read(request)
-        ctype = (request.content_type or JSON_CT).lower()
-        if "protobuf" in ctype:
-            try:
-                return protobuf.decode(raw)
-            except KeyError:
-                raise errors.unsupported_media_type(ctype) from None
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise errors.bad_request(f"failed to decode protobuf body: {exc}") from None
-        if not raw.strip():
-            raise errors.bad_request("the body of the request was empty")
-        if "yaml" in ctype:
-            try:
-                return yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader with an alias budget
-            except yaml.YAMLError as exc:
-                raise errors.bad_request(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
-
     def _dry_run(self, request: web.Request) -> bool:
         vals = request.query.getall("dryRun", [])
         for v in vals:
@@ -300,23 +257,11 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------------ reads
 
-    def _accept(self, request: web.Request) -> str:
-        """``Table``, ``PartialObjectMetadata``, ``PartialObjectMetadataList`` or ``""`` (plain JSON)."""
-        accept = request.headers.get("Accept", "")
-        for part in accept.split(","):
-            params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
-            as_ = params.get("as")
-            if as_ and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
-                return as_
-            if as_ is None and part.split(";")[0].strip() in ("application/json", "*/*", ""):
-                return ""
-        return ""
-
     def _get(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
         entry = self.store.get_entry(t.info, t.name, t.namespace)
         raw = self.store.serve_raw(t.info, entry.raw, t.version)
-        as_ = self._accept(request)
+        as_ = accepted_view(request)
         if as_ == "Table":
             obj = orjson.loads(raw)
             tab = tables.table(
@@ -364,7 +309,7 @@ class ApiServer:
             if (t.info.from_storage is not None or t.version != t.info.version)
             else page.items
         )
-        as_ = self._accept(request)
+        as_ = accepted_view(request)
         if as_ == "Table":
             objs = [orjson.loads(r) for r in items]
             tab = tables.table(t.info, t.version, objs, q.get("includeObject", "Metadata"), meta)
@@ -403,7 +348,7 @@ class ApiServer:
         return json_response(orjson.dumps(obj), status, headers)
 
     async def _create(self, request: web.Request, t: Target) -> web.StreamResponse:
-        body = await self._body(request)
+        body = await read_body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         warnings = WARNINGS.set([])
@@ -423,7 +368,7 @@ class ApiServer:
 
     async def _update(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
-        body = await self._body(request)
+        body = await read_body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         if t.subresource == "finalize":
@@ -475,7 +420,7 @@ class ApiServer:
                     f"types include: {', '.join(types)}",
                 )
             )
-        patch = await self._body(request)
+        patch = await read_body(request)
         existed = t.subresource != "" or ptype != "apply" or self._exists(t)
         warnings = WARNINGS.set([])
         try:
@@ -521,7 +466,7 @@ class ApiServer:
 
     async def _delete_body(self, request: web.Request) -> Any:
         if request.can_read_body:
-            raw = await self._read(request)
+            raw = await read_raw(request)
             if raw.strip():
                 try:
                     return orjson.loads(raw)
@@ -599,7 +544,7 @@ class ApiServer:
     async def _bind(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
         assert t.namespace is not None
-        body = await self._body(request)
+        body = await read_body(request)
         node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
         if not node:
             raise errors.invalid(
@@ -612,7 +557,7 @@ class ApiServer:
 
     async def _evict(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
-        body = await self._body(request)
+        body = await read_body(request)
         opts = (body.get("deleteOptions") if isinstance(body, dict) else None) or {}
         if not isinstance(opts, dict):
             raise errors.bad_request("deleteOptions must be an object")

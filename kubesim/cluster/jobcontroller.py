@@ -27,14 +27,16 @@ import logging
 import secrets
 from typing import Any
 
-from kubesim.cluster.clock import Clock, parse_rfc3339
+from kubesim.cluster.clock import Clock
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key, controller_uid
 from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_job
 from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod, is_job_finished
 from kubesim.cluster.ratelimit import TokenBucket
 from kubesim.cluster.workqueue import WorkQueue
+from kubesim.storage.store import Store
 from kubesim.util.errors import ApiError
+from kubesim.util.timefmt import parse_rfc3339
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.jobs")
@@ -51,7 +53,7 @@ def _suffix() -> str:
 class JobController:
     def __init__(
         self,
-        store: Any,
+        store: Store,
         index: ClusterIndex,
         clock: Clock,
         *,

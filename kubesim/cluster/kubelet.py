@@ -30,6 +30,7 @@ from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.kubeletsim import decide
 from kubesim.cluster.nodes import desired_node, node_failed, node_ready
 from kubesim.cluster.workqueue import WorkQueue
+from kubesim.storage.store import Store
 from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
@@ -38,7 +39,9 @@ NODE_MANAGER = "kube-controller-manager"
 
 
 class Kubelets:
-    def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True) -> None:
+    def __init__(
+        self, store: Store, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True
+    ) -> None:
         self.store = store
         self.recorder = EventRecorder(store, clock, "kubelet", enabled=events)
         self.node_recorder = EventRecorder(store, clock, "node-controller", enabled=events)

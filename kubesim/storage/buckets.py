@@ -96,6 +96,10 @@ class WatchEvent:
         self._obj = None
         self.prev_raw = None
 
+    def cached_obj(self) -> JSON | None:
+        """The shared decoded object if a subscriber already decoded it, else None (decodes nothing)."""
+        return self._obj
+
     def shared_obj(self) -> JSON:
         """The decoded object, decoded once and shared: callers must not change it."""
         if self._obj is None:

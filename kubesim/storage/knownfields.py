@@ -23,7 +23,7 @@ import orjson
 from kubesim.storage.resources import ResourceInfo
 
 JSON = dict[str, Any]
-OPENAPI_DIR = Path(__file__).resolve().parents[1] / "deploy" / "openapi"
+OPENAPI_DIR = Path(__file__).resolve().parents[2] / "deploy" / "openapi"
 ROOTS: dict[tuple[str, str], str] = {
     ("", "pods"): "io.k8s.api.core.v1.PodSpec",
     ("batch", "jobs"): "io.k8s.api.batch.v1.JobSpec",

@@ -47,7 +47,7 @@ MERGE_KEYS: dict[str, str] = {
 PRIMITIVE_MERGE = {"finalizers"}
 
 
-def _merge_key(field: str, path: tuple[str, ...], sample: Any) -> str | None:
+def merge_key(field: str, path: tuple[str, ...], sample: Any) -> str | None:
     if field == "ports":
         if isinstance(sample, dict) and "containerPort" in sample:
             return "containerPort"
@@ -237,7 +237,7 @@ def _merge_list(field: str, current: Any, patch: list[Any], path: tuple[str, ...
                 out.append(v)
         return out
     sample = next((p for p in patch if isinstance(p, dict)), None)
-    key = _merge_key(field, path[:-1], sample)
+    key = merge_key(field, path[:-1], sample)
     if key is None or sample is None:
         if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
             return [p for p in patch if not (isinstance(p, dict) and "$patch" in p)]
@@ -269,6 +269,6 @@ def _order(field: str, items: list[Any], order: list[Any], path: tuple[str, ...]
     if not isinstance(order[0], dict):
         rank = {orjson.dumps(v): i for i, v in enumerate(order)}
         return sorted(items, key=lambda v: rank.get(orjson.dumps(v), len(rank)))
-    key = _merge_key(field, path, order[0]) or ""
+    key = merge_key(field, path, order[0]) or ""
     ranks = {str(o.get(key)): i for i, o in enumerate(order) if isinstance(o, dict)}
     return sorted(items, key=lambda v: ranks.get(str(v.get(key)) if isinstance(v, dict) else "", len(ranks)))

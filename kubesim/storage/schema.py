@@ -23,9 +23,11 @@ import copy
 from typing import Any
 
 from kubesim.storage.buckets import DELETED, WatchEvent
+from kubesim.storage.objects import FIELD_VALIDATION, warn
 from kubesim.storage.resources import ResourceInfo
-from kubesim.storage.store import FIELD_VALIDATION, Store, now_rfc3339, warn
+from kubesim.storage.store import Store
 from kubesim.util import errors
+from kubesim.util.timefmt import now_rfc3339
 
 JSON = dict[str, Any]
 CRD_RESOURCE = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -274,7 +276,7 @@ class CrdController:
 
 def install(store: Store) -> None:
     """Enable CRD serving, defaults and validation on ``store`` (idempotent)."""
-    if isinstance(store.schema, SchemaHooks):
+    if isinstance(store.hooks.schema, SchemaHooks):
         return
-    store.schema = SchemaHooks(store)
+    store.hooks.schema = SchemaHooks(store)
     store.subscribe(CrdController(store).on_event)

@@ -1,8 +1,9 @@
 """Watches: registering watchers, replay from a resourceVersion, bookmarks, and the in-process stream.
 
-Role: the WATCH half of :class:`~kubesim.storage.store.Store` (its ``open_watch``, ``watch``, ``bookmark``,
-``expire_watches`` and ``drop_watches`` methods are the functions here) and :class:`WatchStream`, the in-process
-``async for type_, obj in stream`` iterator. The HTTP server frames the same watcher queues as JSON lines.
+Role: :class:`WatchHub` is the WATCH half of :class:`~kubesim.storage.store.Store` (``open_watch``, ``watch``,
+``bookmark``, ``expire_watches``, ``drop_watches``) and :class:`WatchStream` the in-process
+``async for type_, obj in stream`` iterator. The HTTP server (:mod:`kubesim.apiserver.httpwatch`) frames the same
+watcher queues as JSON lines.
 
 Invariants: a watch without a resourceVersion (or ``"0"``) starts with synthetic ADDED events for the current
 objects; a watch from a resourceVersion older than the resource's replay window gets one ERROR event with a
@@ -12,21 +13,14 @@ change can slip between them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import orjson
 
 from kubesim.storage.buckets import ADDED, BOOKMARK, ERROR, Watcher, WatchEvent
-from kubesim.storage.objects import (
-    JSON,
-    Events,
-)
+from kubesim.storage.objects import JSON
+from kubesim.storage.objectstore import ObjectStore
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util import errors
 from kubesim.util.selectors import label_matcher, parse_field_selector
-
-if TYPE_CHECKING:
-    from kubesim.storage.store import Store
 
 
 class WatchStream:
@@ -34,14 +28,14 @@ class WatchStream:
 
     def __init__(
         self,
-        store: Store,
+        objects: ObjectStore,
         info: ResourceInfo,
         watcher: Watcher | None,
         initial: list[WatchEvent],
         error: JSON | None = None,
         bookmarks: bool = False,
     ) -> None:
-        self._store = store
+        self._objects = objects
         self._info = info
         self.watcher = watcher
         self._initial = initial
@@ -78,7 +72,7 @@ class WatchStream:
                 ev = w.queue.popleft()
             if ev.type == BOOKMARK and not self._bookmarks:
                 continue
-            return ev.type, self._store.view(self._info, orjson.loads(ev.raw))
+            return ev.type, self._objects.view(self._info, orjson.loads(ev.raw))
 
     def close(self) -> None:
         self._done = True
@@ -92,96 +86,100 @@ class WatchStream:
         self.close()
 
 
-def open_watch(
-    store: Store,
-    info: ResourceInfo,
-    namespace: str | None = None,
-    resource_version: str | None = None,
-    label_selector: str | None = None,
-    field_selector: str | None = None,
-    send_initial_events: bool | None = None,
-) -> tuple[Watcher | None, Events, JSON | None]:
-    """Register a watcher; returns it, the events to send first, and a Status to send as ERROR instead."""
-    bucket = store.bucket(info)
-    labels = label_matcher(label_selector)
-    fields = parse_field_selector(
-        field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind, info.group
-    )
-    ns = namespace if info.namespaced and namespace else None
-    initial: Events = []
-    if send_initial_events is None:
-        send_initial_events = resource_version in (None, "", "0")
-    if send_initial_events:
-        for raw in store.list_page(info, ns, label_selector, field_selector).items:
-            obj = orjson.loads(raw)
-            meta = obj.get("metadata") or {}
-            initial.append(
-                WatchEvent(
-                    ADDED,
-                    int(meta.get("resourceVersion") or 0),
-                    (meta.get("namespace", ""), meta.get("name", "")),
-                    raw,
-                    meta.get("labels"),
-                )
-            )
-    if resource_version not in (None, "", "0") and not send_initial_events:
-        try:
-            rv = int(str(resource_version))
-        except ValueError:
-            raise errors.bad_request(f'invalid resource version: "{resource_version}"') from None
-        replay = bucket.events_since(rv)
-        if replay is None:
-            return (
-                None,
-                [],
-                errors.status(410, "Expired", f"too old resource version: {rv} ({bucket.compacted + 1})"),
-            )
-        w = bucket.add_watcher(ns, labels, fields)
-        for ev in replay:
-            w.offer(ev)
-        return w, [], None
-    w = bucket.add_watcher(ns, labels, fields)
-    return w, initial, None
+class WatchHub:
+    """Watch registration, replay, bookmarks and watch faults over one :class:`ObjectStore`."""
 
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
 
-def watch(
-    store: Store,
-    resource: str | ResourceInfo,
-    namespace: str | None = None,
-    resource_version: str | None = None,
-    label_selector: str | None = None,
-    field_selector: str | None = None,
-    bookmarks: bool = False,
-) -> WatchStream:
-    info = store.info(resource)
-    w, initial, err = store.open_watch(info, namespace, resource_version, label_selector, field_selector)
-    return WatchStream(store, info, w, initial, err, bookmarks)
-
-
-def bookmark(store: Store) -> None:
-    """Send a BOOKMARK at the current resourceVersion to every watcher of every resource."""
-    rv = store._rv
-    for bucket in store._buckets.values():
-        if not bucket.watchers:
-            continue
-        info = bucket.info
-        raw = orjson.dumps(
-            {"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": str(rv)}}
+    def open_watch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        send_initial_events: bool | None = None,
+    ) -> tuple[Watcher | None, list[WatchEvent], JSON | None]:
+        """Register a watcher; returns it, the events to send first, and a Status to send as ERROR instead."""
+        bucket = self.objects.bucket(info)
+        labels = label_matcher(label_selector)
+        fields = parse_field_selector(
+            field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind, info.group
         )
-        ev = WatchEvent(BOOKMARK, rv, ("", ""), raw, None)
-        for w in tuple(bucket.watchers):
-            w.offer(ev)
+        ns = namespace if info.namespaced and namespace else None
+        initial: list[WatchEvent] = []
+        if send_initial_events is None:
+            send_initial_events = resource_version in (None, "", "0")
+        if send_initial_events:
+            for raw in self.objects.list_page(info, ns, label_selector, field_selector).items:
+                obj = orjson.loads(raw)
+                meta = obj.get("metadata") or {}
+                initial.append(
+                    WatchEvent(
+                        ADDED,
+                        int(meta.get("resourceVersion") or 0),
+                        (meta.get("namespace", ""), meta.get("name", "")),
+                        raw,
+                        meta.get("labels"),
+                    )
+                )
+        if resource_version not in (None, "", "0") and not send_initial_events:
+            try:
+                rv = int(str(resource_version))
+            except ValueError:
+                raise errors.bad_request(f'invalid resource version: "{resource_version}"') from None
+            replay = bucket.events_since(rv)
+            if replay is None:
+                return (
+                    None,
+                    [],
+                    errors.status(410, "Expired", f"too old resource version: {rv} ({bucket.compacted + 1})"),
+                )
+            w = bucket.add_watcher(ns, labels, fields)
+            for ev in replay:
+                w.offer(ev)
+            return w, [], None
+        w = bucket.add_watcher(ns, labels, fields)
+        return w, initial, None
 
+    def watch(
+        self,
+        resource: str | ResourceInfo,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        bookmarks: bool = False,
+    ) -> WatchStream:
+        info = self.objects.info(resource)
+        w, initial, err = self.open_watch(info, namespace, resource_version, label_selector, field_selector)
+        return WatchStream(self.objects, info, w, initial, err, bookmarks)
 
-def expire_watches(store: Store, resource: str | ResourceInfo | None = None) -> None:
-    """Fault injection: close watchers with a 410 Expired ERROR event."""
-    infos = [store.info(resource)] if resource is not None else [b.info for b in store._buckets.values()]
-    for info in infos:
-        store.bucket(info).close_watchers(lambda w: errors.status(410, "Expired", "too old resource version: 1 (2)"))
+    def bookmark(self) -> None:
+        """Send a BOOKMARK at the current resourceVersion to every watcher of every resource."""
+        rv = self.objects.revision
+        for bucket in self.objects.buckets():
+            if not bucket.watchers:
+                continue
+            info = bucket.info
+            raw = orjson.dumps(
+                {"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": str(rv)}}
+            )
+            ev = WatchEvent(BOOKMARK, rv, ("", ""), raw, None)
+            for w in tuple(bucket.watchers):
+                w.offer(ev)
 
+    def expire_watches(self, resource: str | ResourceInfo | None = None) -> None:
+        """Fault injection: close watchers with a 410 Expired ERROR event."""
+        infos = [self.objects.info(resource)] if resource is not None else [b.info for b in self.objects.buckets()]
+        for info in infos:
+            self.objects.bucket(info).close_watchers(
+                lambda w: errors.status(410, "Expired", "too old resource version: 1 (2)")
+            )
 
-def drop_watches(store: Store, resource: str | ResourceInfo | None = None) -> None:
-    """Fault injection: end watch streams without an error, as a dropped connection does."""
-    infos = [store.info(resource)] if resource is not None else [b.info for b in store._buckets.values()]
-    for info in infos:
-        store.bucket(info).close_watchers()
+    def drop_watches(self, resource: str | ResourceInfo | None = None) -> None:
+        """Fault injection: end watch streams without an error, as a dropped connection does."""
+        infos = [self.objects.info(resource)] if resource is not None else [b.info for b in self.objects.buckets()]
+        for info in infos:
+            self.objects.bucket(info).close_watchers()

@@ -9,7 +9,7 @@ import pytest
 
 from kubesim import ApiError, SimCluster
 from kubesim.storage.admission import rule_matches
-from kubesim.storage.store import AdmissionAttributes
+from kubesim.storage.objects import AdmissionAttributes
 from tests.contract.webhook import WebhookServer, allow, deny
 
 JSON = dict[str, Any]
