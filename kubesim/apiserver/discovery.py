@@ -34,6 +34,16 @@ VERSION_INFO: JSON = {
 }
 
 
+def _aliases(info: ResourceInfo) -> JSON:
+    """``shortNames`` and ``categories`` of a discovery entry (left out when empty, as kube-apiserver does)."""
+    out: JSON = {}
+    if info.short_names:
+        out["shortNames"] = list(info.short_names)
+    if info.categories:
+        out["categories"] = list(info.categories)
+    return out
+
+
 def _resource_entries(info: ResourceInfo) -> list[JSON]:
     main: JSON = {
         "name": info.resource,
@@ -42,10 +52,7 @@ def _resource_entries(info: ResourceInfo) -> list[JSON]:
         "kind": info.kind,
         "verbs": list(VERBS_NAMESPACED),
     }
-    if info.short_names:
-        main["shortNames"] = list(info.short_names)
-    if info.categories:
-        main["categories"] = list(info.categories)
+    main.update(_aliases(info))
     main["storageVersionHash"] = hashlib.sha256(info.qualified.encode()).digest()[:8].hex()
     out = [main]
     if info.status:
@@ -156,10 +163,7 @@ class Discovery:
                 "singularResource": info.singular,
                 "verbs": list(VERBS_NAMESPACED),
             }
-            if info.short_names:
-                r["shortNames"] = list(info.short_names)
-            if info.categories:
-                r["categories"] = list(info.categories)
+            r.update(_aliases(info))
             subs: list[JSON] = []
             if info.status:
                 subs.append(

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from kubesim.cluster.clock import Clock, Timer
 from kubesim.cluster.events import EventRecorder
@@ -32,6 +33,8 @@ from kubesim.cluster.nodes import desired_node, node_failed, node_ready
 from kubesim.cluster.workqueue import WorkQueue
 from kubesim.storage.store import Store
 from kubesim.util.errors import ApiError
+
+K = TypeVar("K")
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.kubelet")
@@ -108,36 +111,10 @@ class Kubelets:
         return self.pods.idle() and self.nodes.idle()
 
     async def _run_pods(self) -> None:
-        while True:
-            key = await self.pods.get()
-            if key is None:
-                return
-            try:
-                await self.sync_pod(key)
-            except ApiError:
-                self.pods.add_rate_limited(key)
-            except Exception:  # a bug with one pod must not stop every kubelet
-                log.exception("pod sync failed", extra={"key": key})
-                self.pods.add_rate_limited(key)
-            else:
-                self.pods.forget(key)
-            finally:
-                self.pods.done(key)
+        await _drain(self.pods, self.sync_pod, "pod", forget=True)
 
     async def _run_nodes(self) -> None:
-        while True:
-            name = await self.nodes.get()
-            if name is None:
-                return
-            try:
-                await self.sync_node(name)
-            except ApiError:
-                self.nodes.add_rate_limited(name)
-            except Exception:  # a bug with one node must not stop node handling
-                log.exception("node sync failed", extra={"node": name})
-                self.nodes.add_rate_limited(name)
-            finally:
-                self.nodes.done(name)
+        await _drain(self.nodes, self.sync_node, "node", forget=False)
 
     async def sync_node(self, name: str) -> None:
         node = self.store.get_nowait("nodes", name)
@@ -225,3 +202,24 @@ class Kubelets:
             self.pods.add(key)
 
         self._timers[key] = (when, self.clock.call_at(when, fire))
+
+
+async def _drain(queue: WorkQueue[K], sync: Callable[[K], Awaitable[None]], what: str, *, forget: bool) -> None:
+    """Sync keys from ``queue`` until it shuts down; a failed sync is retried rate-limited, and a bug with one
+    key is logged and never stops the loop. ``forget``: a success resets the key's backoff."""
+    while True:
+        key = await queue.get()
+        if key is None:
+            return
+        try:
+            await sync(key)
+        except ApiError:
+            queue.add_rate_limited(key)
+        except Exception:  # a bug with one key must not stop the kubelet
+            log.exception("%s sync failed", what, extra={"key": key})
+            queue.add_rate_limited(key)
+        else:
+            if forget:
+                queue.forget(key)
+        finally:
+            queue.done(key)

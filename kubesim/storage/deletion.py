@@ -13,6 +13,8 @@ deleted.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from kubesim.storage.buckets import Key
 from kubesim.storage.hooks import WriteHooks, admit
 from kubesim.storage.objects import JSON, AdmissionAttributes
@@ -24,6 +26,18 @@ from kubesim.util.errors import ApiError
 from kubesim.util.jsonutil import clone
 from kubesim.util.selectors import match_label_selector
 from kubesim.util.timefmt import now_rfc3339
+
+
+class DeleteOptions(TypedDict, total=False):
+    """The keyword options of :meth:`DeletionPath.delete_ex` (``metav1.DeleteOptions`` plus the request's
+    ``apiVersion``, which decides batch/v1 Jobs' default propagation)."""
+
+    propagation_policy: str | None
+    grace_period_seconds: int | None
+    preconditions: JSON | None
+    dry_run: bool
+    orphan_dependents: bool | None
+    api_group_version: str | None
 
 
 class DeletionPath:
@@ -39,25 +53,10 @@ class DeletionPath:
         resource: str | ResourceInfo,
         name: str,
         namespace: str | None = None,
-        *,
-        propagation_policy: str | None = None,
-        grace_period_seconds: int | None = None,
-        preconditions: JSON | None = None,
-        dry_run: bool = False,
-        orphan_dependents: bool | None = None,
-        api_group_version: str | None = None,
+        **options: Unpack[DeleteOptions],
     ) -> JSON:
-        obj, _ = await self.delete_ex(
-            resource,
-            name,
-            namespace,
-            propagation_policy=propagation_policy,
-            grace_period_seconds=grace_period_seconds,
-            preconditions=preconditions,
-            dry_run=dry_run,
-            orphan_dependents=orphan_dependents,
-            api_group_version=api_group_version,
-        )
+        """DELETE; the object (gone, or still there with a ``deletionTimestamp``). Options as :meth:`delete_ex`."""
+        obj, _ = await self.delete_ex(resource, name, namespace, **options)
         return obj
 
     async def delete_ex(

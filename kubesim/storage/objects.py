@@ -77,6 +77,22 @@ def set_field_validation(value: str | None, options: str = "CreateOptions") -> N
     FIELD_VALIDATION.set(value or "Warn")
 
 
+def report_unknown_fields(info: ResourceInfo, unknown: list[str]) -> None:
+    """Unknown fields under the request's directive: a 400 (``Strict``), warnings (``Warn``) or nothing."""
+    if not unknown:
+        return
+    mode = FIELD_VALIDATION.get()
+    if mode == "Strict":
+        fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+        raise errors.bad_request(
+            f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+            f"strict decoding error: {fields}"
+        )
+    if mode == "Warn":
+        for u in unknown:
+            warn(f'unknown field "{u}"')
+
+
 def warn(message: str) -> None:
     """Attach a warning to the current request (sent as a ``Warning`` header over HTTP)."""
     sink = WARNINGS.get()

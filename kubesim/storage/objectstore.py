@@ -28,13 +28,21 @@ from kubesim.storage.resources import Registry, ResourceInfo
 from kubesim.util import errors
 from kubesim.util.errors import ApiError
 from kubesim.util.jsonutil import compact_dumps
-from kubesim.util.selectors import label_matcher, match_fields, parse_field_selector
+from kubesim.util.selectors import FieldReq, LabelMatcher, label_matcher, match_fields, parse_field_selector
 from kubesim.util.timefmt import now_rfc3339
 
 JSON = dict[str, Any]
 Storage = tuple[str, str]  # (group, resource) of the stored form
 Located = list[tuple[ResourceInfo, Key]]
 Subscriber = Callable[[ResourceInfo, WatchEvent], None]
+
+
+def selectors(
+    info: ResourceInfo, label_selector: str | None, field_selector: str | None
+) -> tuple[LabelMatcher | None, list[FieldReq]]:
+    """The parsed ``labelSelector`` (None: everything) and ``fieldSelector`` of a LIST or WATCH of ``info``."""
+    allowed = info.field_labels or ("metadata.name", "metadata.namespace")
+    return label_matcher(label_selector), parse_field_selector(field_selector, allowed, info.kind, info.group)
 
 
 class ObjectStore:
@@ -156,10 +164,7 @@ class ObjectStore:
     ) -> ListPage:
         """One page of raw objects (stored form) in etcd key order."""
         bucket = self.bucket(info)
-        labels = label_matcher(label_selector)
-        fields = parse_field_selector(
-            field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind, info.group
-        )
+        labels, fields = selectors(info, label_selector, field_selector)
         start: Key | None = None
         rv = self._rv
         if continue_token:

@@ -89,21 +89,10 @@ def _jp_error(message: str) -> errors.ApiError:
     return errors.ApiError(errors.status(422, "Invalid", message))
 
 
-def _parent(doc: Any, tokens: list[str], path: str, op: str) -> tuple[Any, str]:
+def _walk(doc: Any, tokens: list[str], path: str, op: str) -> Any:
+    """The value at ``tokens`` below ``doc``; a missing step is the JSON-patch "missing path" error."""
     cur = doc
-    for t in tokens[:-1]:
-        if isinstance(cur, dict) and t in cur:
-            cur = cur[t]
-        elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
-            cur = cur[int(t)]
-        else:
-            raise _jp_error(f'{op} operation does not apply: doc is missing path: "{path}": missing value')
-    return cur, tokens[-1]
-
-
-def _get(doc: Any, path: str, op: str) -> Any:
-    cur = doc
-    for t in _pointer(path):
+    for t in tokens:
         if isinstance(cur, dict) and t in cur:
             cur = cur[t]
         elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
@@ -111,6 +100,14 @@ def _get(doc: Any, path: str, op: str) -> Any:
         else:
             raise _jp_error(f'{op} operation does not apply: doc is missing path: "{path}": missing value')
     return cur
+
+
+def _parent(doc: Any, tokens: list[str], path: str, op: str) -> tuple[Any, str]:
+    return _walk(doc, tokens[:-1], path, op), tokens[-1]
+
+
+def _get(doc: Any, path: str, op: str) -> Any:
+    return _walk(doc, _pointer(path), path, op)
 
 
 def _add(doc: Any, path: str, value: Any, op: str = "add") -> Any:

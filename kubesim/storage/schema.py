@@ -23,7 +23,7 @@ import copy
 from typing import Any
 
 from kubesim.storage.buckets import DELETED, WatchEvent
-from kubesim.storage.objects import FIELD_VALIDATION, warn
+from kubesim.storage.objects import report_unknown_fields
 from kubesim.storage.resources import ResourceInfo
 from kubesim.storage.store import Store
 from kubesim.util import errors
@@ -149,17 +149,7 @@ class SchemaHooks:
         unknown: list[str] = []
         meta = obj.get("metadata")
         prune(obj, schema, "", unknown, top=True)
-        if unknown:
-            mode = FIELD_VALIDATION.get()
-            if mode == "Strict":
-                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
-                raise errors.bad_request(
-                    f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                    f"strict decoding error: {fields}"
-                )
-            if mode == "Warn":
-                for u in unknown:
-                    warn(f'unknown field "{u}"')
+        report_unknown_fields(info, unknown)
         apply_defaults(obj, schema)
         if meta is not None:
             obj["metadata"] = meta

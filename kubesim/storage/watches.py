@@ -17,10 +17,9 @@ import orjson
 
 from kubesim.storage.buckets import ADDED, BOOKMARK, ERROR, Watcher, WatchEvent
 from kubesim.storage.objects import JSON
-from kubesim.storage.objectstore import ObjectStore
+from kubesim.storage.objectstore import ObjectStore, selectors
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util import errors
-from kubesim.util.selectors import label_matcher, parse_field_selector
 
 
 class WatchStream:
@@ -103,10 +102,7 @@ class WatchHub:
     ) -> tuple[Watcher | None, list[WatchEvent], JSON | None]:
         """Register a watcher; returns it, the events to send first, and a Status to send as ERROR instead."""
         bucket = self.objects.bucket(info)
-        labels = label_matcher(label_selector)
-        fields = parse_field_selector(
-            field_selector, info.field_labels or ("metadata.name", "metadata.namespace"), info.kind, info.group
-        )
+        labels, fields = selectors(info, label_selector, field_selector)
         ns = namespace if info.namespaced and namespace else None
         initial: list[WatchEvent] = []
         if send_initial_events is None:

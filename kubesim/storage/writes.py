@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from kubesim.storage import apply as applying
 from kubesim.storage import builtins, knownfields
@@ -31,10 +31,10 @@ from kubesim.storage.objects import (
     WARNINGS,
     AdmissionAttributes,
     random_suffix,
+    report_unknown_fields,
     same_object,
     set_field_validation,
     spec_changed,
-    warn,
 )
 from kubesim.storage.objectstore import ObjectStore
 from kubesim.storage.resources import ResourceInfo
@@ -73,6 +73,16 @@ class UpdateRequest:
     field_manager: str | None = None
     operation: str = "Update"
     pinned: bool = False
+
+
+class UpdateOptions(TypedDict, total=False):
+    """The keyword options of :meth:`WritePath.update` besides ``subresource``."""
+
+    dry_run: bool
+    field_manager: str | None
+    name: str | None
+    field_validation: str | None
+    owned: bool
 
 
 def apply_schema(info: ResourceInfo) -> JSON | None:
@@ -128,11 +138,25 @@ class WritePath:
             check_meta_types(info, meta)
         return obj
 
-    def _decode(self, info: ResourceInfo, obj: Any) -> JSON:
-        """Kind, metadata and body shape checked; converted to the stored form."""
-        obj = self.check_kind(info, obj)
+    def _decode_request(
+        self,
+        resource: str | ResourceInfo,
+        body: Any,
+        namespace: str | None,
+        owned: bool,
+        field_validation: str | None,
+        options_kind: str = "CreateOptions",
+    ) -> tuple[ResourceInfo, ResourceInfo, JSON, str]:
+        """A POST/PUT body checked (kind, metadata, shape) and converted to the stored form, with the request's
+        ``fieldValidation`` set: the served and the stored resource, the object (a copy unless ``owned``) and
+        its namespace."""
+        info = self.objects.info(resource)
+        set_field_validation(field_validation, options_kind)
+        obj = self.check_kind(info, body if owned else clone(body))
         check_body(info, obj)
-        return info.to_storage(obj) if info.to_storage is not None else obj
+        if info.to_storage is not None:
+            obj = info.to_storage(obj)
+        return info, self.objects.bucket(info).info, obj, self._namespace_for(info, obj, namespace)
 
     @staticmethod
     def _namespace_for(info: ResourceInfo, obj: JSON, namespace: str | None) -> str:
@@ -162,21 +186,9 @@ class WritePath:
         """Drop (``Warn``/``Ignore``) or reject (``Strict``) fields a built-in kind does not have."""
         if info.crd is not None:
             return  # the CRD's structural schema prunes (kubesim.storage.schema)
-        mode = FIELD_VALIDATION.get()
-        if WARNINGS.get() is None and mode != "Strict":
+        if WARNINGS.get() is None and FIELD_VALIDATION.get() != "Strict":
             return  # in-process writers (the simulated controllers) send only known fields
-        unknown = knownfields.unknown_fields(info, obj)
-        if not unknown:
-            return
-        if mode == "Strict":
-            fields = ", ".join(f'unknown field "{u}"' for u in unknown)
-            raise errors.bad_request(
-                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                f"strict decoding error: {fields}"
-            )
-        if mode == "Warn":
-            for u in unknown:
-                warn(f'unknown field "{u}"')
+        report_unknown_fields(info, knownfields.unknown_fields(info, obj))
 
     def _default(self, info: ResourceInfo, obj: JSON) -> None:
         if info.crd is None:
@@ -250,11 +262,7 @@ class WritePath:
         owned: bool = False,
     ) -> JSON:
         """POST. ``owned=True`` hands ``obj`` over (the HTTP layer's freshly decoded body): it is not copied."""
-        info = self.objects.info(resource)
-        set_field_validation(field_validation)
-        obj = self._decode(info, obj if owned else clone(obj))
-        store_info = self.objects.bucket(info).info
-        ns = self._namespace_for(info, obj, namespace)
+        info, store_info, obj, ns = self._decode_request(resource, obj, namespace, owned, field_validation)
         meta = obj["metadata"]
         for fld in _SERVER_FIELDS_ON_CREATE:
             if fld == "resourceVersion" and meta.get(fld):
@@ -367,11 +375,9 @@ class WritePath:
         owned: bool = False,
     ) -> JSON:
         """PUT. ``owned=True`` hands ``obj`` over (it is not copied)."""
-        info = self.objects.info(resource)
-        set_field_validation(field_validation, "UpdateOptions")
-        obj = self._decode(info, obj if owned else clone(obj))
-        store_info = self.objects.bucket(info).info
-        ns = self._namespace_for(info, obj, namespace)
+        info, store_info, obj, ns = self._decode_request(
+            resource, obj, namespace, owned, field_validation, "UpdateOptions"
+        )
         meta = obj["metadata"]
         body_name = meta.get("name")
         if name is not None and body_name and body_name != name:
@@ -400,29 +406,10 @@ class WritePath:
         return await self.guaranteed_update(req, lambda _old: obj)
 
     async def update_status(
-        self,
-        resource: str | ResourceInfo,
-        obj: JSON,
-        namespace: str | None = None,
-        *,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        name: str | None = None,
-        field_validation: str | None = None,
-        owned: bool = False,
+        self, resource: str | ResourceInfo, obj: JSON, namespace: str | None = None, **options: Unpack[UpdateOptions]
     ) -> JSON:
-        """PUT .../status: only ``status`` changes."""
-        return await self.update(
-            resource,
-            obj,
-            namespace,
-            subresource="status",
-            dry_run=dry_run,
-            field_manager=field_manager,
-            name=name,
-            field_validation=field_validation,
-            owned=owned,
-        )
+        """PUT .../status: only ``status`` changes. Options as :meth:`update`."""
+        return await self.update(resource, obj, namespace, subresource="status", **options)
 
     async def update_fn(
         self,
