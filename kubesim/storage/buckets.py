@@ -1,4 +1,4 @@
-"""Raw object storage and watch fan-out: the layer under :mod:`kubesim.storage.store`.
+"""Raw object storage and watch fan-out: the layer under :mod:`kubesim.storage.objectstore`.
 
 Role: keep every stored object as its serialised JSON bytes (plus its labels, owner UIDs and resourceVersion),
 keep a bounded per-resource window of recent events for watches that start at an old resourceVersion, and fan
