@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubesim.storage import knownfields
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util.errors import ApiError, bad_request
 
@@ -29,6 +30,8 @@ def json_type(value: Any) -> str:
         return "array"
     if isinstance(value, dict):
         return "object"
+    if value is None:
+        return "null"
     return "string"
 
 
@@ -74,15 +77,20 @@ def check_meta_types(info: ResourceInfo, meta: Any) -> None:
         raise decode_error(info, json_type(refs), "ownerReferences", "[]v1.OwnerReference")
 
 
-def check_body(info: ResourceInfo, obj: JSON) -> None:
-    """400 when a top-level part of ``obj`` has a type the kind's Go struct cannot hold; a ``null`` part is
-    dropped (Go decodes it as the zero value)."""
+def check_body(info: ResourceInfo, obj: JSON, *, spec: bool = True) -> None:
+    """400 when a part of ``obj`` has a type the kind's Go struct cannot hold; a ``null`` top-level part is
+    dropped (Go decodes it as the zero value). ``spec=False`` skips the walk through ``spec`` (writes to a
+    subresource, which keep the stored spec)."""
     for part in ("spec", "status"):
         value = obj.get(part, {})
         if value is None:
             del obj[part]
         elif not isinstance(value, dict):
             raise type_error(info, value, f"{info.kind}.{part}", "object")
+    found = knownfields.shape_mismatch(info, obj) if spec else None
+    if found is not None:
+        path, value, want = found
+        raise type_error(info, value, f"{info.kind}.{path}", want)
 
 
 def check_apply_config(info: ResourceInfo, config: Any) -> JSON:

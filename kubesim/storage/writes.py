@@ -446,7 +446,7 @@ class WritePath:
             new = build(entry.obj())
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch did not produce an object")
-            check_body(info, new)
+            check_body(info, new, spec=not req.subresource)
             if info.to_storage is not None and new.get("apiVersion") != "v1":
                 new = info.to_storage(new)
             new_meta = new.setdefault("metadata", {})

@@ -52,6 +52,12 @@ async def test_a_simulator_bug_is_a_logged_500_never_a_400(
         ("pods", {"kind": "Pod", "metadata": {"name": "p"}, "spec": []}, "Pod.spec"),
         ("namespaces", {"kind": "Namespace", "metadata": {"name": "n"}, "status": "Active"}, "Namespace.status"),
         ("configmaps", {"kind": "ConfigMap", "metadata": {"name": "c", "labels": ["a"]}}, "metadata.labels"),
+        ("jobs.batch", {"kind": "Job", "metadata": {"name": "j"}, "spec": {"template": "x"}}, "Job.spec.template"),
+        (
+            "pods",
+            {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "env": {}}]}},
+            "Pod.spec.containers[0].env",
+        ),
     ],
 )
 async def test_a_body_of_the_wrong_shape_is_a_400_naming_the_field(resource: str, body: JSON, field: str) -> None:
