@@ -100,3 +100,33 @@ def check_apply_config(info: ResourceInfo, config: Any) -> JSON:
     if "metadata" in config:
         check_meta_types(info, config["metadata"])
     return config
+
+
+def decode_object(info: ResourceInfo, obj: Any) -> JSON:
+    """A POST/PUT body as an object of ``info``'s kind: ``kind``/``apiVersion`` filled in or checked, metadata
+    and body shapes checked (:func:`check_body`); else a 400."""
+    if not isinstance(obj, dict):
+        raise bad_request("the body of the request was not a JSON object")
+    kind = obj.get("kind")
+    api_version = obj.get("apiVersion")
+    if not kind:
+        obj["kind"] = info.kind
+    elif kind != info.kind:
+        raise bad_request(f"the kind of the object ({kind}) does not match the kind of the resource ({info.kind})")
+    if not api_version:
+        obj["apiVersion"] = info.api_version
+    else:
+        group, _, version = str(api_version).rpartition("/")
+        if group != info.group or version not in info.versions:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({info.api_version})"
+            )
+        obj["apiVersion"] = info.api_version
+    meta = obj.get("metadata")
+    if meta is None:
+        obj["metadata"] = {}
+    else:
+        check_meta_types(info, meta)
+    check_body(info, obj)
+    return obj

@@ -23,13 +23,14 @@ from typing import Any, TypedDict, Unpack
 from kubesim.storage import apply as applying
 from kubesim.storage import builtins, knownfields
 from kubesim.storage import patch as patching
-from kubesim.storage.decode import check_apply_config, check_body, check_meta_types
+from kubesim.storage.decode import check_apply_config, check_body, check_meta_types, decode_object
 from kubesim.storage.hooks import WriteHooks, admit
 from kubesim.storage.objects import (
     FIELD_VALIDATION,
     JSON,
     WARNINGS,
     AdmissionAttributes,
+    AdmissionHook,
     random_suffix,
     report_unknown_fields,
     same_object,
@@ -109,35 +110,6 @@ class WritePath:
 
     # ------------------------------------------------------------------------------------ shared checks
 
-    def check_kind(self, info: ResourceInfo, obj: Any) -> JSON:
-        """The body as an object of ``info``'s kind (filling ``kind``/``apiVersion``), else a 400."""
-        if not isinstance(obj, dict):
-            raise errors.bad_request("the body of the request was not a JSON object")
-        kind = obj.get("kind")
-        api_version = obj.get("apiVersion")
-        if not kind:
-            obj["kind"] = info.kind
-        elif kind != info.kind:
-            raise errors.bad_request(
-                f"the kind of the object ({kind}) does not match the kind of the resource ({info.kind})"
-            )
-        if not api_version:
-            obj["apiVersion"] = info.api_version
-        else:
-            group, _, version = str(api_version).rpartition("/")
-            if group != info.group or version not in info.versions:
-                raise errors.bad_request(
-                    f"the API version in the data ({api_version}) does not match the expected API version "
-                    f"({info.api_version})"
-                )
-            obj["apiVersion"] = info.api_version
-        meta = obj.get("metadata")
-        if meta is None:
-            obj["metadata"] = {}
-        else:
-            check_meta_types(info, meta)
-        return obj
-
     def _decode_request(
         self,
         resource: str | ResourceInfo,
@@ -152,8 +124,7 @@ class WritePath:
         its namespace."""
         info = self.objects.info(resource)
         set_field_validation(field_validation, options_kind)
-        obj = self.check_kind(info, body if owned else clone(body))
-        check_body(info, obj)
+        obj = decode_object(info, body if owned else clone(body))
         if info.to_storage is not None:
             obj = info.to_storage(obj)
         return info, self.objects.bucket(info).info, obj, self._namespace_for(info, obj, namespace)
@@ -211,13 +182,14 @@ class WritePath:
                 apply_schema(store_info),
             )
 
-    async def _admit(self, hooks: list[Any], attrs: AdmissionAttributes) -> JSON | None:
-        return await admit(hooks, attrs) if hooks else None
-
-    @staticmethod
-    def _attrs(operation: str, req: UpdateRequest, obj: JSON, old: JSON | None) -> AdmissionAttributes:
+    async def _admit(
+        self, hooks: list[AdmissionHook], operation: str, req: UpdateRequest, obj: JSON, old: JSON | None
+    ) -> JSON | None:
+        """Run admission ``hooks`` on the write ``req`` describes; the mutated object or None."""
+        if not hooks:
+            return None
         options = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
-        return AdmissionAttributes(
+        attrs = AdmissionAttributes(
             operation,
             req.info,
             req.namespace,
@@ -228,6 +200,7 @@ class WritePath:
             req.dry_run,
             {"kind": options, "apiVersion": "meta.k8s.io/v1"},
         )
+        return await admit(hooks, attrs)
 
     def check_namespace_open(self, info: ResourceInfo, ns: str, name: str) -> None:
         """404 when ``ns`` does not exist, 403 while it terminates (no new content)."""
@@ -271,7 +244,7 @@ class WritePath:
         self._check_unknown(store_info, obj)
         self._default(store_info, obj)
         req = UpdateRequest(info, ns, meta.get("name", ""), subresource, dry_run, field_manager)
-        mutated = await self._admit(self.hooks.mutating, self._attrs("CREATE", req, obj, None))
+        mutated = await self._admit(self.hooks.mutating, "CREATE", req, obj, None)
         if mutated is not None:
             obj = mutated
             meta = obj.setdefault("metadata", {})
@@ -295,7 +268,7 @@ class WritePath:
             obj, field_manager or "unknown", "Update", now_rfc3339(self.objects.clock), info.api_version
         )
         self._validate(store_info, obj, None)
-        await self._admit(self.hooks.validating, self._attrs("CREATE", req, obj, None))
+        await self._admit(self.hooks.validating, "CREATE", req, obj, None)
         key = self.objects.key(info, name, ns)
         if self.objects.entry_at(info, key) is not None:
             raise errors.already_exists(info.resource, info.group, name)
@@ -468,7 +441,7 @@ class WritePath:
                 self._check_unknown(store_info, new)
             self._default(store_info, new)
             new = self._prepare_update(store_info, new, old, req.subresource)
-            mutated = await self._admit(self.hooks.mutating, self._attrs("UPDATE", req, new, old))
+            mutated = await self._admit(self.hooks.mutating, "UPDATE", req, new, old)
             if mutated is not None:
                 new = self._prepare_update(store_info, mutated, old, req.subresource)
             applying.record_manager(
@@ -481,7 +454,7 @@ class WritePath:
             )
             self._track_update(old, new, req, store_info)
             self._validate(store_info, new, old, req.subresource)
-            await self._admit(self.hooks.validating, self._attrs("UPDATE", req, new, old))
+            await self._admit(self.hooks.validating, "UPDATE", req, new, old)
             current = self.objects.entry_at(info, key)
             if current is not entry:
                 if current is None:
