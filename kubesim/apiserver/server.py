@@ -37,6 +37,7 @@ from kubesim.apiserver.httputil import (
     json_response,
 )
 from kubesim.apiserver.httpwatch import serve_watch
+from kubesim.apiserver.routing import resolve
 from kubesim.storage.objects import WARNINGS
 from kubesim.storage.store import Store
 from kubesim.util import errors
@@ -127,7 +128,7 @@ class ApiServer:
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
-            target = self._parse(path)
+            target = resolve(self.store.registry, path)
             return await self._dispatch(request, target)
         except ApiError as err:
             log.debug("%s %s -> %d %s", request.method, request.path_qs, err.code, err.message)
@@ -160,53 +161,6 @@ class ApiServer:
                     body = orjson.dumps(doc)
                 return json_response(body)
         return None
-
-    def _parse(self, path: str) -> Target:
-        parts = [p for p in path.split("/") if p]
-        not_found = ApiError(errors.status(404, "NotFound", "the server could not find the requested resource", {}))
-        if len(parts) >= 2 and parts[0] == "api":
-            group, version, rest = "", parts[1], parts[2:]
-        elif len(parts) >= 3 and parts[0] == "apis":
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
-            raise not_found
-        if not rest:
-            raise not_found
-        namespace: str | None = None
-        if rest[0] == "watch":
-            raise not_found
-        registry = self.store.registry
-        if (
-            rest[0] == "namespaces"
-            and len(rest) >= 3
-            and group == ""
-            and rest[2] in ("status", "finalize")
-            and len(rest) == 3
-            and registry.get("", rest[2]) is None
-        ):
-            resource, sub = "namespaces", rest[2]
-            name: str | None = rest[1]
-        elif rest[0] == "namespaces" and len(rest) >= 3:
-            namespace, resource = rest[1], rest[2]
-            name = rest[3] if len(rest) > 3 else None
-            sub = "/".join(rest[4:])
-        else:
-            resource = rest[0]
-            name = rest[1] if len(rest) > 1 else None
-            sub = "/".join(rest[2:])
-        info = registry.get(group, resource)
-        if info is None or version not in info.versions:
-            raise not_found
-        if namespace is not None and not info.namespaced:
-            raise not_found
-        if sub and not (
-            (sub == "status" and info.status)
-            or (sub in ("binding", "eviction") and info.storage == ("", "pods"))
-            or (sub == "finalize" and info.storage == ("", "namespaces"))
-            or (sub == "scale" and info.scale)
-        ):
-            raise not_found
-        return Target(info, version, namespace, name, sub)
 
     async def _dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
         m = request.method
