@@ -22,19 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from kubesim.cluster.clock import Clock, Timer
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.kubeletsim import decide
 from kubesim.cluster.nodes import desired_node, node_failed, node_ready
-from kubesim.cluster.workqueue import WorkQueue
+from kubesim.cluster.workqueue import WorkQueue, run_worker
 from kubesim.storage.store import Store
 from kubesim.util.errors import ApiError
-
-K = TypeVar("K")
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.kubelet")
@@ -111,10 +108,10 @@ class Kubelets:
         return self.pods.idle() and self.nodes.idle()
 
     async def _run_pods(self) -> None:
-        await _drain(self.pods, self.sync_pod, "pod", forget=True)
+        await run_worker(self.pods, self.sync_pod, "pod", log)
 
     async def _run_nodes(self) -> None:
-        await _drain(self.nodes, self.sync_node, "node", forget=False)
+        await run_worker(self.nodes, self.sync_node, "node", log, forget=False)
 
     async def sync_node(self, name: str) -> None:
         node = self.store.get_nowait("nodes", name)
@@ -202,24 +199,3 @@ class Kubelets:
             self.pods.add(key)
 
         self._timers[key] = (when, self.clock.call_at(when, fire))
-
-
-async def _drain(queue: WorkQueue[K], sync: Callable[[K], Awaitable[None]], what: str, *, forget: bool) -> None:
-    """Sync keys from ``queue`` until it shuts down; a failed sync is retried rate-limited, and a bug with one
-    key is logged and never stops the loop. ``forget``: a success resets the key's backoff."""
-    while True:
-        key = await queue.get()
-        if key is None:
-            return
-        try:
-            await sync(key)
-        except ApiError:
-            queue.add_rate_limited(key)
-        except Exception:  # a bug with one key must not stop the kubelet
-            log.exception("%s sync failed", what, extra={"key": key})
-            queue.add_rate_limited(key)
-        else:
-            if forget:
-                queue.forget(key)
-        finally:
-            queue.done(key)
