@@ -29,8 +29,9 @@ from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.kubeletsim import decide
 from kubesim.cluster.nodes import desired_node, node_failed, node_ready
-from kubesim.cluster.workqueue import WorkQueue
-from kubesim.errors import ApiError
+from kubesim.cluster.workqueue import WorkQueue, run_worker
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.kubelet")
@@ -38,7 +39,9 @@ NODE_MANAGER = "kube-controller-manager"
 
 
 class Kubelets:
-    def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True) -> None:
+    def __init__(
+        self, store: Store, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True
+    ) -> None:
         self.store = store
         self.recorder = EventRecorder(store, clock, "kubelet", enabled=events)
         self.node_recorder = EventRecorder(store, clock, "node-controller", enabled=events)
@@ -105,36 +108,10 @@ class Kubelets:
         return self.pods.idle() and self.nodes.idle()
 
     async def _run_pods(self) -> None:
-        while True:
-            key = await self.pods.get()
-            if key is None:
-                return
-            try:
-                await self.sync_pod(key)
-            except ApiError:
-                self.pods.add_rate_limited(key)
-            except Exception:  # a bug with one pod must not stop every kubelet
-                log.exception("pod sync failed", extra={"key": key})
-                self.pods.add_rate_limited(key)
-            else:
-                self.pods.forget(key)
-            finally:
-                self.pods.done(key)
+        await run_worker(self.pods, self.sync_pod, "pod", log)
 
     async def _run_nodes(self) -> None:
-        while True:
-            name = await self.nodes.get()
-            if name is None:
-                return
-            try:
-                await self.sync_node(name)
-            except ApiError:
-                self.nodes.add_rate_limited(name)
-            except Exception:  # a bug with one node must not stop node handling
-                log.exception("node sync failed", extra={"node": name})
-                self.nodes.add_rate_limited(name)
-            finally:
-                self.nodes.done(name)
+        await run_worker(self.nodes, self.sync_node, "node", log, forget=False)
 
     async def sync_node(self, name: str) -> None:
         node = self.store.get_nowait("nodes", name)

@@ -1,7 +1,7 @@
 """Discovery documents and the minimal OpenAPI that kubectl needs.
 
 Role: build ``/api``, ``/apis``, ``/apis/<g>``, group-version resource lists and ``/version`` from the
-:class:`~kubesim.resources.Registry`, plus OpenAPI v2/v3 documents that declare each resource's operations
+:class:`~kubesim.storage.resources.Registry`, plus OpenAPI v2/v3 documents that declare each resource's operations
 (so kubectl knows the server validates fields itself and skips client-side schema validation) and carry the
 ``x-kubernetes-group-version-kind`` of each kind.
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from kubesim.resources import Registry, ResourceInfo
+from kubesim.storage.resources import Registry, ResourceInfo
 
 JSON = dict[str, Any]
 
@@ -34,6 +34,16 @@ VERSION_INFO: JSON = {
 }
 
 
+def _aliases(info: ResourceInfo) -> JSON:
+    """``shortNames`` and ``categories`` of a discovery entry (left out when empty, as kube-apiserver does)."""
+    out: JSON = {}
+    if info.short_names:
+        out["shortNames"] = list(info.short_names)
+    if info.categories:
+        out["categories"] = list(info.categories)
+    return out
+
+
 def _resource_entries(info: ResourceInfo) -> list[JSON]:
     main: JSON = {
         "name": info.resource,
@@ -42,10 +52,7 @@ def _resource_entries(info: ResourceInfo) -> list[JSON]:
         "kind": info.kind,
         "verbs": list(VERBS_NAMESPACED),
     }
-    if info.short_names:
-        main["shortNames"] = list(info.short_names)
-    if info.categories:
-        main["categories"] = list(info.categories)
+    main.update(_aliases(info))
     main["storageVersionHash"] = hashlib.sha256(info.qualified.encode()).digest()[:8].hex()
     out = [main]
     if info.status:
@@ -156,10 +163,7 @@ class Discovery:
                 "singularResource": info.singular,
                 "verbs": list(VERBS_NAMESPACED),
             }
-            if info.short_names:
-                r["shortNames"] = list(info.short_names)
-            if info.categories:
-                r["categories"] = list(info.categories)
+            r.update(_aliases(info))
             subs: list[JSON] = []
             if info.status:
                 subs.append(

@@ -14,9 +14,10 @@ requires; the result is plain JSON (bytes fields base64-encoded, as JSON carries
 from __future__ import annotations
 
 import base64
-import datetime
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from kubesim.util.timefmt import rfc3339
 
 JSON = dict[str, Any]
 MAGIC = b"k8s\x00"
@@ -81,7 +82,7 @@ def _time(v: bytes) -> str | None:
             seconds = int(x)
     if not seconds:
         return None  # Go marshals the zero time: it means unset
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(seconds)
 
 
 def _owner_ref(v: bytes) -> JSON:

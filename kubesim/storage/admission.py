@@ -1,6 +1,6 @@
 """Dynamic admission: mutating then validating webhooks, called as kube-apiserver calls them.
 
-Role: :func:`install` adds two hooks to a :class:`~kubesim.store.Store`; for every write they find the
+Role: :func:`install` adds two hooks to a :class:`~kubesim.storage.store.Store`; for every write they find the
 ``MutatingWebhookConfiguration`` / ``ValidatingWebhookConfiguration`` webhooks that match (``rules``:
 operations, apiGroups, apiVersions, resources incl. ``*`` and subresources, scope; ``namespaceSelector``;
 ``objectSelector``; ``matchConditions`` in CEL) and POST an ``admission.k8s.io/v1 AdmissionReview`` over
@@ -33,11 +33,12 @@ import celpy
 import orjson
 from celpy.adapter import json_to_cel
 
-from kubesim import errors
-from kubesim.errors import ApiError
-from kubesim.patch import json_patch
-from kubesim.selectors import selector_object_matcher
-from kubesim.store import AdmissionAttributes, Store, warn
+from kubesim.storage.objects import AdmissionAttributes, warn
+from kubesim.storage.patch import json_patch
+from kubesim.storage.store import Store
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
+from kubesim.util.selectors import match_label_selector
 
 JSON = dict[str, Any]
 MUTATING = ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
@@ -136,11 +137,13 @@ class Admission:
     def _matches(self, hook: JSON, attrs: AdmissionAttributes) -> bool:
         if not any(rule_matches(r, attrs) for r in hook.get("rules") or []):
             return False
-        obj_sel = selector_object_matcher(hook.get("objectSelector"))
+        # An absent or empty objectSelector/namespaceSelector selects everything (the API defaults both to {}).
+        obj_sel = hook.get("objectSelector")
         labels_new = ((attrs.obj or {}).get("metadata") or {}).get("labels") or {}
         labels_old = ((attrs.old or {}).get("metadata") or {}).get("labels") or {}
-        if hook.get("objectSelector") and not (
-            (attrs.obj is not None and obj_sel(labels_new)) or (attrs.old is not None and obj_sel(labels_old))
+        if obj_sel and not (
+            (attrs.obj is not None and match_label_selector(obj_sel, labels_new))
+            or (attrs.old is not None and match_label_selector(obj_sel, labels_old))
         ):
             return False
         ns_sel = hook.get("namespaceSelector")
@@ -148,7 +151,7 @@ class Admission:
             ns_name = attrs.namespace if attrs.info.namespaced else attrs.name
             ns_obj = self.store.get_nowait("namespaces", ns_name) or {}
             ns_labels = (ns_obj.get("metadata") or {}).get("labels") or {"kubernetes.io/metadata.name": ns_name}
-            if not selector_object_matcher(ns_sel)(ns_labels):
+            if not match_label_selector(ns_sel, ns_labels):
                 return False
         return self._match_conditions(hook, attrs)
 
@@ -315,11 +318,11 @@ def _denied(name: str, result: JSON) -> ApiError:
 
 def install(store: Store) -> Admission:
     """Enable webhook admission on ``store``; returns the :class:`Admission` (for ``endpoints``)."""
-    existing = getattr(store, "admission", None)
+    existing = store.hooks.webhooks
     if isinstance(existing, Admission):
         return existing
     adm = Admission(store)
-    store.admission = adm
-    store.mutating.append(adm.mutate)
-    store.validating.append(adm.validate)
+    store.hooks.webhooks = adm
+    store.hooks.mutating.append(adm.mutate)
+    store.hooks.validating.append(adm.validate)
     return adm

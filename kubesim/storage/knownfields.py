@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 import k8sopenapi as openapi
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
 
 JSON = dict[str, Any]
 ROOTS: dict[tuple[str, str], str] = {
@@ -119,3 +119,67 @@ def unknown_fields(info: ResourceInfo, obj: JSON) -> list[str]:
         ref = _ROOT_REFS.setdefault(root, {"$ref": root})
         _walk(spec, ref, ("spec",), out)
     return out
+
+
+Mismatch = tuple[str, Any, str]  # path, value, the JSON type the Go field needs
+_Node = tuple[str | None, dict[str, JSON], JSON | None, JSON | None]  # kind, properties, additional, items
+_NODES: dict[int, _Node] = {}
+
+
+def _node(schema: JSON) -> _Node:
+    """What the shape check needs of a schema node, resolved once (cached by identity, as ``_resolve``)."""
+    hit = _NODES.get(id(schema))
+    if hit is None:
+        resolved = _resolve(schema)
+        if resolved is None or resolved.get("x-kubernetes-preserve-unknown-fields"):
+            hit = (None, {}, None, None)
+        else:
+            kind = resolved.get("type") or ("object" if "properties" in resolved else None)
+            extra, items = resolved.get("additionalProperties"), resolved.get("items")
+            hit = (
+                kind if kind in ("object", "array") else None,
+                resolved.get("properties") or {},
+                extra if isinstance(extra, dict) else None,
+                items if isinstance(items, dict) else None,
+            )
+        _NODES[id(schema)] = hit
+    return hit
+
+
+def _shape(value: Any, schema: JSON) -> tuple[list[str | int], Any, str] | None:
+    """The first wrongly typed object or list below ``value`` (its path reversed), or None."""
+    kind, props, extra, items = _node(schema)
+    if kind == "object":
+        if not isinstance(value, dict):
+            return [], value, "object"
+        for name, child in value.items():
+            sub = props.get(name) or extra
+            if sub is not None and child is not None and _node(sub)[0] is not None:
+                found = _shape(child, sub)
+                if found is not None:
+                    found[0].append(name)
+                    return found
+    elif kind == "array":
+        if not isinstance(value, list):
+            return [], value, "array"
+        if items is not None and _node(items)[0] is not None:
+            for i, item in enumerate(value):
+                found = _shape(item, items)
+                if found is not None:
+                    found[0].append(i)
+                    return found
+    return None
+
+
+def shape_mismatch(info: ResourceInfo, obj: JSON) -> Mismatch | None:
+    """The first place in ``spec`` where an object or a list has another JSON type than the Go field (which the
+    apiserver's decoder rejects), or None. Primitive fields are left to validation."""
+    root = ROOTS.get(info.storage)
+    spec = obj.get("spec")
+    if root is None or not isinstance(spec, dict) or root not in definitions():
+        return None
+    found = _shape(spec, _ROOT_REFS.setdefault(root, {"$ref": root}))
+    if found is None:
+        return None
+    parts, value, want = found
+    return _path(("spec", *reversed(parts))), value, want

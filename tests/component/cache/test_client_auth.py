@@ -169,6 +169,6 @@ def test_importing_the_app_does_not_load_the_generated_kubernetes_client(tmp_pat
         f"asyncio.run(load_cluster_config({str(kubeconfig)!r}))\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('kubernetes')}))\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

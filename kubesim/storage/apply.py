@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from kubesim import errors
-from kubesim.patch import PRIMITIVE_MERGE, _merge_key, merge_patch, strategic_merge
+from kubesim.storage.patch import PRIMITIVE_MERGE, merge_key, merge_patch, strategic_merge
+from kubesim.util import errors
 
 JSON = dict[str, Any]
 
@@ -56,7 +56,7 @@ def field_set(
         return {}
     if isinstance(value, list) and strategic:
         sample = next((v for v in value if isinstance(v, dict)), None)
-        key = _merge_key(field, path[:-1], sample)
+        key = merge_key(field, path[:-1], sample)
         if key is not None and sample is not None:
             out = {}
             for item in value:

@@ -97,36 +97,27 @@ EVENT_FIELDS = (
 )
 
 
+# events.k8s.io/v1 field -> core/v1 field, for the fields the two Event versions share under other names.
+_EVENT_RENAMES = (
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+)
+_EVENT_DEPRECATED = (
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+)
+
+
 def _event_to_core(obj: JSON) -> JSON:
     """events.k8s.io/v1 Event -> core/v1 Event (the storage form)."""
-    out: JSON = {
-        k: v
-        for k, v in obj.items()
-        if k
-        not in (
-            "regarding",
-            "note",
-            "reportingController",
-            "deprecatedSource",
-            "deprecatedFirstTimestamp",
-            "deprecatedLastTimestamp",
-            "deprecatedCount",
-        )
-    }
+    renamed = _EVENT_RENAMES + _EVENT_DEPRECATED
+    out: JSON = {k: v for k, v in obj.items() if k not in {new for new, _ in renamed}}
     out["apiVersion"] = "v1"
     out["kind"] = "Event"
-    if "regarding" in obj:
-        out["involvedObject"] = obj["regarding"]
-    if "note" in obj:
-        out["message"] = obj["note"]
-    if "reportingController" in obj:
-        out["reportingComponent"] = obj["reportingController"]
-    for new, old in (
-        ("deprecatedSource", "source"),
-        ("deprecatedFirstTimestamp", "firstTimestamp"),
-        ("deprecatedLastTimestamp", "lastTimestamp"),
-        ("deprecatedCount", "count"),
-    ):
+    for new, old in renamed:
         if new in obj:
             out[old] = obj[new]
     return out
@@ -134,164 +125,99 @@ def _event_to_core(obj: JSON) -> JSON:
 
 def _event_from_core(obj: JSON) -> JSON:
     """core/v1 Event -> events.k8s.io/v1 Event."""
-    out: JSON = {
-        k: v
-        for k, v in obj.items()
-        if k
-        not in ("involvedObject", "message", "reportingComponent", "source", "firstTimestamp", "lastTimestamp", "count")
-    }
+    out: JSON = {k: v for k, v in obj.items() if k not in {old for _, old in _EVENT_RENAMES + _EVENT_DEPRECATED}}
     out["apiVersion"] = "events.k8s.io/v1"
     out["kind"] = "Event"
-    if "involvedObject" in obj:
-        out["regarding"] = obj["involvedObject"]
-    if "message" in obj:
-        out["note"] = obj["message"]
-    if obj.get("reportingComponent"):
-        out["reportingController"] = obj["reportingComponent"]
-    for new, old in (
-        ("deprecatedSource", "source"),
-        ("deprecatedFirstTimestamp", "firstTimestamp"),
-        ("deprecatedLastTimestamp", "lastTimestamp"),
-        ("deprecatedCount", "count"),
-    ):
+    for new, old in _EVENT_RENAMES:
+        if old in obj and (obj[old] or old != "reportingComponent"):  # an empty reportingComponent is unset
+            out[new] = obj[old]
+    for new, old in _EVENT_DEPRECATED:
         if obj.get(old):
             out[new] = obj[old]
     return out
 
 
+NAMESPACED, CLUSTER = True, False
+
+
+def _v1(
+    group: str,
+    resource: str,
+    kind: str,
+    namespaced: bool,
+    short: str = "",
+    *,
+    status: bool = False,
+    listed: bool = False,
+    scale: bool = False,
+    fields: tuple[str, ...] = (),
+) -> ResourceInfo:
+    """A built-in resource served at ``v1``; ``short`` holds space-separated short names, ``listed`` puts it in
+    the ``all`` category (``kubectl get all``)."""
+    return ResourceInfo(
+        group,
+        ["v1"],
+        resource,
+        kind,
+        namespaced,
+        short_names=short.split(),
+        categories=["all"] if listed else [],
+        status=status,
+        scale=scale,
+        field_labels=fields,
+    )
+
+
 def builtin_resources() -> list[ResourceInfo]:
     """The built-in resources kubesim serves."""
-    r = ResourceInfo
+    ns, cl = NAMESPACED, CLUSTER
+    apps, rbac = "apps", "rbac.authorization.k8s.io"
+    admission = "admissionregistration.k8s.io"
     return [
-        r(
-            "",
-            ["v1"],
-            "namespaces",
-            "Namespace",
-            False,
-            short_names=["ns"],
-            status=True,
-            field_labels=(*_COMMON_FIELDS, "status.phase"),
+        _v1("", "namespaces", "Namespace", cl, "ns", status=True, fields=(*_COMMON_FIELDS, "status.phase")),
+        _v1("", "pods", "Pod", ns, "po", status=True, listed=True, fields=POD_FIELDS),
+        _v1("", "services", "Service", ns, "svc", status=True, listed=True),
+        _v1("", "nodes", "Node", cl, "no", status=True, fields=(*_COMMON_FIELDS, "spec.unschedulable")),
+        _v1("", "events", "Event", ns, "ev", fields=EVENT_FIELDS),
+        _v1("", "persistentvolumeclaims", "PersistentVolumeClaim", ns, "pvc", status=True),
+        _v1("", "persistentvolumes", "PersistentVolume", cl, "pv", status=True),
+        _v1("", "secrets", "Secret", ns, fields=(*_COMMON_FIELDS, "type")),
+        _v1("", "configmaps", "ConfigMap", ns, "cm"),
+        _v1("", "serviceaccounts", "ServiceAccount", ns, "sa"),
+        _v1("", "endpoints", "Endpoints", ns, "ep"),
+        _v1("", "resourcequotas", "ResourceQuota", ns, "quota", status=True),
+        _v1("", "limitranges", "LimitRange", ns, "limits"),
+        _v1("batch", "jobs", "Job", ns, status=True, listed=True, fields=(*_COMMON_FIELDS, "status.successful")),
+        _v1("batch", "cronjobs", "CronJob", ns, "cj", status=True, listed=True),
+        _v1(apps, "deployments", "Deployment", ns, "deploy", status=True, listed=True, scale=True),
+        _v1(apps, "replicasets", "ReplicaSet", ns, "rs", status=True, listed=True, scale=True),
+        _v1(apps, "statefulsets", "StatefulSet", ns, "sts", status=True, listed=True, scale=True),
+        _v1(apps, "daemonsets", "DaemonSet", ns, "ds", status=True, listed=True),
+        _v1(
+            "apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", cl, "crd crds", status=True
         ),
-        r(
-            "",
-            ["v1"],
-            "pods",
-            "Pod",
-            True,
-            short_names=["po"],
-            categories=["all"],
-            status=True,
-            field_labels=POD_FIELDS,
-        ),
-        r("", ["v1"], "services", "Service", True, short_names=["svc"], categories=["all"], status=True),
-        r(
-            "",
-            ["v1"],
-            "nodes",
-            "Node",
-            False,
-            short_names=["no"],
-            status=True,
-            field_labels=(*_COMMON_FIELDS, "spec.unschedulable"),
-        ),
-        r("", ["v1"], "events", "Event", True, short_names=["ev"], field_labels=EVENT_FIELDS),
-        r("", ["v1"], "persistentvolumeclaims", "PersistentVolumeClaim", True, short_names=["pvc"], status=True),
-        r("", ["v1"], "persistentvolumes", "PersistentVolume", False, short_names=["pv"], status=True),
-        r("", ["v1"], "secrets", "Secret", True, field_labels=(*_COMMON_FIELDS, "type")),
-        r("", ["v1"], "configmaps", "ConfigMap", True, short_names=["cm"]),
-        r("", ["v1"], "serviceaccounts", "ServiceAccount", True, short_names=["sa"]),
-        r("", ["v1"], "endpoints", "Endpoints", True, short_names=["ep"]),
-        r("", ["v1"], "resourcequotas", "ResourceQuota", True, short_names=["quota"], status=True),
-        r("", ["v1"], "limitranges", "LimitRange", True, short_names=["limits"]),
-        r(
-            "batch",
-            ["v1"],
-            "jobs",
-            "Job",
-            True,
-            categories=["all"],
-            status=True,
-            field_labels=(*_COMMON_FIELDS, "status.successful"),
-        ),
-        r("batch", ["v1"], "cronjobs", "CronJob", True, short_names=["cj"], categories=["all"], status=True),
-        r(
-            "apps",
-            ["v1"],
-            "deployments",
-            "Deployment",
-            True,
-            short_names=["deploy"],
-            categories=["all"],
-            status=True,
-            scale=True,
-        ),
-        r(
-            "apps",
-            ["v1"],
-            "replicasets",
-            "ReplicaSet",
-            True,
-            short_names=["rs"],
-            categories=["all"],
-            status=True,
-            scale=True,
-        ),
-        r(
-            "apps",
-            ["v1"],
-            "statefulsets",
-            "StatefulSet",
-            True,
-            short_names=["sts"],
-            categories=["all"],
-            status=True,
-            scale=True,
-        ),
-        r("apps", ["v1"], "daemonsets", "DaemonSet", True, short_names=["ds"], categories=["all"], status=True),
-        r(
-            "apiextensions.k8s.io",
-            ["v1"],
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            False,
-            short_names=["crd", "crds"],
-            status=True,
-        ),
-        r("coordination.k8s.io", ["v1"], "leases", "Lease", True),
-        r(
+        _v1("coordination.k8s.io", "leases", "Lease", ns),
+        ResourceInfo(
             "events.k8s.io",
             ["v1"],
             "events",
             "Event",
-            True,
+            ns,
             short_names=["ev"],
             storage=("", "events"),
             to_storage=_event_to_core,
             from_storage=_event_from_core,
         ),
-        r(
-            "admissionregistration.k8s.io",
-            ["v1"],
-            "mutatingwebhookconfigurations",
-            "MutatingWebhookConfiguration",
-            False,
-        ),
-        r(
-            "admissionregistration.k8s.io",
-            ["v1"],
-            "validatingwebhookconfigurations",
-            "ValidatingWebhookConfiguration",
-            False,
-        ),
-        r("rbac.authorization.k8s.io", ["v1"], "roles", "Role", True),
-        r("rbac.authorization.k8s.io", ["v1"], "rolebindings", "RoleBinding", True),
-        r("rbac.authorization.k8s.io", ["v1"], "clusterroles", "ClusterRole", False),
-        r("rbac.authorization.k8s.io", ["v1"], "clusterrolebindings", "ClusterRoleBinding", False),
-        r("scheduling.k8s.io", ["v1"], "priorityclasses", "PriorityClass", False, short_names=["pc"]),
-        r("policy", ["v1"], "poddisruptionbudgets", "PodDisruptionBudget", True, short_names=["pdb"], status=True),
-        r("storage.k8s.io", ["v1"], "storageclasses", "StorageClass", False, short_names=["sc"]),
-        r("networking.k8s.io", ["v1"], "networkpolicies", "NetworkPolicy", True, short_names=["netpol"]),
+        _v1(admission, "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", cl),
+        _v1(admission, "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", cl),
+        _v1(rbac, "roles", "Role", ns),
+        _v1(rbac, "rolebindings", "RoleBinding", ns),
+        _v1(rbac, "clusterroles", "ClusterRole", cl),
+        _v1(rbac, "clusterrolebindings", "ClusterRoleBinding", cl),
+        _v1("scheduling.k8s.io", "priorityclasses", "PriorityClass", cl, "pc"),
+        _v1("policy", "poddisruptionbudgets", "PodDisruptionBudget", ns, "pdb", status=True),
+        _v1("storage.k8s.io", "storageclasses", "StorageClass", cl, "sc"),
+        _v1("networking.k8s.io", "networkpolicies", "NetworkPolicy", ns, "netpol"),
     ]
 
 

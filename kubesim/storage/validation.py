@@ -23,7 +23,7 @@ from typing import Any
 import celpy
 from celpy.adapter import json_to_cel
 
-from kubesim.errors import field_cause
+from kubesim.util.errors import field_cause
 
 JSON = dict[str, Any]
 _MISSING = object()

@@ -1,6 +1,6 @@
 """WATCH over HTTP: chunked JSON-line streams with bookmarks, timeouts, Table and metadata-only views.
 
-Role: :func:`serve_watch` (``ApiServer._watch``) turns a store watcher into the wire form clients read:
+Role: :func:`serve_watch` turns a store watcher into the wire form clients read:
 one ``{"type": ..., "object": ...}`` line per event, written in batches; periodic BOOKMARKs when
 ``allowWatchBookmarks`` is set; the watch-list protocol (``sendInitialEvents``: initial ADDED events, then a
 bookmark annotated ``k8s.io/initial-events-end``); an ERROR line with the Status when the watch cannot start or
@@ -13,21 +13,20 @@ unregistered when the stream ends, however it ends.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
-from kubesim import errors, tables
-from kubesim.httputil import JSON_CT, Target, as_bool
-from kubesim.storage import BOOKMARK, ERROR, WatchEvent
-
-if TYPE_CHECKING:
-    from kubesim.server import ApiServer
+from kubesim.apiserver import tables
+from kubesim.apiserver.bodies import accepted_view
+from kubesim.apiserver.httputil import JSON_CT, Target, as_bool
+from kubesim.storage.buckets import BOOKMARK, ERROR, WatchEvent
+from kubesim.storage.store import Store
+from kubesim.util import errors
 
 
 async def serve_watch(
-    server: ApiServer, request: web.Request, t: Target, name: str | None = None
+    store: Store, bookmark_interval: float, request: web.Request, t: Target, name: str | None = None
 ) -> web.StreamResponse:
     q = request.query
     field_selector = q.get("fieldSelector")
@@ -49,7 +48,7 @@ async def serve_watch(
             ],
         )
     bookmarks = as_bool(q.get("allowWatchBookmarks"))
-    watcher, initial, err = server.store.open_watch(
+    watcher, initial, err = store.open_watch(
         t.info, t.namespace, q.get("resourceVersion"), q.get("labelSelector"), field_selector, send_initial
     )
     timeout = q.get("timeoutSeconds")
@@ -60,7 +59,7 @@ async def serve_watch(
             seconds = -1.0
         if seconds < 0:
             raise errors.bad_request(f'invalid timeoutSeconds "{timeout}"')
-    as_ = server._accept(request)
+    as_ = accepted_view(request)
     resp = web.StreamResponse(status=200, headers={"Content-Type": JSON_CT, "Transfer-Encoding": "chunked"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
@@ -69,7 +68,7 @@ async def serve_watch(
     def line(ev: WatchEvent) -> bytes:
         if ev.type == BOOKMARK or not convert:
             return ev.line()
-        obj = server.store.view(t.info, orjson.loads(ev.raw), t.version)
+        obj = store.view(t.info, orjson.loads(ev.raw), t.version)
         if as_ == "Table":
             obj = tables.table(
                 t.info,
@@ -98,7 +97,7 @@ async def serve_watch(
                 "kind": t.info.kind,
                 "apiVersion": t.info.api_version_for(t.version),
                 "metadata": {
-                    "resourceVersion": server.store.resource_version,
+                    "resourceVersion": store.resource_version,
                     "annotations": {"k8s.io/initial-events-end": "true"},
                 },
             }
@@ -112,7 +111,7 @@ async def serve_watch(
                         await resp.write(orjson.dumps({"type": ERROR, "object": watcher.error}) + b"\n")
                     return resp
                 watcher.wakeup.clear()
-                wait = server.bookmark_interval if bookmarks else None
+                wait = bookmark_interval if bookmarks else None
                 if deadline is not None:
                     left = deadline - loop.time()
                     if left <= 0:
@@ -122,7 +121,7 @@ async def serve_watch(
                     await asyncio.wait_for(watcher.wakeup.wait(), wait)
                 except TimeoutError:
                     if bookmarks and not watcher.queue:
-                        await resp.write(bookmark_line(server, t))
+                        await resp.write(bookmark_line(store, t))
             chunk = []
             while watcher.queue:
                 ev = watcher.queue.popleft()
@@ -139,7 +138,7 @@ async def serve_watch(
     return resp
 
 
-def bookmark_line(server: ApiServer, t: Target) -> bytes:
+def bookmark_line(store: Store, t: Target) -> bytes:
     return (
         orjson.dumps(
             {
@@ -147,7 +146,7 @@ def bookmark_line(server: ApiServer, t: Target) -> bytes:
                 "object": {
                     "kind": t.info.kind,
                     "apiVersion": t.info.api_version_for(t.version),
-                    "metadata": {"resourceVersion": server.store.resource_version},
+                    "metadata": {"resourceVersion": store.resource_version},
                 },
             }
         )

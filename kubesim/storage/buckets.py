@@ -1,4 +1,4 @@
-"""Raw object storage and watch fan-out: the layer under :mod:`kubesim.store`.
+"""Raw object storage and watch fan-out: the layer under :mod:`kubesim.storage.objectstore`.
 
 Role: keep every stored object as its serialised JSON bytes (plus its labels, owner UIDs and resourceVersion),
 keep a bounded per-resource window of recent events for watches that start at an old resourceVersion, and fan
@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from kubesim.resources import ResourceInfo
-from kubesim.selectors import FieldReq, LabelMatcher, match_fields
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util.selectors import FieldReq, LabelMatcher, match_fields
 
 JSON = dict[str, Any]
 Key = tuple[str, str]
@@ -95,6 +95,10 @@ class WatchEvent:
         """Drop what only the live fan-out needed, before the event sits in the replay window."""
         self._obj = None
         self.prev_raw = None
+
+    def cached_obj(self) -> JSON | None:
+        """The shared decoded object if a subscriber already decoded it, else None (decodes nothing)."""
+        return self._obj
 
     def shared_obj(self) -> JSON:
         """The decoded object, decoded once and shared: callers must not change it."""

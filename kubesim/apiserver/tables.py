@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
 
 JSON = dict[str, Any]
 

@@ -1,21 +1,22 @@
 """Label and field selectors with kube-apiserver's syntax and errors.
 
 Role: parse ``labelSelector`` (``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``, ``a notin (x)``, ``a``, ``!a``,
-``a>1``, ``a<1``) and ``fieldSelector`` (``f=v``, ``f==v``, ``f!=v``) query strings into matchers. Also turns a
-``metav1.LabelSelector`` object (matchLabels/matchExpressions) into a matcher for garbage collection and
-admission ``objectSelector``/``namespaceSelector``.
+``a>1``, ``a<1``) and ``fieldSelector`` (``f=v``, ``f==v``, ``f!=v``) query strings into matchers, and match a
+``metav1.LabelSelector`` object (matchLabels/matchExpressions) -- the one implementation for eviction's
+PodDisruptionBudgets, admission's ``objectSelector``/``namespaceSelector`` and the scheduler's affinity and
+spread terms.
 
-Invariants: parsing errors raise :class:`~kubesim.errors.ApiError` 400 BadRequest with the apiserver's wording;
+Invariants: parsing errors raise :class:`~kubesim.util.errors.ApiError` 400 BadRequest with the apiserver's wording;
 matchers are pure functions of a labels dict (or an object for fields).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubesim.errors import ApiError, bad_request
+from kubesim.util.errors import ApiError, bad_request
 
 JSON = dict[str, Any]
 LabelMatcher = Callable[[dict[str, str]], bool]
@@ -157,24 +158,45 @@ def label_matcher(text: str | None) -> LabelMatcher | None:
     return lambda labels: match_requirements(reqs, labels)
 
 
-def selector_object_matcher(sel: JSON | None) -> LabelMatcher:
-    """A matcher for a ``metav1.LabelSelector``; None or ``{}`` matches everything."""
-    if not sel:
-        return lambda labels: True
-    reqs: list[Requirement] = [(k, "=", (v,)) for k, v in (sel.get("matchLabels") or {}).items()]
-    for expr in sel.get("matchExpressions") or []:
-        op = expr.get("operator")
-        vals = tuple(expr.get("values") or ())
-        key = expr.get("key", "")
-        if op == "In":
-            reqs.append((key, "in", vals))
-        elif op == "NotIn":
-            reqs.append((key, "notin", vals))
-        elif op == "Exists":
-            reqs.append((key, "exists", ()))
-        elif op == "DoesNotExist":
-            reqs.append((key, "!", ()))
-    return lambda labels: match_requirements(reqs, labels)
+def match_expression(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """One ``matchExpressions`` entry: In, NotIn, Exists, DoesNotExist (and Gt/Lt, which node selectors use);
+    an unknown operator matches nothing (Kubernetes rejects such a selector)."""
+    key = expr.get("key", "")
+    op = expr.get("operator", "")
+    values = expr.get("values") or []
+    present = key in labels
+    if op == "In":
+        return present and labels[key] in values
+    if op == "NotIn":
+        return not present or labels[key] not in values
+    if op == "Exists":
+        return present
+    if op == "DoesNotExist":
+        return not present
+    if op in ("Gt", "Lt"):
+        if not present or len(values) != 1:
+            return False
+        try:
+            have, want = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return have > want if op == "Gt" else have < want
+    return False
+
+
+def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """A ``metav1.LabelSelector`` as ``LabelSelectorAsSelector`` reads it: ``None`` matches nothing, ``{}``
+    matches everything; ``matchLabels`` and ``matchExpressions`` are ANDed.
+
+    Callers where an absent selector means "everything" (admission webhooks' ``objectSelector`` and
+    ``namespaceSelector``, which the API defaults to ``{}``) test for ``None`` themselves.
+    """
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    return all(match_expression(e, labels) for e in selector.get("matchExpressions") or [])
 
 
 FieldReq = tuple[str, bool, str]  # field, equal?, value

@@ -1,13 +1,15 @@
 """The simulated API server's HTTP face: the Kubernetes REST API over aiohttp on 127.0.0.1.
 
 Role: translate REST requests (paths, verbs, query parameters, content types, ``Accept`` for Table and
-PartialObjectMetadata) into :class:`~kubesim.store.Store` calls and their results into the exact wire forms
-kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
-``Status`` bodies. Discovery and OpenAPI come from :mod:`kubesim.discovery`, tables from :mod:`kubesim.tables`,
-watch streams from :mod:`kubesim.httpwatch`, fault injection from :mod:`kubesim.faults`.
+PartialObjectMetadata) into :class:`~kubesim.storage.store.Store` calls and their results into the exact wire
+forms kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
+``Status`` bodies. Bodies and ``Accept`` come from :mod:`kubesim.apiserver.bodies`, discovery and OpenAPI from
+:mod:`kubesim.apiserver.discovery`, tables from :mod:`kubesim.apiserver.tables`, watch streams from
+:mod:`kubesim.apiserver.httpwatch`, fault injection from :mod:`kubesim.apiserver.faults`.
 
-Invariants: every response to an API path is JSON; no exception escapes a handler (unexpected ones become a
-500 ``InternalError`` Status and are logged); LIST
+Invariants: every response to an API path is JSON; no exception escapes a handler: an :class:`ApiError` is the
+client's (its Status, 4xx), anything else is a kubesim bug (a 500 ``InternalError`` Status and a logged stack
+trace -- never a 4xx); LIST
 responses are assembled from the stored bytes without decoding them; a watch event is serialised once for all
 plain-JSON watchers.
 """
@@ -20,19 +22,29 @@ import logging
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
-from kubesim import errors, protobuf, tables
-from kubesim.discovery import Discovery
-from kubesim.errors import ApiError
-from kubesim.faults import Faults, control, injected
-from kubesim.httputil import JSON_CT, MAX_BODY, Target, aggregated_version, as_bool, error_response, json_response
-from kubesim.httpwatch import serve_watch
-from kubesim.store import WARNINGS, Store
+from kubesim.apiserver import tables
+from kubesim.apiserver.bodies import accepted_view, read_body, read_raw
+from kubesim.apiserver.discovery import Discovery
+from kubesim.apiserver.faults import Faults, control, injected
+from kubesim.apiserver.httputil import (
+    MAX_BODY,
+    Target,
+    aggregated_version,
+    as_bool,
+    error_response,
+    json_response,
+)
+from kubesim.apiserver.httpwatch import serve_watch
+from kubesim.apiserver.routing import resolve
+from kubesim.storage.objects import WARNINGS
+from kubesim.storage.store import Store
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
-log = logging.getLogger("kubesim.server")
+log = logging.getLogger("kubesim.apiserver.server")
 
 # Stores whose DELETE answers with the deleted object when it is removed at once (kube-apiserver's
 # ``ReturnDeletedObject``); every other kind answers with a ``Status`` naming what was deleted.
@@ -58,20 +70,7 @@ _RETURNS_DELETED_OBJECT = frozenset(
     }
 )
 
-__all__ = ["ApiServer", "Faults", "error_response"]
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses alias bombs ("billion laughs"), as the apiserver's YAML decoder does."""
-
-    aliases = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > 32:  # at most ~1e5 nodes however they nest
-                raise yaml.YAMLError("yaml: document contains excessive aliasing")
-        return super().compose_node(parent, index)
+__all__ = ["ApiServer"]
 
 
 class ApiServer:
@@ -99,10 +98,8 @@ class ApiServer:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await self._site.start()
-        server = self._site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         return self.port
 
     async def stop(self) -> None:
@@ -125,13 +122,13 @@ class ApiServer:
                 and self.faults.applies(request)
                 and self.faults.rng.random() < self.faults.error_rate
             ):
-                return error_response(injected(self))
+                return error_response(injected(self.faults))
             if path.startswith("/kubesim/"):
-                return await control(self, request)
+                return await control(self.faults, self.store, request)
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
-            target = self._parse(path)
+            target = resolve(self.store.registry, path)
             return await self._dispatch(request, target)
         except ApiError as err:
             log.debug("%s %s -> %d %s", request.method, request.path_qs, err.code, err.message)
@@ -165,63 +162,16 @@ class ApiServer:
                 return json_response(body)
         return None
 
-    def _parse(self, path: str) -> Target:
-        parts = [p for p in path.split("/") if p]
-        not_found = ApiError(errors.status(404, "NotFound", "the server could not find the requested resource", {}))
-        if len(parts) >= 2 and parts[0] == "api":
-            group, version, rest = "", parts[1], parts[2:]
-        elif len(parts) >= 3 and parts[0] == "apis":
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
-            raise not_found
-        if not rest:
-            raise not_found
-        namespace: str | None = None
-        if rest[0] == "watch":
-            raise not_found
-        registry = self.store.registry
-        if (
-            rest[0] == "namespaces"
-            and len(rest) >= 3
-            and group == ""
-            and rest[2] in ("status", "finalize")
-            and len(rest) == 3
-            and registry.get("", rest[2]) is None
-        ):
-            resource, sub = "namespaces", rest[2]
-            name: str | None = rest[1]
-        elif rest[0] == "namespaces" and len(rest) >= 3:
-            namespace, resource = rest[1], rest[2]
-            name = rest[3] if len(rest) > 3 else None
-            sub = "/".join(rest[4:])
-        else:
-            resource = rest[0]
-            name = rest[1] if len(rest) > 1 else None
-            sub = "/".join(rest[2:])
-        info = registry.get(group, resource)
-        if info is None or version not in info.versions:
-            raise not_found
-        if namespace is not None and not info.namespaced:
-            raise not_found
-        if sub and not (
-            (sub == "status" and info.status)
-            or (sub in ("binding", "eviction") and info.storage == ("", "pods"))
-            or (sub == "finalize" and info.storage == ("", "namespaces"))
-            or (sub == "scale" and info.scale)
-        ):
-            raise not_found
-        return Target(info, version, namespace, name, sub)
-
     async def _dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
         m = request.method
         q = request.query
         if m == "GET":
             if t.name is None or (as_bool(q.get("watch")) and t.name is None):
                 if as_bool(q.get("watch")):
-                    return await serve_watch(self, request, t)
+                    return await serve_watch(self.store, self.bookmark_interval, request, t)
                 return self._list(request, t)
             if as_bool(q.get("watch")):
-                return await serve_watch(self, request, t, name=t.name)
+                return await serve_watch(self.store, self.bookmark_interval, request, t, name=t.name)
             return self._get(request, t)
         if m == "POST":
             if t.name is not None and t.subresource == "binding":
@@ -247,36 +197,6 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------------ bodies
 
-    async def _read(self, request: web.Request) -> bytes:
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}") from None
-
-    async def _body(self, request: web.Request) -> Any:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}")
-        raw = await self._read(request)
-        ctype = (request.content_type or JSON_CT).lower()
-        if "protobuf" in ctype:
-            try:
-                return protobuf.decode(raw)
-            except KeyError:
-                raise errors.unsupported_media_type(ctype) from None
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise errors.bad_request(f"failed to decode protobuf body: {exc}") from None
-        if not raw.strip():
-            raise errors.bad_request("the body of the request was empty")
-        if "yaml" in ctype:
-            try:
-                return yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader with an alias budget
-            except yaml.YAMLError as exc:
-                raise errors.bad_request(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
-
     def _dry_run(self, request: web.Request) -> bool:
         vals = request.query.getall("dryRun", [])
         for v in vals:
@@ -291,23 +211,11 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------------ reads
 
-    def _accept(self, request: web.Request) -> str:
-        """``Table``, ``PartialObjectMetadata``, ``PartialObjectMetadataList`` or ``""`` (plain JSON)."""
-        accept = request.headers.get("Accept", "")
-        for part in accept.split(","):
-            params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
-            as_ = params.get("as")
-            if as_ and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
-                return as_
-            if as_ is None and part.split(";")[0].strip() in ("application/json", "*/*", ""):
-                return ""
-        return ""
-
     def _get(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
         entry = self.store.get_entry(t.info, t.name, t.namespace)
         raw = self.store.serve_raw(t.info, entry.raw, t.version)
-        as_ = self._accept(request)
+        as_ = accepted_view(request)
         if as_ == "Table":
             obj = orjson.loads(raw)
             tab = tables.table(
@@ -355,7 +263,7 @@ class ApiServer:
             if (t.info.from_storage is not None or t.version != t.info.version)
             else page.items
         )
-        as_ = self._accept(request)
+        as_ = accepted_view(request)
         if as_ == "Table":
             objs = [orjson.loads(r) for r in items]
             tab = tables.table(t.info, t.version, objs, q.get("includeObject", "Metadata"), meta)
@@ -394,7 +302,7 @@ class ApiServer:
         return json_response(orjson.dumps(obj), status, headers)
 
     async def _create(self, request: web.Request, t: Target) -> web.StreamResponse:
-        body = await self._body(request)
+        body = await read_body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         warnings = WARNINGS.set([])
@@ -414,7 +322,7 @@ class ApiServer:
 
     async def _update(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
-        body = await self._body(request)
+        body = await read_body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         if t.subresource == "finalize":
@@ -466,7 +374,7 @@ class ApiServer:
                     f"types include: {', '.join(types)}",
                 )
             )
-        patch = await self._body(request)
+        patch = await read_body(request)
         existed = t.subresource != "" or ptype != "apply" or self._exists(t)
         warnings = WARNINGS.set([])
         try:
@@ -512,7 +420,7 @@ class ApiServer:
 
     async def _delete_body(self, request: web.Request) -> Any:
         if request.can_read_body:
-            raw = await self._read(request)
+            raw = await read_raw(request)
             if raw.strip():
                 try:
                     return orjson.loads(raw)
@@ -590,7 +498,7 @@ class ApiServer:
     async def _bind(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
         assert t.namespace is not None
-        body = await self._body(request)
+        body = await read_body(request)
         node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
         if not node:
             raise errors.invalid(
@@ -603,7 +511,7 @@ class ApiServer:
 
     async def _evict(self, request: web.Request, t: Target) -> web.StreamResponse:
         assert t.name is not None
-        body = await self._body(request)
+        body = await read_body(request)
         opts = (body.get("deleteOptions") if isinstance(body, dict) else None) or {}
         if not isinstance(opts, dict):
             raise errors.bad_request("deleteOptions must be an object")

@@ -1,6 +1,6 @@
 """Small HTTP helpers of the simulated API server: parsed resource paths, JSON and Status responses, flags.
 
-Role: shared by :mod:`kubesim.server`, :mod:`kubesim.httpwatch` and :mod:`kubesim.faults`.
+Role: shared by :mod:`kubesim.apiserver.server`, :mod:`kubesim.apiserver.httpwatch` and :mod:`kubesim.apiserver.faults`.
 
 Invariants: every response built here is JSON (``application/json``); a Status response carries the error's
 code as its HTTP status and the error's headers (``Retry-After``).
@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kubesim.errors import ApiError
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 MAX_BODY = 3 * 1024 * 1024

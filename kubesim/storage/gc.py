@@ -24,13 +24,13 @@ import contextlib
 import logging
 from typing import Any
 
-from kubesim.errors import ApiError
-from kubesim.resources import ResourceInfo
-from kubesim.storage import ADDED, DELETED, MODIFIED, Key, WatchEvent
-from kubesim.store import Store
+from kubesim.storage.buckets import ADDED, DELETED, MODIFIED, Key, WatchEvent
+from kubesim.storage.resources import ResourceInfo
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
-log = logging.getLogger("kubesim.gc")
+log = logging.getLogger("kubesim.storage.gc")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
-from kubesim import errors
-from kubesim.errors import ApiError
-from kubesim.httputil import json_response
-
-if TYPE_CHECKING:
-    from kubesim.server import ApiServer
+from kubesim.apiserver.bodies import read_body
+from kubesim.apiserver.httputil import json_response
+from kubesim.storage.store import Store
+from kubesim.util import errors
+from kubesim.util.errors import ApiError
 
 
 @dataclass
@@ -44,17 +42,17 @@ class Faults:
         return not self.verbs or request.method in self.verbs
 
 
-async def control(server: ApiServer, request: web.Request) -> web.StreamResponse:
+async def control(faults: Faults, store: Store, request: web.Request) -> web.StreamResponse:
     """Fault injection for out-of-process clusters (``pyjobset sim``): not part of the Kubernetes API.
 
     ``PUT /kubesim/faults`` with ``{"latency": s, "errorRate": f, "errorCode": 429|500, "retryAfter": s,
     "paths": [...], "verbs": [...]}`` (``GET`` reads them); ``POST /kubesim/watches`` with
     ``{"action": "drop"|"expire", "resource": "pods"}`` ends watches (``expire``: with a 410 ERROR event).
     """
-    f = server.faults
+    f = faults
     if request.path == "/kubesim/faults":
         if request.method == "PUT":
-            body = await server._body(request)
+            body = await read_body(request)
             if not isinstance(body, dict):
                 raise errors.bad_request("expected an object")
             f.latency = float(body.get("latency", 0.0))
@@ -76,19 +74,20 @@ async def control(server: ApiServer, request: web.Request) -> web.StreamResponse
             )
         )
     if request.path == "/kubesim/watches" and request.method == "POST":
-        body = await server._body(request)
+        body = await read_body(request)
         if not isinstance(body, dict) or body.get("action") not in ("drop", "expire"):
             raise errors.bad_request('expected {"action": "drop"|"expire"}')
         resource = body.get("resource")
         if body["action"] == "drop":
-            server.store.drop_watches(resource)
+            store.drop_watches(resource)
         else:
-            server.store.expire_watches(resource)
+            store.expire_watches(resource)
         return json_response(b'{"ok":true}')
     raise ApiError(errors.status(404, "NotFound", "the server could not find the requested resource", {}))
 
 
-def injected(server: ApiServer) -> ApiError:
-    if server.faults.error_code == 429:
-        return errors.too_many_requests(server.faults.retry_after)
+def injected(faults: Faults) -> ApiError:
+    """The error an injected fault answers with."""
+    if faults.error_code == 429:
+        return errors.too_many_requests(faults.retry_after)
     return errors.internal("injected fault")

@@ -1,15 +1,15 @@
 """CustomResourceDefinitions: serving, structural-schema defaults and pruning, validation and CEL rules.
 
-Role: :func:`install` wires CRD support into a :class:`~kubesim.store.Store`:
+Role: :func:`install` wires CRD support into a :class:`~kubesim.storage.store.Store`:
 
 - a CRD that is created or updated registers (or re-registers) its resource and, shortly after, gets the
   ``NamesAccepted`` and ``Established`` conditions, as the apiextensions controllers set them; a deleted CRD
   carries the ``customresourcecleanup.apiextensions.k8s.io`` finalizer until its objects are gone (see
-  :mod:`kubesim.gc`);
+  :mod:`kubesim.storage.gc`);
 - :class:`SchemaHooks` is the store's ``schema`` hook: ``default`` applies ``default`` values from the
   structural schema and prunes unknown fields (``x-kubernetes-preserve-unknown-fields`` honoured; with
   ``fieldValidation=Strict`` unknown fields are a 400, with ``Warn`` a warning), ``validate`` returns 422 field
-  causes from the OpenAPI schema (:mod:`kubesim.validation`) and the ``x-kubernetes-validations`` CEL rules.
+  causes from the OpenAPI schema (:mod:`kubesim.storage.validation`) and the ``x-kubernetes-validations`` CEL rules.
 
 Invariants: defaulting never overwrites a value that is present; pruning never touches ``apiVersion``,
 ``kind`` or ``metadata``; a CRD's resource is served exactly while the CRD exists.
@@ -22,10 +22,12 @@ import contextlib
 import copy
 from typing import Any
 
-from kubesim import errors
-from kubesim.resources import ResourceInfo
-from kubesim.storage import DELETED, WatchEvent
-from kubesim.store import FIELD_VALIDATION, Store, now_rfc3339, warn
+from kubesim.storage.buckets import DELETED, WatchEvent
+from kubesim.storage.objects import report_unknown_fields
+from kubesim.storage.resources import ResourceInfo
+from kubesim.storage.store import Store
+from kubesim.util import errors
+from kubesim.util.timefmt import now_rfc3339
 
 JSON = dict[str, Any]
 CRD_RESOURCE = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -147,17 +149,7 @@ class SchemaHooks:
         unknown: list[str] = []
         meta = obj.get("metadata")
         prune(obj, schema, "", unknown, top=True)
-        if unknown:
-            mode = FIELD_VALIDATION.get()
-            if mode == "Strict":
-                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
-                raise errors.bad_request(
-                    f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                    f"strict decoding error: {fields}"
-                )
-            if mode == "Warn":
-                for u in unknown:
-                    warn(f'unknown field "{u}"')
+        report_unknown_fields(info, unknown)
         apply_defaults(obj, schema)
         if meta is not None:
             obj["metadata"] = meta
@@ -170,7 +162,7 @@ class SchemaHooks:
         schema = self._schema(info)
         if schema is None:
             return []
-        from kubesim import validation
+        from kubesim.storage import validation  # deferred: the CEL library is slow to import
 
         crd_meta = (info.crd or {}).get("metadata") or {}
         key = (info.qualified, info.version, int(crd_meta.get("generation") or 0))
@@ -274,7 +266,7 @@ class CrdController:
 
 def install(store: Store) -> None:
     """Enable CRD serving, defaults and validation on ``store`` (idempotent)."""
-    if isinstance(store.schema, SchemaHooks):
+    if isinstance(store.hooks.schema, SchemaHooks):
         return
-    store.schema = SchemaHooks(store)
+    store.hooks.schema = SchemaHooks(store)
     store.subscribe(CrdController(store).on_event)

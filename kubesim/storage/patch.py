@@ -7,7 +7,7 @@ Role: pure functions from (current object, patch) to the patched object, as kube
 - ``strategic_merge``: merge patch plus built-in merge keys for lists (``containers`` by ``name``,
   ``conditions`` by ``type``, ...) and the directives ``$patch`` (replace/delete/merge), ``$retainKeys``,
   ``$deleteFromPrimitiveList/<f>`` and ``$setElementOrder/<f>`` that kubectl sends.
-Server-side apply builds on these and lives in :mod:`kubesim.apply`.
+Server-side apply builds on these and lives in :mod:`kubesim.storage.apply`.
 
 Invariants: inputs are never modified (results are new objects); errors are the apiserver's (400 for a patch
 document of the wrong shape, 422 for a JSON patch that does not apply, 415 for an unknown patch type).
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from kubesim import errors
+from kubesim.util import errors
 
 JSON = dict[str, Any]
 
@@ -47,7 +47,7 @@ MERGE_KEYS: dict[str, str] = {
 PRIMITIVE_MERGE = {"finalizers"}
 
 
-def _merge_key(field: str, path: tuple[str, ...], sample: Any) -> str | None:
+def merge_key(field: str, path: tuple[str, ...], sample: Any) -> str | None:
     if field == "ports":
         if isinstance(sample, dict) and "containerPort" in sample:
             return "containerPort"
@@ -89,21 +89,10 @@ def _jp_error(message: str) -> errors.ApiError:
     return errors.ApiError(errors.status(422, "Invalid", message))
 
 
-def _parent(doc: Any, tokens: list[str], path: str, op: str) -> tuple[Any, str]:
+def _walk(doc: Any, tokens: list[str], path: str, op: str) -> Any:
+    """The value at ``tokens`` below ``doc``; a missing step is the JSON-patch "missing path" error."""
     cur = doc
-    for t in tokens[:-1]:
-        if isinstance(cur, dict) and t in cur:
-            cur = cur[t]
-        elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
-            cur = cur[int(t)]
-        else:
-            raise _jp_error(f'{op} operation does not apply: doc is missing path: "{path}": missing value')
-    return cur, tokens[-1]
-
-
-def _get(doc: Any, path: str, op: str) -> Any:
-    cur = doc
-    for t in _pointer(path):
+    for t in tokens:
         if isinstance(cur, dict) and t in cur:
             cur = cur[t]
         elif isinstance(cur, list) and t.isdigit() and int(t) < len(cur):
@@ -111,6 +100,14 @@ def _get(doc: Any, path: str, op: str) -> Any:
         else:
             raise _jp_error(f'{op} operation does not apply: doc is missing path: "{path}": missing value')
     return cur
+
+
+def _parent(doc: Any, tokens: list[str], path: str, op: str) -> tuple[Any, str]:
+    return _walk(doc, tokens[:-1], path, op), tokens[-1]
+
+
+def _get(doc: Any, path: str, op: str) -> Any:
+    return _walk(doc, _pointer(path), path, op)
 
 
 def _add(doc: Any, path: str, value: Any, op: str = "add") -> Any:
@@ -237,7 +234,7 @@ def _merge_list(field: str, current: Any, patch: list[Any], path: tuple[str, ...
                 out.append(v)
         return out
     sample = next((p for p in patch if isinstance(p, dict)), None)
-    key = _merge_key(field, path[:-1], sample)
+    key = merge_key(field, path[:-1], sample)
     if key is None or sample is None:
         if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
             return [p for p in patch if not (isinstance(p, dict) and "$patch" in p)]
@@ -269,6 +266,6 @@ def _order(field: str, items: list[Any], order: list[Any], path: tuple[str, ...]
     if not isinstance(order[0], dict):
         rank = {orjson.dumps(v): i for i, v in enumerate(order)}
         return sorted(items, key=lambda v: rank.get(orjson.dumps(v), len(rank)))
-    key = _merge_key(field, path, order[0]) or ""
+    key = merge_key(field, path, order[0]) or ""
     ranks = {str(o.get(key)): i for i, o in enumerate(order) if isinstance(o, dict)}
     return sorted(items, key=lambda v: ranks.get(str(v.get(key)) if isinstance(v, dict) else "", len(ranks)))

@@ -16,10 +16,9 @@ import ipaddress
 import re
 from typing import Any
 
-import orjson
-
-from kubesim.errors import field_cause
-from kubesim.resources import ResourceInfo
+from kubesim.storage.resources import ResourceInfo
+from kubesim.util.errors import field_cause
+from kubesim.util.jsonutil import clone
 
 JSON = dict[str, Any]
 
@@ -407,7 +406,7 @@ def _job_update_causes(spec: JSON, old_spec: JSON, old_status: JSON) -> list[JSO
         else:
             # As kube-apiserver (mutable scheduling directives and pod resources, both on by default): only the
             # pod spec is compared, less its scheduling directives and container resources.
-            pod, old_pod = clone_json(tmpl.get("spec") or {}), old_tmpl.get("spec") or {}
+            pod, old_pod = clone(tmpl.get("spec") or {}), old_tmpl.get("spec") or {}
             for fld in ("nodeSelector", "affinity", "tolerations", "schedulingGates"):
                 _copy_field(pod, old_pod, fld)
             for kind in ("containers", "initContainers"):
@@ -434,10 +433,6 @@ def _copy_field(dst: JSON, src: JSON, fld: str) -> None:
         dst[fld] = src[fld]
     else:
         dst.pop(fld, None)
-
-
-def clone_json(value: Any) -> Any:
-    return orjson.loads(orjson.dumps(value))
 
 
 def _validate_job(obj: JSON, old: JSON | None) -> list[JSON]:
