@@ -1,4 +1,4 @@
-"""The built wheel is complete: installed into a fresh virtual environment, ``pyjobset demo`` runs from it.
+"""The built wheel is complete: in a fresh virtual environment, `pyjobset --version` and `pyjobset demo` run.
 
 A checkout hides missing package data (the code finds its files next to the sources), so this builds the wheel
 (``pip wheel --no-deps``), installs it into a new venv and runs the console script from a directory outside the
@@ -11,6 +11,7 @@ enough to run). Slow (under a minute, most of it installing dependencies).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -61,5 +62,7 @@ def test_demo_runs_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None
     clean["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{clean.get('PATH', '')}"
     where = _run([python, "-c", "import api; print(api.__file__)"], cwd=tmp_path, timeout=60, env=clean)
     assert Path(where.strip()).is_relative_to(env_dir), where  # the installed copy, not the checkout
+    version = _run([env_dir / "bin" / "pyjobset", "--version"], cwd=tmp_path, timeout=60, env=clean)
+    assert re.fullmatch(r"pyjobset \d+\.\d+\.\d+\S*\n?", version), version
     out = _run([env_dir / "bin" / "pyjobset", "demo"], cwd=tmp_path, timeout=120, env=clean)
     assert "Completed=True" in out
