@@ -21,11 +21,11 @@ from typing import Any
 import structlog
 
 from api import constants as c
-from api.jobset_types import JobSet
+from api.jobset_types import JobSet, ObjectMeta
 from api.records import Job, Node, Pod, Service
 from cache.client import ApiClient, ClusterConfig, resource_path
 from cache.errors import ApiError, NotFound
-from cache.informer import Informer
+from cache.informer import Informer, Quarantined
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
 from cache.store import Store
@@ -49,6 +49,10 @@ from metrics.settings import MetricsSettings
 log = structlog.get_logger("pyjobset.app")
 
 
+UNDECODABLE_REASON = "UndecodableObject"
+"""Reason of the Warning Event on a JobSet when it, or one of its Jobs or pods, cannot be decoded."""
+
+
 def _ns_name(obj: Any) -> str:
     return f"{obj.metadata.namespace}/{obj.metadata.name}"
 
@@ -70,6 +74,8 @@ class Controller:
     reconciler: JobSetReconciler = field(init=False)
     placement: PlacementRepair = field(init=False)
     ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    recorder: EventRecorder = field(init=False)
+    _event_tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -104,7 +110,8 @@ class Controller:
         node_inf = Informer(self.client, resource_path("", "v1", "nodes"), Node, self.nodes, name="nodes")
         self.informers = [js_inf, job_inf, svc_inf, pod_inf, node_inf]
         self.queue = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset") if hub is not None else None)
-        actor = Actor(self.client, EventRecorder(self.client), jobs=job_inf, jobsets=js_inf, services=svc_inf)
+        self.recorder = EventRecorder(self.client)
+        actor = Actor(self.client, self.recorder, jobs=job_inf, jobsets=js_inf, services=svc_inf)
         self.reconciler = JobSetReconciler(
             jobsets=self.jobsets,
             jobs=self.jobs,
@@ -126,8 +133,37 @@ class Controller:
         pod_inf.add_handler(self.placement.on_pod)
         if s.gate(c.GATE_IN_PLACE_RESTART):
             pod_inf.add_handler(self.reconciler.on_pod)  # only the in-place restart path reads pods
+        for inf in self.informers:
+            inf.on_quarantine.append(self.on_undecodable)
         if hub is not None:
             attach(hub, self)
+
+    def informers_progressing(self) -> bool:
+        """Readiness: no informer has gone ``stall_after`` seconds without progress (see ``cache.informer``)."""
+        return not any(inf.stalled() for inf in self.informers)
+
+    def on_undecodable(self, item: Quarantined) -> None:
+        """An informer skipped an object it could not decode: tell the owning JobSet's users with a Warning
+        Event (through the one event recorder), since the controller now works from a stale or missing view."""
+        if item.resource == "jobsets":
+            js: JobSet | None = JobSet(
+                metadata=ObjectMeta(
+                    name=item.name, namespace=item.namespace, uid=item.uid, resource_version=item.resource_version
+                )
+            )
+            what = "this JobSet"
+        else:
+            js = self.jobsets.get(f"{item.namespace}/{item.jobset}") if item.jobset else None
+            what = f"{item.kind or item.resource} {item.name}"
+        if js is None:
+            return
+        kept = "its previous version is used until it changes" if item.stale_kept else "it is ignored until it changes"
+        note = f"The controller cannot read {what} (resourceVersion {item.resource_version}); {kept}: {item.detail}"
+        task = asyncio.get_running_loop().create_task(
+            self.recorder.record(js, "Warning", UNDECODABLE_REASON, note), name="event:undecodable"
+        )
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in self.informers))
@@ -233,7 +269,10 @@ async def run_controller(
     async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
         controller = Controller(settings, client, metrics_hub=hub)
         side_tasks: list[asyncio.Task[Any]] = []
-        readiness: dict[str, Callable[[], bool]] = {"caches-synced": controller.ready.is_set}
+        readiness: dict[str, Callable[[], bool]] = {
+            "caches-synced": controller.ready.is_set,
+            "informers-progressing": controller.informers_progressing,
+        }
         if webhooks:
             srv = build_webhook_server(settings, client, controller.pods, controller.nodes)
             readiness["webhook-certs"] = srv.ready

@@ -46,11 +46,21 @@ class InformerLike(Protocol):
     @property
     def relists(self) -> int: ...
 
+    @property
+    def decode_errors(self) -> dict[str, int]: ...
+
+    @property
+    def quarantined(self) -> dict[str, str]: ...
+
     def has_synced(self) -> bool: ...
+
+    def stalled(self) -> bool: ...
+
+    def seconds_since_progress(self) -> float: ...
 
 
 class InformerCollector(RowCollector):
-    """Watch restarts, re-lists, store sizes and sync state of informers."""
+    """Watch restarts, re-lists, store sizes, sync state, decode errors, quarantine and stalls of informers."""
 
     def __init__(self, informers: Callable[[], Sequence[InformerLike]]) -> None:
         self._informers = informers
@@ -65,6 +75,14 @@ class InformerCollector(RowCollector):
         yield from (((inf.name,), len(inf.store)) for inf in infs)
         yield reg.INFORMER_SYNCED
         yield from (((inf.name,), 1.0 if inf.has_synced() else 0.0) for inf in infs)
+        yield reg.INFORMER_DECODE_ERRORS
+        yield from (((inf.name, reason), n) for inf in infs for reason, n in sorted(dict(inf.decode_errors).items()))
+        yield reg.INFORMER_QUARANTINED
+        yield from (((inf.name,), len(inf.quarantined)) for inf in infs)
+        yield reg.INFORMER_STALLED
+        yield from (((inf.name,), 1.0 if inf.stalled() else 0.0) for inf in infs)
+        yield reg.INFORMER_SINCE_PROGRESS
+        yield from (((inf.name,), round(inf.seconds_since_progress(), 3)) for inf in infs)
 
 
 # --------------------------------------------------------------------------------------------- JobSet state
