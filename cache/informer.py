@@ -129,6 +129,10 @@ class Quarantined:
 QuarantineHandler = Callable[[Quarantined], None]
 
 
+DECODE_REASONS = ("wrong_type", "invalid_value", "missing_field", "invalid", "malformed_json")
+"""Every value ``decode_reason`` answers (the metric exports each from 0, so the first error is an increase)."""
+
+
 def decode_reason(err: msgspec.DecodeError) -> str:
     """Map a msgspec error to a bounded metric label."""
     if not isinstance(err, msgspec.ValidationError):
@@ -374,6 +378,7 @@ class Informer(Generic[R]):
                 page_meta = page.metadata
             rv = page_meta.resourceVersion or rv
             cont = page_meta.continue_
+            self._progress()  # a long paged LIST (100k pods) is progress page by page
             if not cont:
                 return rv
 
@@ -517,6 +522,11 @@ class Informer(Generic[R]):
             except (ApiError, msgspec.DecodeError) as err:
                 self.watch_restarts += 1
                 log.warning("informer_disconnected", informer=self.name, error=str(err))
+            except Exception:
+                # A bug or an unforeseen answer must not end the informer for good: start over with a LIST.
+                self.watch_restarts += 1
+                need_list = True
+                log.exception("informer_failed", informer=self.name)
             if loop.time() - started > 120:
                 backoff = self._backoff_initial
             await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter

@@ -76,6 +76,7 @@ class Controller:
     ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     recorder: EventRecorder = field(init=False)
     _event_tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    _informer_tasks: list[asyncio.Task[Any]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -138,6 +139,11 @@ class Controller:
         if hub is not None:
             attach(hub, self)
 
+    def informers_running(self) -> bool:
+        """Liveness: every informer task is still running. Informers retry every error themselves, so one that
+        ended can only come back with a new process (a stall they can recover from is a readiness matter)."""
+        return not any(t.done() for t in self._informer_tasks)
+
     def informers_progressing(self) -> bool:
         """Readiness: no informer has gone ``stall_after`` seconds without progress (see ``cache.informer``)."""
         return not any(inf.stalled() for inf in self.informers)
@@ -179,6 +185,7 @@ class Controller:
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(inf.run(), name=f"informer:{inf.name}") for inf in self.informers
         ]
+        self._informer_tasks = tasks[:]
         stopper = asyncio.create_task(stop.wait(), name="stop")
         tasks.append(stopper)
         try:
@@ -203,6 +210,8 @@ class Controller:
         finally:
             self.queue.shut_down()
             self.placement.queue.shut_down()
+            self._informer_tasks = []
+            tasks += self._event_tasks
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -287,6 +296,9 @@ async def run_controller(
             metrics_bind_address=settings.metrics.bind_address,
             health_bind_address=settings.health.health_probe_bind_address,
             readiness_checks=readiness,
+            # /healthz is answered on the event loop, so a loop blocked for longer than the probe's timeout x
+            # failureThreshold already fails it; beyond that only an informer that has ended is unrecoverable.
+            liveness_checks={"informers-running": controller.informers_running},
             readiness_path=settings.health.readiness_endpoint_name,
             liveness_path=settings.health.liveness_endpoint_name,
             metrics_tls=_metrics_tls(settings),

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from api import constants as c
 from api.records import Node, Pod
+from cache.informer import DECODE_REASONS
 from metrics import registry as reg
 from metrics.exposition import PAUSE_EVERY, Item, RowCollector
 from metrics.lifecycle import LifecycleTracker
@@ -76,7 +77,9 @@ class InformerCollector(RowCollector):
         yield reg.INFORMER_SYNCED
         yield from (((inf.name,), 1.0 if inf.has_synced() else 0.0) for inf in infs)
         yield reg.INFORMER_DECODE_ERRORS
-        yield from (((inf.name, reason), n) for inf in infs for reason, n in sorted(dict(inf.decode_errors).items()))
+        for inf in infs:
+            counts = dict(inf.decode_errors)
+            yield from (((inf.name, reason), counts.get(reason, 0)) for reason in DECODE_REASONS)
         yield reg.INFORMER_QUARANTINED
         yield from (((inf.name,), len(inf.quarantined)) for inf in infs)
         yield reg.INFORMER_STALLED

@@ -382,6 +382,7 @@ async def populate(hub: Any, time: FakeTime) -> dict[str, FakeInformer]:
     hub.add_informers(infs.values())
     hub.watch_gpus(lambda: infs["nodes"].store, lambda: infs["pods"].store)
     ScriptedLife(infs, tracker, time).run()
+    infs["pods"].decode_errors["wrong_type"] = 1  # one pod version the informer could not decode and skipped
     failing = jobset("doomed", "team-b", rjobs=(("w", 1, 1),), created=time.now)
     infs["jobsets"].upsert(failing)
     failed = with_status(failing, conditions=((c.COND_FAILED, "ReachedMaxRestarts"),))
