@@ -464,18 +464,31 @@ class Informer(Generic[R]):
         self._apply(etype, obj)
 
     def _skip_undecodable(self, etype: str, raw: bytes, err: msgspec.DecodeError) -> None:
-        """A watch event whose object does not decode: move past its resourceVersion; a DELETED still deletes."""
-        key = self._quarantine(raw, err)
-        if key is None:
-            return
-        rv = self.quarantined.get(key, "")
-        if rv:
-            self.resource_version = rv
+        """A watch event whose object does not decode: move past its resourceVersion; a DELETED still deletes
+        (and is not reported: the object is gone, nothing is left to fix)."""
         if etype == "DELETED":
+            key, rv = self._loose_key(raw)
+            if key is None:
+                self._quarantine(raw, err)  # cannot even name it: count and log
+                return
+            self.resource_version = rv or self.resource_version
             self._decoded(key)
             old = self.store.delete(key)
             if old is not None:
                 self._emit(old, None)
+            return
+        key = self._quarantine(raw, err)
+        if key is not None:
+            self.resource_version = self.quarantined.get(key) or self.resource_version
+
+    def _loose_key(self, raw: bytes) -> tuple[str | None, str]:
+        """Store key (None when the name cannot be read) and resourceVersion of an undecodable object."""
+        try:
+            meta = self._loose_decoder.decode(raw).metadata
+        except msgspec.DecodeError:
+            return None, ""
+        name = _text(meta.name)
+        return (self._key_for(_text(meta.namespace), name) if name else None), _text(meta.resourceVersion)
 
     def _apply(self, etype: str, obj: R) -> None:
         self.resource_version = obj.metadata.resource_version or self.resource_version
