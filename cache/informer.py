@@ -21,7 +21,8 @@ on that (create a replacement, count a failure). A ``DELETED`` event always dele
 Progress and stalls: ``last_progress`` (monotonic clock) moves when a LIST completes, a watch line (event or bookmark)
 is handled, or the server ends a watch in order (``timeoutSeconds``). With bookmarks every minute from the API
 server (kubesim: every ``bookmark_interval``), a healthy informer makes progress at least that often;
-``stalled()`` is true once none came for ``stall_after`` seconds (a reconnect loop, a dead server).
+``stalled()`` is true once none came for ``stall_after`` seconds (default 300 s: longer than the 180 s idle bound
+plus the largest reconnect backoff, so a dead watch that is replaced in time never counts as a stall).
 
 Invariants: raw bytes are decoded straight into the record type (never kubernetes_asyncio models); handlers
 only map events to keys and enqueue (they must not block or await); ``synced`` is set once the first LIST is
@@ -195,7 +196,7 @@ class Informer(Generic[R]):
         page_size: int = 500,
         backoff_initial: float = 0.8,
         backoff_max: float = 30.0,
-        watch_idle_timeout: float | None = 120.0,
+        watch_idle_timeout: float | None = 180.0,
         stall_after: float = 300.0,
     ) -> None:
         self.client = client
@@ -221,7 +222,9 @@ class Informer(Generic[R]):
         self._backoff_max = backoff_max
         self.watch_idle_timeout = watch_idle_timeout
         """Seconds a WATCH may deliver nothing (no event, no bookmark) before it is presumed dead and replaced.
-        Bookmarks arrive about every minute from the API server, so 120 s means two were missed."""
+        kube-apiserver 1.37 sends a bookmark about every 60 s (the first one after 60-120 s, measured), so 180 s
+        means the stream missed two to three; a healthy quiet watch is not torn down. A frozen connection is
+        thus replaced at most 180 s after its last byte (plus the reconnect backoff)."""
         self.stall_after = stall_after
         """Seconds without progress after which ``stalled()`` is true (readiness fails, the stall gauge is 1)."""
         self.decode_errors: dict[str, int] = {}
