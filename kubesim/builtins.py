@@ -513,11 +513,12 @@ def canonical_quantity(value: Any) -> Any:
     return f"{int(amount.scaleb(9).to_integral_value(rounding=ROUND_CEILING))}n"
 
 
-def _canonical_resources(res: Any) -> None:
-    """Container ``resources.requests``/``limits``: numbers become canonical quantity strings (issue 13)."""
+def _canonical_resources(res: Any, parts: tuple[str, ...] = ("requests", "limits")) -> None:
+    """Container ``resources.requests``/``limits`` (or a node status's ``capacity``/``allocatable``): numbers
+    become canonical quantity strings (issue 13)."""
     if not isinstance(res, dict):
         return
-    for part in ("requests", "limits"):
+    for part in parts:
         amounts = res.get(part)
         if isinstance(amounts, dict):
             for name, value in amounts.items():
@@ -592,6 +593,8 @@ def default(info: ResourceInfo, obj: JSON) -> None:
         for p in spec.get("ports") or []:
             p.setdefault("protocol", "TCP")
             p.setdefault("targetPort", p.get("port"))
+    elif gr == ("", "nodes"):
+        _canonical_resources(obj.get("status"), ("capacity", "allocatable"))
     elif gr == ("", "namespaces"):
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")

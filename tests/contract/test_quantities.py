@@ -9,11 +9,12 @@ accept numbers, but a simulator must not teach the suite otherwise).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from typing import Any
 
 import msgspec
 
-from api.records import Pod
+from api.records import Node, Pod
 from tests.contract.client import Kube, until
 from tests.contract.conftest import pod
 
@@ -50,3 +51,28 @@ async def test_numeric_quantities_come_back_as_canonical_strings(kube: Kube, ns:
     # The controller's slim pod record reads the GPU count from what the server serves.
     record = msgspec.convert(item, Pod)
     assert record.spec.containers[0].resources.requests.get("nvidia.com/gpu") == "4"
+
+
+async def test_a_node_condition_with_any_status_is_accepted_and_decodes(kube: Kube) -> None:
+    """The API server accepts a condition status outside True/False/Unknown on node status; the controller's
+    node record must still decode such a node (an enum there froze the node informer)."""
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    path = f"/api/v1/nodes/{name}"
+    created = await kube.post("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    assert created.status == 201, created.body
+    try:
+        status = {
+            "conditions": [{"type": "example.com/Probe", "status": "Maybe"}],
+            "capacity": {"nvidia.com/gpu": 8},
+            "allocatable": {"nvidia.com/gpu": 8},
+        }
+        patched = await kube.patch(f"{path}/status", {"status": status}, kind="strategic")
+        assert patched.status == 200, patched.body
+        served = (await kube.get(path)).obj()
+        [probe] = [c for c in served["status"]["conditions"] if c["type"] == "example.com/Probe"]
+        assert probe["status"] == "Maybe"
+        assert served["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+        node = msgspec.convert(served, Node)
+        assert ("example.com/Probe", "Maybe") in [(c.type, c.status) for c in node.status.conditions]
+    finally:
+        await kube.delete(path)
