@@ -322,3 +322,47 @@ async def test_undecodable_child_becomes_a_warning_event_on_its_jobset(
     # Objects of no known JobSet produce no event.
     ctl.on_undecodable(dataclasses.replace(item, jobset="other"))
     assert not ctl._event_tasks
+
+
+async def test_informer_survives_an_unforeseen_error_by_relisting(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
+    _, client = sim
+    await client.create(SVC, svc("present", "gold"))
+    inf, store, _changes = picky_informer(client)
+    original = inf.list_once
+    calls = 0
+
+    async def flaky_list() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in a handler path")
+        await original()
+
+    inf.list_once = flaky_list  # type: ignore[method-assign]
+    async with running(inf):
+        assert tier(store, "present") == "gold"
+        assert calls == 2
+
+
+async def test_liveness_fails_only_when_an_informer_task_has_ended(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
+    _, client = sim
+    ctl = Controller(load_settings(overrides={"leader_election.leader_elect": False}), client)
+    assert ctl.informers_running()  # nothing started yet
+
+    started = asyncio.Event()
+
+    async def ends_at_once() -> None:
+        started.set()
+
+    ctl.informers[0].run = ends_at_once  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            await started.wait()  # its task exists and is running: wait for it to end
+            await asyncio.wait([ctl._informer_tasks[0]])
+        assert not ctl.informers_running()
+        assert ctl.informers_progressing()  # an ended informer is a liveness matter, not (yet) a stall
+    finally:
+        stop.set()
+        await task
