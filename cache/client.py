@@ -13,14 +13,20 @@ Invariants:
 * the ``Authorization`` header is taken from ``config.credentials`` for each request (tokens rotate); a 401
   makes the client refresh the credential once and repeat the request (or re-open the watch) before surfacing
   ``Unauthorized``;
-* credentials never appear in logs or error messages.
+* credentials never appear in logs or error messages;
+* every socket the client opens has TCP keepalive on (first probe after ``KEEPALIVE_IDLE`` s of silence, then
+  every ``KEEPALIVE_INTERVAL`` s, dropped after ``KEEPALIVE_COUNT`` unanswered probes: a vanished peer is noticed
+  within about a minute); a WATCH may also carry a read-idle bound (``idle_timeout``): a stream that delivers no
+  byte for that long ends with ``WatchIdle`` (a proxy that froze the connection still answers keepalive probes,
+  so only the idle bound catches it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,7 +36,7 @@ import orjson
 from api.jsontypes import JSON
 from cache.clock import Clock, RealClock
 from cache.credentials import CredentialError
-from cache.errors import ApiError, ConnectionFailed, TransientError, error_for
+from cache.errors import ApiError, ConnectionFailed, TransientError, WatchIdle, error_for
 from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
 
 __all__ = [
@@ -54,6 +60,26 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 USER_AGENT = "pyjobset/0.1"
+
+KEEPALIVE_IDLE = 30
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 3
+
+
+def keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A client socket with TCP keepalive (aiohttp ``socket_factory``): a dead peer is detected by the kernel
+    after ``KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL`` seconds (60 s) instead of never."""
+    family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, opt):  # Linux; other platforms keep the system's keepalive timings
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+    return sock
 
 
 class TokenBucket:
@@ -135,7 +161,9 @@ class ApiClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ssl=self.config.ssl_context or False)
+            connector = aiohttp.TCPConnector(
+                limit=0, ssl=self.config.ssl_context or False, socket_factory=keepalive_socket
+            )
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         return self._session
 
@@ -240,15 +268,26 @@ class ApiClient:
         result: JSON = orjson.loads(await self.request("DELETE", path, body=body))
         return result
 
-    async def watch(self, path: str, params: Mapping[str, str]) -> AsyncIterator[bytes]:
+    async def watch(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        idle_timeout: float | None = None,
+        on_open: Callable[[], None] | None = None,
+    ) -> AsyncIterator[bytes]:
         """Open a WATCH and yield one raw JSON event per line until the server closes the stream.
+
+        ``idle_timeout``: seconds the stream may stay silent (no event, no bookmark) before it is presumed dead
+        and ends with ``WatchIdle``; ask for ``allowWatchBookmarks`` so a quiet but healthy stream is not
+        mistaken for a dead one. ``on_open`` runs once the server has accepted the WATCH (status < 400).
 
         Lines are split by hand rather than with ``StreamReader.readline`` so that a single large object (a JobSet
         with many templates) never hits aiohttp's line-length limit.
         """
         await self.limiter.acquire()
         url = self.config.server + path + "?" + urlencode({**params, "watch": "1"})
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle_timeout)
         reauthorized = self.config.credentials is None
         try:
             while True:
@@ -260,6 +299,8 @@ class ApiClient:
                         if resp.status != 401 or reauthorized:
                             raise err
                     else:
+                        if on_open is not None:
+                            on_open()
                         buf = b""
                         async for chunk in resp.content.iter_any():
                             buf += chunk
@@ -275,6 +316,8 @@ class ApiClient:
                 reauthorized = True
                 if not await self._reauthorize(auth):
                     raise err
+        except aiohttp.SocketTimeoutError as exc:
+            raise WatchIdle(f"WATCH {path}: nothing received for {idle_timeout}s (connection presumed dead)") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectionFailed(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
 

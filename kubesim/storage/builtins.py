@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from kubesim.storage.resources import ResourceInfo
@@ -488,7 +489,39 @@ def _validate_job(obj: JSON, old: JSON | None) -> list[JSON]:
 # ------------------------------------------------------------------------------------------ defaults
 
 
+_SI_SUFFIXES = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"), (0, ""), (-3, "m"), (-6, "u"), (-9, "n"))
+
+
+def canonical_quantity(value: Any) -> Any:
+    """A quantity sent as a JSON number, as the API server stores and returns it: a string in canonical decimal SI
+    form (``4`` → ``"4"``, ``0.5`` → ``"500m"``, ``2000`` → ``"2k"``; below a nano-unit rounds up). Strings and
+    anything else are returned unchanged (the server's re-canonicalisation of strings is not simulated)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    amount = Decimal(str(value))
+    if amount == 0:
+        return "0"
+    for exp, suffix in _SI_SUFFIXES:
+        scaled = amount.scaleb(-exp)
+        if scaled == scaled.to_integral_value():
+            return f"{int(scaled)}{suffix}"
+    return f"{int(amount.scaleb(9).to_integral_value(rounding=ROUND_CEILING))}n"
+
+
+def _canonical_resources(res: Any, parts: tuple[str, ...] = ("requests", "limits")) -> None:
+    """Container ``resources.requests``/``limits`` (or a node status's ``capacity``/``allocatable``): numbers
+    become canonical quantity strings (issue 13)."""
+    if not isinstance(res, dict):
+        return
+    for part in parts:
+        amounts = res.get(part)
+        if isinstance(amounts, dict):
+            for name, value in amounts.items():
+                amounts[name] = canonical_quantity(value)
+
+
 def _default_container(c: JSON) -> None:
+    _canonical_resources(c.get("resources"))
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     image = str(c.get("image", ""))
@@ -555,6 +588,8 @@ def default(info: ResourceInfo, obj: JSON) -> None:
         for p in spec.get("ports") or []:
             p.setdefault("protocol", "TCP")
             p.setdefault("targetPort", p.get("port"))
+    elif gr == ("", "nodes"):
+        _canonical_resources(obj.get("status"), ("capacity", "allocatable"))
     elif gr == ("", "namespaces"):
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
