@@ -229,11 +229,20 @@ class PodCondition(_Slim, frozen=True, gc=False):
 
 
 class Accelerators(_KeyedFields, frozen=True, gc=False):
-    """Accelerator quantities of a container's requests or limits; cpu and memory are skipped at decode."""
+    """Accelerator quantities of a container's requests or limits; cpu and memory are skipped at decode.
 
-    nvidia_gpu: str | None = msgspec.field(default=None, name="nvidia.com/gpu")
-    amd_gpu: str | None = msgspec.field(default=None, name="amd.com/gpu")
-    google_tpu: str | None = msgspec.field(default=None, name="google.com/tpu")
+    A real API server always sends quantities as strings; a bare number (``nvidia.com/gpu: 8`` stored as
+    written, as the simulated cluster does) is accepted too and read back as its string, so one such pod can
+    never stop the pod informer from decoding its LIST.
+    """
+
+    nvidia_gpu: str | int | float | None = msgspec.field(default=None, name="nvidia.com/gpu")
+    amd_gpu: str | int | float | None = msgspec.field(default=None, name="amd.com/gpu")
+    google_tpu: str | int | float | None = msgspec.field(default=None, name="google.com/tpu")
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value: object = super().get(key, default)
+        return None if value is None else str(value)
 
 
 class ResourceReq(_Slim, frozen=True, gc=False):
