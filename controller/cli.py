@@ -215,6 +215,7 @@ async def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 async def _cmd_up(args: argparse.Namespace) -> int:
+    from cache.errors import ApiError
     from controller.up import UpError, UpOptions, run_up
 
     opts = UpOptions(
@@ -232,7 +233,7 @@ async def _cmd_up(args: argparse.Namespace) -> int:
         except UpError as err:
             print(f"pyjobset up: {err}", file=sys.stderr)
             return 2
-        except RuntimeError as err:
+        except (RuntimeError, ApiError) as err:
             print(f"pyjobset up: {err}", file=sys.stderr)
             return 1
 

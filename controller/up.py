@@ -28,7 +28,6 @@ controller stops before the simulated cluster, and the process leaves no task be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import socket
@@ -235,19 +234,19 @@ async def run_up(opts: UpOptions, stop: asyncio.Event, say: Callable[[str], None
                 ctl = asyncio.create_task(run_controller(settings, config, ctl_stop, running=running), name="ctl")
                 try:
                     await _become_ready(sim, client, running, ctl, stop)
-                    if stop.is_set():
-                        return 0
-                    sim.write_kubeconfig(opts.kubeconfig)
-                    _announce(opts, sim, running, say)
-                    await _first_of(stop, ctl)
-                    if ctl.done():
-                        ctl.result()
-                        raise RuntimeError("the controller stopped unexpectedly")
-                    return 0
+                    if not stop.is_set():
+                        sim.write_kubeconfig(opts.kubeconfig)
+                        _announce(opts, sim, running, say)
+                        await _first_of(stop, ctl)
                 finally:
                     ctl_stop.set()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await ctl
+                    (outcome,) = await asyncio.gather(ctl, return_exceptions=True)
+                error = outcome if isinstance(outcome, Exception) else None
+                if error is not None:
+                    raise RuntimeError(f"the controller stopped with an error: {error}")
+                if not stop.is_set():
+                    raise RuntimeError("the controller stopped unexpectedly")
+                return 0
     finally:
         await sim.stop()
 
