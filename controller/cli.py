@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, help=help_text, epilog=EPILOGS[name], formatter_class=argparse.RawDescriptionHelpFormatter
+            name,
+            help=help_text,
+            description=f"pyjobset {name}: {help_text}.",
+            epilog=EPILOGS[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     sim = add("sim", "start the simulated Kubernetes cluster on 127.0.0.1")
