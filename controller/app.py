@@ -40,7 +40,7 @@ from controller.reconciler import (
     owner_uid_index,
 )
 from controller.settings import Settings
-from controller.webhooks.server import build_webhook_server, run_webhooks
+from controller.webhooks.server import WebhookServer, build_webhook_server, run_webhooks
 from metrics.auth import MetricsAuthorizer
 from metrics.hub import MetricsHub, api_host
 from metrics.seam import WatchedInformers
@@ -278,10 +278,30 @@ class LeadershipLost(Exception):
     """The Lease was lost while leading: the process must exit (non-zero) so a fresh one can campaign."""
 
 
+@dataclass
+class Running:
+    """What ``run_controller`` started, for a process that embeds it (``pyjobset up``) to wait on and report.
+
+    Filled once the probe listeners are up (``started`` is then set): the controller (``ready`` = caches synced),
+    the admission server (None with ``webhooks=False``; ``ready()`` and ``bound_port`` once it serves) and the
+    metrics/probe listeners (``ports``).
+    """
+
+    controller: Controller | None = None
+    webhooks: WebhookServer | None = None
+    probes: ObservabilityServer | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 async def run_controller(
-    settings: Settings, config: ClusterConfig, stop: asyncio.Event, *, webhooks: bool = True
+    settings: Settings,
+    config: ClusterConfig,
+    stop: asyncio.Event,
+    *,
+    webhooks: bool = True,
+    running: Running | None = None,
 ) -> None:
-    """Entry point used by ``pyjobset run`` and the demo.
+    """Entry point used by ``pyjobset run``, ``up`` and the demo (``running``, if given, is filled as it starts).
 
     Runs the controller, the metrics and probe listeners and (unless ``webhooks`` is False) the HTTPS admission
     server. With leader election on, caches sync at once (a standby is warm) and webhooks serve in every replica,
@@ -298,6 +318,7 @@ async def run_controller(
             "caches-synced": controller.ready.is_set,
             "informers-progressing": controller.informers_progressing,
         }
+        srv: WebhookServer | None = None
         if webhooks:
             srv = build_webhook_server(settings, client, controller.pods, controller.nodes)
             readiness["webhook-certs"] = srv.ready
@@ -322,6 +343,9 @@ async def run_controller(
         )
         await probes.start()
         log.info("listening", **probes.ports)
+        if running is not None:
+            running.controller, running.webhooks, running.probes = controller, srv, probes
+            running.started.set()
         try:
             await _run_with_election(settings, config, controller, hub, stop)
         finally:

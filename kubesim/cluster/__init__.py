@@ -57,7 +57,9 @@ class ClusterOptions:
     the Job controller's base delay before replacing failed pods (Kubernetes: 10 s, doubling to 6 min);
     ``job_sync_batch_seconds``: delay that coalesces pod-triggered Job syncs (Kubernetes: 1 s; 0 = at once);
     ``job_controller_qps``/``job_controller_burst``: the Job controller's client rate limit (Kubernetes
-    defaults: 20/30; 0 = unlimited); ``events``: record Events; ``clock``: time source (default: wall clock).
+    defaults: 20/30; 0 = unlimited); ``events``: record Events; ``clock``: time source (default: wall clock);
+    ``pod_run_seconds``: run time of pods that carry no ``sim.pyjobset.io/`` annotation at all (None: such pods
+    run until deleted, the annotation contract's default; ``pyjobset up --pod-run-seconds`` sets it).
     """
 
     nodes: int = 0
@@ -73,6 +75,7 @@ class ClusterOptions:
     events: bool = True
     node_shape: NodeShape | None = None
     clock: Clock = field(default_factory=RealClock)
+    pod_run_seconds: float | None = None
 
 
 class Runner:
@@ -97,7 +100,9 @@ class Runner:
         self.scheduler = Scheduler(
             store, self.index, self.clock, pods_per_second=options.scheduler_pods_per_second, events=options.events
         )
-        self.kubelets = Kubelets(store, self.index, self.clock, events=options.events)
+        self.kubelets = Kubelets(
+            store, self.index, self.clock, events=options.events, default_run_seconds=options.pod_run_seconds
+        )
         self._stopped = False
 
     async def create_nodes(self, count: int, first: int = 0) -> None:

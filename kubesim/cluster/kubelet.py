@@ -14,6 +14,10 @@ Events as the kubelet records them: Pulled, Created, Started when containers sta
 pod's containers are stopped; and as the node lifecycle controller does: NodeNotReady / NodeReady on the
 node, TaintManagerEviction on pods failed by a failed node.
 
+A cluster-wide ``default_run_seconds`` (``ClusterOptions.pod_run_seconds``) is given to pods that carry no
+``sim.pyjobset.io/`` annotation at all, as if they had ``run-seconds`` set: it is applied to the copy handed
+to ``decide`` only, so the stored pod is never changed.
+
 Invariant: at most one armed timer per pod; timers only enqueue keys.
 """
 
@@ -27,7 +31,7 @@ from typing import Any
 from kubesim.cluster.clock import Clock, Timer
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
-from kubesim.cluster.kubeletsim import decide
+from kubesim.cluster.kubeletsim import RUN_SECONDS, decide
 from kubesim.cluster.nodes import desired_node, node_failed, node_ready
 from kubesim.cluster.workqueue import WorkQueue, run_worker
 from kubesim.storage.store import Store
@@ -36,13 +40,32 @@ from kubesim.util.errors import ApiError
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.kubelet")
 NODE_MANAGER = "kube-controller-manager"
+SIM_PREFIX = "sim.pyjobset.io/"
+
+
+def with_default_run(pod: JSON, seconds: float | None) -> JSON:
+    """``pod`` itself, or (no ``sim.pyjobset.io/`` annotation and a default set) a shallow copy that runs for
+    ``seconds``."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if seconds is None or any(k.startswith(SIM_PREFIX) for k in annotations):
+        return pod
+    meta = dict(pod.get("metadata") or {}, annotations={**annotations, RUN_SECONDS: f"{seconds:g}"})
+    return dict(pod, metadata=meta)
 
 
 class Kubelets:
     def __init__(
-        self, store: Store, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True
+        self,
+        store: Store,
+        index: ClusterIndex,
+        clock: Clock,
+        *,
+        workers: int = 2,
+        events: bool = True,
+        default_run_seconds: float | None = None,
     ) -> None:
         self.store = store
+        self.default_run_seconds = default_run_seconds
         self.recorder = EventRecorder(store, clock, "kubelet", enabled=events)
         self.node_recorder = EventRecorder(store, clock, "node-controller", enabled=events)
         self.index = index
@@ -141,7 +164,7 @@ class Kubelets:
             return
         node_gone = node not in self._node_ips
         decision = decide(
-            pod,
+            with_default_run(pod, self.default_run_seconds),
             node_failed=node in self._failed_nodes,
             now=self.clock.now(),
             host_ip=self._node_ips.get(node, ""),
