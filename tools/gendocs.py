@@ -1,10 +1,12 @@
 """Reference pages of the documentation site, generated from the code they describe.
 
-Role: the single source of ``docs/operations/configuration.md`` (the ``pyjobset run`` flags from
-``controller.cli.build_parser``, the flag-to-field table of ``controller.cli``, and every field of the
+Role: the single source of ``docs/operations/configuration.md`` (the flags as ``pyjobset run --help`` prints
+them, the flag-to-field table ``controller.cli.FLAG_OVERRIDES``, and every field of the
 ``config.jobset.x-k8s.io/v1alpha1`` Configuration file from the dataclasses of ``controller.settings``) and of
 ``docs/operations/metrics.md`` (every metric of ``metrics.registry``: the event-fed ones registered by
 ``Metrics`` and the scrape-time ``SCRAPE_FAMILIES``, with type, labels, help text and histogram buckets).
+Only public interfaces are read at run time (``describe()``, ``collect()``, ``labels()`` of prometheus_client;
+argparse's help); what a library keeps private (label names, attribute docstrings) is read from our source.
 ``python -m tools.gendocs`` rewrites the pages; ``--check`` exits 1 when they drifted from the code.
 
 Invariants:
@@ -18,9 +20,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import inspect
+import io
 import itertools
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -57,7 +63,7 @@ MEANINGS: dict[str, str] = {
     "leaderElection.retryPeriod": "Pause between attempts to acquire or renew.",
     "metrics.bindAddress": 'Address of `/metrics`; `"0"` turns the metrics server off.',
     "metrics.certDir": "Directory with `tls.crt`/`tls.key` for the metrics server; empty means a self-signed "
-    "certificate.",
+    "certificate (with `internalCertManagement.enable: false`, `/tmp/k8s-metrics-server/serving-certs`).",
     "health.healthProbeBindAddress": "Address of the liveness and readiness endpoints.",
     "health.readinessEndpointName": "Path of the readiness probe (ready once caches are synced and "
     "certificates are in place).",
@@ -80,7 +86,8 @@ GATE_MEANINGS: dict[str, str] = {
     "InPlaceRestart": "`failurePolicy.restartStrategy: InPlaceRestart` (restart pods in place instead of "
     "recreating Jobs).",
     "RestartJob": "The per-Job failure-policy actions (`RestartJob`, `RestartJobAndIgnoreMaxRestarts`).",
-    "ElasticJobSet": "Changing `replicas` of a running JobSet's replicated jobs.",
+    "ElasticJobSet": "Changing `parallelism` and `completions` (kept equal) of a running JobSet's Indexed "
+    "replicated jobs; the live Jobs are patched.",
     "TLSOptions": "The `tls` block of this file (GA, cannot be turned off).",
 }
 
@@ -192,20 +199,58 @@ def example_file() -> str:
     return yaml.safe_dump({**head, **tree(settings.Settings())}, sort_keys=False, width=1000)
 
 
+def _run_help() -> str:
+    """``pyjobset run --help`` as printed (wide, so that argparse does not wrap the help texts)."""
+    out = io.StringIO()
+    with _environ("COLUMNS", "1000"), contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        cli.build_parser().parse_args(["run", "--help"])
+    return out.getvalue()
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
 def _flags() -> list[tuple[str, str, str]]:
-    """``(flag, field it overrides or "", help)`` for ``pyjobset run``, in the parser's order."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    run = sub.choices["run"]
-    overrides: Mapping[str, str] = cli._OVERRIDES
-    rows: list[tuple[str, str, str]] = []
-    for action in run._actions:
-        if not action.option_strings or action.help in (None, argparse.SUPPRESS) or action.dest == "help":
+    """``(flag, field it overrides or "", help)`` for ``pyjobset run``, in the order ``--help`` lists them."""
+    rows: list[list[str]] = []
+    in_options = False
+    for line in _run_help().splitlines():
+        if re.match(r"^(options|optional arguments):", line):
+            in_options = True
             continue
-        target = overrides.get(action.dest, "")
+        if not in_options or not line.strip():
+            in_options = in_options and bool(line.strip())
+            continue
+        entry = re.match(r"^  (-[^\s,]+(?:, -[^\s,]+)*)(?: \S+)?(?:\s{2,}(.*))?$", line)
+        if entry:
+            flag = entry[1].split(", ")[-1]
+            rows.append([flag, entry[2] or ""])
+        elif rows and line.startswith(" " * 4):
+            rows[-1][1] = f"{rows[-1][1]} {line.strip()}".strip()
+    out: list[tuple[str, str, str]] = []
+    dests = {flag.lstrip("-").replace("-", "_") for flag, _ in rows}
+    unlisted = sorted(set(cli.FLAG_OVERRIDES) - dests)
+    if unlisted:
+        raise LookupError(f"controller.cli.FLAG_OVERRIDES names flags `pyjobset run --help` does not list: {unlisted}")
+    for flag, text in rows:
+        if flag == "--help":
+            continue
+        target = cli.FLAG_OVERRIDES.get(flag.lstrip("-").replace("-", "_"), "")
         field = ".".join(_camel(p) for p in target.split(".")) if target else ""
-        rows.append((action.option_strings[0], field, str(action.help)))
-    return rows
+        out.append((flag, field, text))
+    if not out:
+        raise LookupError("could not read the flags of `pyjobset run --help`")
+    return out
 
 
 def _cell(text: str) -> str:
@@ -294,24 +339,62 @@ class MetricDoc:
     buckets: tuple[float, ...] = ()
 
 
-def _wrapper_doc(m: MetricWrapperBase) -> MetricDoc:
-    name = str(m._name)
-    labels = tuple(m._labelnames)
-    text = " ".join(str(m._documentation).split())
+def _declared_labels() -> dict[str, tuple[str, ...]]:
+    """``attribute -> label names`` of every metric ``Metrics.__init__`` declares, read from its source.
+
+    prometheus_client keeps a metric's label names private, so they are read where they are written:
+    ``self.<attribute> = Counter|Gauge|Histogram(name, help, [labels], ...)`` (or ``labelnames=[...]``).
+    ``metric_docs`` then proves them against the live object (``.labels(**names)`` accepts exactly these).
+    """
+    tree = ast.parse(inspect.getsource(registry.Metrics))
+    found: dict[str, tuple[str, ...]] = {}
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(target := node.targets[0], ast.Attribute)
+            and isinstance(call := node.value, ast.Call)
+        ):
+            continue
+        given = [kw.value for kw in call.keywords if kw.arg == "labelnames"] or call.args[2:3]
+        if not given:
+            found[target.attr] = ()
+            continue
+        literal = ast.literal_eval(given[0])
+        if not isinstance(literal, list | tuple) or not all(isinstance(x, str) for x in literal):
+            raise LookupError(f"metrics.registry.Metrics.{target.attr}: label names must be a literal list")
+        found[target.attr] = tuple(literal)
+    return found
+
+
+def _wrapper_doc(attr: str, m: MetricWrapperBase, labels: tuple[str, ...]) -> MetricDoc:
+    [family] = m.describe()
+    text = " ".join(family.documentation.split())
+    child = m.labels(**dict.fromkeys(labels, "x")) if labels else m  # raises unless exactly these labels
     if isinstance(m, Counter):
-        return MetricDoc(f"{name}_total", "counter", labels, text, "event")
+        return MetricDoc(f"{family.name}_total", "counter", labels, text, "event")
     if isinstance(m, Histogram):
-        bounds = tuple(float(b) for b in m._upper_bounds if b != float("inf"))
-        return MetricDoc(name, "histogram", labels, text, "event", bounds)
+        if isinstance(child, Histogram):  # a child of a Histogram is one
+            child.observe(0.0)
+        bounds = tuple(
+            float(sample.labels["le"])
+            for metric in m.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_bucket") and sample.labels["le"] != "+Inf"
+        )
+        return MetricDoc(family.name, "histogram", labels, text, "event", bounds)
     if isinstance(m, Gauge):
-        return MetricDoc(name, "gauge", labels, text, "event")
-    raise TypeError(f"metric {name}: unsupported type {type(m).__name__}")
+        return MetricDoc(family.name, "gauge", labels, text, "event")
+    raise TypeError(f"metric {family.name} ({attr}): unsupported type {type(m).__name__}")
 
 
 def metric_docs() -> list[MetricDoc]:
     """Every exported metric: the event-fed ones in registration order, then the scrape-time families."""
-    metrics = registry.Metrics()
-    out = [_wrapper_doc(m) for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
+    metrics = registry.Metrics()  # a fresh registry, thrown away: the children made here go nowhere
+    declared = _declared_labels()
+    out = [
+        _wrapper_doc(attr, m, declared[attr]) for attr, m in vars(metrics).items() if isinstance(m, MetricWrapperBase)
+    ]
     for spec in registry.SCRAPE_FAMILIES:
         name = f"{spec.name}_total" if spec.type == "counter" else spec.name
         out.append(MetricDoc(name, spec.type, spec.labels, " ".join(spec.help.split()), "scrape"))

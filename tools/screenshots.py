@@ -248,9 +248,12 @@ def _plot(name: str, dash: JSON, series: dict[int, list[tuple[str, list[float], 
         for label, xs, ys in lines[:12]:
             ax.plot([x - start for x in xs], ys, linewidth=1.1, label=label[:40] or "value")
         if lines:
-            ax.legend(
-                fontsize=6, loc="upper left", frameon=False, ncol=3 if len(lines) > 8 else 2 if len(lines) > 4 else 1
-            )
+            shown = min(len(lines), 12)
+            ncol = 3 if shown > 8 else 2 if shown > 4 else 1
+            # Headroom above the data for the legend, so it does not hide the lines.
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi + (hi - lo) * 0.16 * -(-shown // ncol))
+            ax.legend(fontsize=6, loc="upper left", framealpha=0.85, ncol=ncol)
         else:
             ax.text(0.5, 0.5, "no data in this run", ha="center", va="center", fontsize=8, transform=ax.transAxes)
         unit = panel["fieldConfig"]["defaults"].get("unit", "short")
