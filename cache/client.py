@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ import aiohttp
 import orjson
 
 from api.jsontypes import JSON
+from cache.clock import Clock, RealClock
 from cache.errors import ApiError, ConnectionFailed, TransientError, error_for
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -82,18 +82,20 @@ class TokenBucket:
 
     Each caller reserves its token at once (the balance may go negative) and sleeps until its own slot, so
     waiting callers never contend for a lock and timer slack never accumulates across a long burst (a
-    reservation, like Go's ``rate.Limiter``, rather than sleeping token by token).
+    reservation, like Go's ``rate.Limiter``, rather than sleeping token by token). Time comes from ``clock``
+    (the process's monotonic clock unless a test injects a ``FakeClock``).
     """
 
-    def __init__(self, qps: float, burst: int) -> None:
+    def __init__(self, qps: float, burst: int, *, clock: Clock | None = None) -> None:
         self.qps = qps
         self.burst = max(1, burst)
+        self.clock: Clock = clock if clock is not None else RealClock()
         self._tokens = float(self.burst)
-        self._last = time.monotonic()
+        self._last = self.clock.now()
 
     def reserve(self) -> float:
         """Take one token now; returns how long the caller must wait before using it."""
-        now = time.monotonic()
+        now = self.clock.now()
         self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
         self._last = now
         self._tokens -= 1
@@ -104,7 +106,7 @@ class TokenBucket:
             return
         delay = self.reserve()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
 
 def resource_path(

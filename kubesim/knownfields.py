@@ -3,27 +3,26 @@
 Role: kube-apiserver drops fields its Go types do not have, and with ``fieldValidation=Strict`` (kubectl's
 default) rejects the request instead (``strict decoding error: unknown field "spec.contianers"``). kubesim has no
 Go types, so it walks the ``spec`` of Pods, Jobs and PersistentVolumeClaims against the vendored definitions in
-``deploy/openapi/kubernetes-*.json`` (PodSpec, JobSpec, PersistentVolumeClaimSpec and everything they reference)
+``k8sopenapi/kubernetes-*.json`` (PodSpec, JobSpec, PersistentVolumeClaimSpec and everything they reference)
 and reports unknown fields by path.
 
 Invariants: a subtree whose definition is not vendored (or a field marked
-``x-kubernetes-preserve-unknown-fields``) is never reported; without the vendored file (an installed wheel) the
-check is off; :func:`unknown_fields` removes what it reports, so the stored object is what the apiserver would
-store after decoding.
+``x-kubernetes-preserve-unknown-fields``) is never reported; the vendored file is package data of ``k8sopenapi``
+(an installed wheel has it too), and without any the check is off; :func:`unknown_fields` removes what it
+reports, so the stored object is what the apiserver would store after decoding.
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+import k8sopenapi as openapi
 from kubesim.resources import ResourceInfo
 
 JSON = dict[str, Any]
-OPENAPI_DIR = Path(__file__).resolve().parents[1] / "deploy" / "openapi"
 ROOTS: dict[tuple[str, str], str] = {
     ("", "pods"): "io.k8s.api.core.v1.PodSpec",
     ("batch", "jobs"): "io.k8s.api.batch.v1.JobSpec",
@@ -34,7 +33,7 @@ TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
 
 @functools.cache
 def definitions() -> dict[str, JSON]:
-    files = sorted(OPENAPI_DIR.glob("kubernetes-*.json")) if OPENAPI_DIR.is_dir() else []
+    files = openapi.documents()
     if not files:
         return {}
     doc = orjson.loads(files[-1].read_bytes())

@@ -107,7 +107,7 @@ def job_record(manifest: JSON, *, uid: str = "", status: JSON | None = None) -> 
 
 
 # --------------------------------------------------------------------------------------------- Job status helpers
-# Added for the pure decision tests (tests/unit/test_decide_*.py); usable by every tier.
+# Added for the pure decision tests (tests/unit/decide/); usable by every tier.
 
 T0 = "2026-01-01T00:00:00Z"
 

@@ -7,6 +7,11 @@ Feature gates: mark a test (or module, via ``pytestmark``) with ``@pytest.mark.g
 in-loop controller is then configured with exactly those gates switched; against an external controller the
 test is skipped unless ``PYJOBSET_FEATURE_GATES`` (``RestartJob=true,ElasticJobSet``) agrees with the marker
 (gates not listed there are taken as their defaults, i.e. off).
+
+Admission: a test of what the *controller* does with a JobSet our webhooks would refuse (so only reachable with
+the webhooks off) requests ``without_jobset_webhooks``; it runs where no webhook sees JobSets in its namespace
+(both backends of this tier today) and is skipped, saying why, on a cluster where one does. What the webhooks
+answer is tested in ``test_webhook_scenarios.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import pytest
 from cache.client import ApiClient
 from controller.app import Controller
 from controller.settings import KNOWN_GATES, Settings, load_settings
-from tests.conformance.kit import Cluster, gates_from_env
+from tests.conformance.kit import Cluster, gates_from_env, jobset_webhooks
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,3 +58,11 @@ def _external_gates(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 async def cluster(api: ApiClient, namespace: str, controller: Controller | None) -> Cluster:
     return Cluster(api, namespace)
+
+
+@pytest.fixture
+async def without_jobset_webhooks(api: ApiClient, namespace: str) -> None:
+    """The test needs the API server to store JobSets no admission webhook has seen (see the module docstring)."""
+    hooks = await jobset_webhooks(api, namespace)
+    if hooks:
+        pytest.skip(f"needs JobSet admission webhooks off in the test namespace; these see JobSets there: {hooks}")

@@ -556,3 +556,45 @@ def gates_from_env() -> dict[str, bool] | None:
         key, _, value = item.partition("=")
         out[key.strip()] = value.strip().lower() not in ("false", "0", "off")
     return out
+
+
+# --------------------------------------------------------------------------------------------- admission
+
+
+def _selects(selector: JSON, labels: dict[str, str]) -> bool:
+    """Whether a label selector (``matchLabels`` + ``matchExpressions``) selects an object with ``labels``."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(op, True)  # an operator we do not know: assume it may select (the safe answer here)
+        if not ok:
+            return False
+    return True
+
+
+def _admits_jobsets(hook: JSON) -> bool:
+    for rule in hook.get("rules") or []:
+        groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
+        if {"*", c.GROUP}.intersection(groups) and {"*", "*/*", "jobsets"}.intersection(resources):
+            return True
+    return False
+
+
+async def jobset_webhooks(api: ApiClient, namespace: str) -> list[str]:
+    """The admission webhooks (``configuration/webhook``) that see JobSet writes in ``namespace``."""
+    labels = (await api.get(resource_path("", "v1", "namespaces", name=namespace)))["metadata"].get("labels") or {}
+    labels = {"kubernetes.io/metadata.name": namespace, **labels}
+    found: list[str] = []
+    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        items = (await api.get(resource_path("admissionregistration.k8s.io", "v1", kind))).get("items", [])
+        for config in items:
+            for hook in config.get("webhooks") or []:
+                if _admits_jobsets(hook) and _selects(hook.get("namespaceSelector") or {}, labels):
+                    found.append(f"{config['metadata']['name']}/{hook['name']}")
+    return found

@@ -8,13 +8,14 @@ bumps, the old Jobs are deleted (foreground) and disappear once garbage-collecte
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from api import constants as c
 from tests.conformance.kit import (
-    EXTERNAL,
     RJOB_A,
     RJOB_B,
     Cluster,
@@ -362,6 +363,74 @@ async def test_c32_first_matching_rule_wins(cluster: Cluster) -> None:
     assert restarts(js) == (0, 0)
 
 
+@contextlib.asynccontextmanager
+async def reconciles_held(cluster: Cluster, job: str) -> AsyncIterator[None]:
+    """Hold back the controller's decisions on ``test-js`` while the body runs.
+
+    A child Job whose ``restart-attempt`` label is not a number makes every reconcile of its JobSet fail
+    (behaviour.md §4.3)
+    until the label is restored, so failures written meanwhile reach the failure policy together, in one snapshot
+    (the informer applies the label change before any later write, as the watch delivers them in order).
+    """
+    path = f"{cluster.jobs_path}/{job}"
+    await cluster.api.patch(path, {"metadata": {"labels": {c.RESTART_ATTEMPT_KEY: "held"}}})
+    try:
+        yield
+    finally:
+        await cluster.api.patch(path, {"metadata": {"labels": {c.RESTART_ATTEMPT_KEY: "0"}}})
+
+
+T1, T5, T9 = (f"2026-01-01T00:00:0{s}Z" for s in (1, 5, 9))
+B1, B2 = "test-js-replicated-job-b-1", "test-js-replicated-job-b-2"
+
+
+async def test_rule_applies_to_the_earliest_failing_job_it_matches(cluster: Cluster) -> None:
+    # Spec 4.5: a rule acts on the earliest-failing Job *among those it matches*. a-0 failed first but for a reason
+    # the rule does not list; b-0 comes first in name order but failed after b-1. The action must name b-1.
+    rules = [{"name": "failOnPFP", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]}]
+    await cluster.create(with_policy({"maxRestarts": 1, "rules": rules}))
+    await cluster.wait_job_count(4)
+    async with reconciles_held(cluster, B2):
+        await cluster.fail(A0, "BackoffLimitExceeded", at=T1)
+        await cluster.fail(B0, "PodFailurePolicy", at=T9)
+        await cluster.fail(B1, "PodFailurePolicy", at=T5)
+    js = await cluster.wait_terminal("test-js", "Failed")
+    assert_condition(
+        js,
+        c.COND_FAILED,
+        "True",
+        "FailJobSetFailurePolicyAction",
+        f"applying FailJobSet failure policy action (first failed job: {B1})",
+    )
+    assert restarts(js) == (0, 0)
+
+
+@pytest.mark.gates(RestartJob=True)
+async def test_restart_job_restarts_the_earliest_failing_job_the_rule_matches(cluster: Cluster) -> None:
+    # a-0 fails first for a reason the RestartJob rule does not match, b-1 later for one it does: the rule restarts
+    # b-1 alone; only then does a-0's failure, matched by no rule, restart the whole JobSet (default action).
+    rules = [{"name": "perJob", "action": "RestartJob", "onJobFailureReasons": ["PodFailurePolicy"]}]
+    await cluster.create(with_policy({"maxRestarts": 3, "rules": rules}))
+    await cluster.wait_job_count(4)
+    async with reconciles_held(cluster, B2):
+        await cluster.fail(A0, "BackoffLimitExceeded", at=T1)
+        await cluster.fail(B1, "PodFailurePolicy", at=T5)
+    js = await wait_restarts(cluster, 1)
+    assert_condition(
+        js,
+        c.COND_RESTARTING,
+        "True",
+        "DefaultFailurePolicy",
+        f"applying RestartJobSet failure policy action (first failed job: {A0})",
+    )
+    b = rjob_status(js, RJOB_B)
+    assert b is not None
+    assert (b["jobRestarts"], b["jobRestartsCountTowardsMax"]) == ([0, 1, 0], [0, 1, 0])
+    assert not any((rjob_status(js, RJOB_A) or {}).get("jobRestarts") or [0])
+    ev = await cluster.wait_event("test-js", "RestartJobFailurePolicyAction")
+    assert ev["note"] == f"applying RestartJob failure policy action (first failed job: {B1})"
+
+
 async def test_message_pattern_rule_searches_the_failure_message(cluster: Cluster) -> None:
     # Spec 4.5: patterns are RE2 searches of the Failed condition's message; an invalid pattern is skipped.
     rules = [
@@ -408,19 +477,6 @@ async def test_recreate_replaces_each_job_once_its_own_predecessor_is_gone(clust
     assert {j["metadata"]["name"] for j in jobs} == set(want)
 
 
-STALE_DELETED_JOB = (
-    "controller bug (cache write-through resurrects deleted Jobs): Actor._delete_jobs writes the DELETE response "
-    "(the Job with a deletionTimestamp) through Informer.upsert_if_newer, which stores it whenever the key is "
-    "absent; on a real API server a foreground delete of a Job without pods finishes at once, so the watch's "
-    "DELETED event is often applied first and the cache then keeps a Job that no longer exists: BlockingRecreate "
-    "waits for it forever. Traced on the real control plane: event DELETED a-0 rv 320, then write-through a-0 "
-    "rv 318 with the key absent -> stored; no Jobs are ever recreated"
-)
-
-
-# Not strict: the bug is a race. On the real control plane it hit 4 of 5 runs with the controller in the test's
-# process and 0 of 3 with the controller as its own process (where it once stalled scenario 14 instead).
-@pytest.mark.xfail(EXTERNAL, strict=False, reason=STALE_DELETED_JOB)
 async def test_blocking_recreate_waits_for_every_predecessor(cluster: Cluster) -> None:
     # Spec 4.4: with BlockingRecreate nothing is recreated while any previous-attempt Job still exists.
     await cluster.create(with_policy({"maxRestarts": 1, "restartStrategy": "BlockingRecreate"}))

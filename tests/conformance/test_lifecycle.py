@@ -51,15 +51,20 @@ async def suspended_jobs(cluster: Cluster, n: int, value: bool) -> list[JSON]:
 async def test_c01_suspending_a_running_jobset_is_accepted(cluster: Cluster) -> None:
     await cluster.create(manual(base_jobset(cluster.ns).obj()))
     await cluster.wait_job_count(4)
-    updated = await cluster.update_jobset("test-js", lambda js: js["spec"].__setitem__("suspend", True))
-    assert updated["spec"]["suspend"] is True
-    await cluster.wait_condition("test-js", c.COND_SUSPENDED)
+    await cluster.update_jobset("test-js", lambda js: js["spec"].__setitem__("suspend", True))
+    # Accepted, and acted on: every Job is suspended and the JobSet says so.
+    await suspended_jobs(cluster, 4, True)
+    js = await cluster.wait_condition("test-js", c.COND_SUSPENDED)
+    assert_condition(js, c.COND_SUSPENDED, "True", "SuspendedJobs", "jobset is suspended")
 
 
 async def test_c36_created_suspended(cluster: Cluster) -> None:
     await cluster.create(manual(base_jobset(cluster.ns).set("spec.suspend", True).obj()))
     jobs = await suspended_jobs(cluster, 4, True)
-    assert len(jobs) == 4
+    assert sorted(job_names(jobs)) == [
+        "test-js-replicated-job-a-0",
+        *(f"test-js-replicated-job-b-{i}" for i in range(3)),
+    ]
     js = await cluster.wait_counts("test-js", {RJOB_A: expected(suspended=1), RJOB_B: expected(suspended=3)})
     js = await cluster.wait_condition("test-js", c.COND_SUSPENDED)
     assert_condition(js, c.COND_SUSPENDED, "True", "SuspendedJobs", "jobset is suspended")

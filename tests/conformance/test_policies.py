@@ -13,15 +13,12 @@ from typing import Any
 import pytest
 
 from api import constants as c
-from cache.errors import Invalid
 from tests.builders import JobSetBuilder
 from tests.conformance.kit import (
     RJOB_A,
     RJOB_B,
     Cluster,
     base_jobset,
-    counts,
-    expected,
     live,
     manual,
     simulated,
@@ -44,7 +41,6 @@ async def test_c59_managed_by_other_controller_gets_no_jobs(cluster: Cluster) ->
     created = await cluster.create(obj)
     name = created["metadata"]["name"]
     await sentinel(cluster)
-    assert await cluster.jobs(name) == []
     await cluster.stays(
         cluster.jobs_path, lambda items: not items, params={"labelSelector": f"{c.JOBSET_NAME_KEY}={name}"}
     )
@@ -58,11 +54,10 @@ async def test_c60_managed_by_other_controller_unsuspended_still_no_jobs(cluster
     await cluster.create(obj)
     await cluster.set_suspend("test-js", False)
     await sentinel(cluster)
-    assert await cluster.jobs("test-js") == []
     await cluster.stays(
         cluster.jobs_path, lambda items: not items, params={"labelSelector": f"{c.JOBSET_NAME_KEY}=test-js"}
     )
-    assert not await cluster.services() or all(s["metadata"]["name"] != "test-js" for s in await cluster.services())
+    assert "test-js" not in [s["metadata"]["name"] for s in await cluster.services()]
 
 
 async def test_c61_managed_by_other_controller_status_is_left_alone(cluster: Cluster) -> None:
@@ -89,7 +84,6 @@ async def test_c61_managed_by_other_controller_status_is_left_alone(cluster: Clu
     await sentinel(cluster)
     js = await cluster.jobset("test-js")
     assert js["status"] == written["status"]
-    assert counts(js, RJOB_B) == expected(succeeded=2, failed=1)
     await cluster.jobset_stays("test-js", lambda js: js["status"] == written["status"])
 
 
@@ -108,8 +102,7 @@ async def test_c64_elastic_resize_patches_live_job(cluster: Cluster) -> None:
     await cluster.create(elastic_jobset(cluster.ns))
     (job,) = await cluster.wait_job_count(1)
     assert (job["spec"]["parallelism"], job["spec"]["completions"]) == (2, 2)
-    updated = await cluster.update_jobset("test-js", resize)
-    assert updated["spec"]["replicatedJobs"][0]["template"]["spec"]["parallelism"] == 4
+    await cluster.update_jobset("test-js", resize)
 
     def resized(jobs: list[JSON]) -> JSON | None:
         for j in live(jobs):
@@ -117,19 +110,17 @@ async def test_c64_elastic_resize_patches_live_job(cluster: Cluster) -> None:
                 return j
         return None
 
-    job = await cluster.wait_jobs(resized)
-    assert job["metadata"]["name"] == "test-js-workers-0"
+    resized_job = await cluster.wait_jobs(resized)
+    assert resized_job["metadata"]["uid"] == job["metadata"]["uid"]  # the live Job was patched, not replaced
 
 
 @pytest.mark.gates(ElasticJobSet=False)
+@pytest.mark.usefixtures("without_jobset_webhooks")  # with them, the resize is refused (scenario 102)
 async def test_c65_elastic_resize_without_gate_changes_nothing(cluster: Cluster) -> None:
     await cluster.create(elastic_jobset(cluster.ns))
     await cluster.wait_job_count(1)
-    try:
-        await cluster.update_jobset("test-js", resize)
-    except Invalid:
-        return  # the validating webhook is installed: "field is immutable" (scenario 102)
-    # No webhook: the update lands, but the controller must not patch the live Job.
+    await cluster.update_jobset("test-js", resize)
+    # The update lands, but the controller must not patch the live Job.
     await cluster.api.patch(f"{cluster.jobsets_path}/test-js", {"metadata": {"labels": {"touched": "yes"}}})
     await sentinel(cluster)
     await cluster.stays(

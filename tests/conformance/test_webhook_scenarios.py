@@ -42,7 +42,7 @@ from controller.webhooks.server import (
     server_tls_context,
 )
 from tests.builders import JobSetBuilder
-from tests.conformance.kit import Cluster
+from tests.conformance.kit import Cluster, jobset_webhooks
 from tests.e2e.pki import Pki
 
 JSON = dict[str, Any]
@@ -74,6 +74,20 @@ class Webhooks:
 
     async def update(self, name: str, mutate: Callable[[JSON], None]) -> JSON:
         return await self.cluster.update_jobset(name, mutate)
+
+    async def accepted_update(self, name: str, mutate: Callable[[JSON], None]) -> None:
+        """The update is admitted and stored as sent: no webhook refused it or rewrote any of its spec."""
+        sent: JSON = {}
+
+        def apply(js: JSON) -> None:
+            mutate(js)
+            sent["spec"] = copy.deepcopy(js["spec"])
+
+        before = await self.cluster.jobset(name)
+        await self.update(name, apply)
+        stored = await self.cluster.jobset(name)
+        assert stored["spec"] == sent["spec"], "the stored spec differs from the one sent"
+        assert stored["spec"] != before["spec"], "the update changed nothing: it cannot show an acceptance"
 
     async def rejected_update(self, name: str, mutate: Callable[[JSON], None], *fragments: str) -> str:
         with pytest.raises(Invalid) as info:
@@ -322,12 +336,9 @@ async def test_c71_c78_c79_suspended_edits_and_suspend_toggles_accepted(webhooks
         pod_spec(js)["nodeSelector"] = {"kubernetes.io/os": "linux"}
         pod_meta(js).setdefault("labels", {})["kueue.x-k8s.io/flavor"] = "default"
 
-    updated = await webhooks.update("js", new_node_selector)  # 71
-    assert pod_spec(updated)["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    updated = await webhooks.update("js", lambda js: js["spec"].__setitem__("suspend", False))  # 79
-    assert updated["spec"]["suspend"] is False
-    updated = await webhooks.update("js", lambda js: js["spec"].__setitem__("suspend", True))  # 78
-    assert updated["spec"]["suspend"] is True
+    await webhooks.accepted_update("js", new_node_selector)  # 71
+    await webhooks.accepted_update("js", lambda js: js["spec"].__setitem__("suspend", False))  # 79
+    await webhooks.accepted_update("js", lambda js: js["spec"].__setitem__("suspend", True))  # 78
 
 
 async def test_c72_c73_c85_running_template_edits_rejected(webhooks: Webhooks) -> None:
@@ -396,8 +407,7 @@ def elastic_jobset() -> JSON:
 @pytest.mark.parametrize("webhook_gates", [{**KNOWN_GATES, "ElasticJobSet": True}], ids=["ElasticJobSet"])
 async def test_c98_c99_c101_elastic_resize_with_gate(webhooks: Webhooks) -> None:
     await webhooks.create(elastic_jobset())
-    updated = await webhooks.update("js", elastic(4, 4))  # 98
-    assert updated["spec"]["replicatedJobs"][1]["template"]["spec"]["parallelism"] == 4
+    await webhooks.accepted_update("js", elastic(4, 4))  # 98
     await webhooks.rejected_update(  # 99
         "js", elastic(4, 5), "completions must be equal to parallelism for Elastic Indexed Jobs"
     )
@@ -417,3 +427,16 @@ async def test_webhooks_do_not_block_the_controller(webhooks: Webhooks, controll
         rj["template"]["spec"]["template"]["metadata"]["annotations"]["sim.pyjobset.io/run-seconds"] = "0.2"
     await webhooks.create(obj)
     await webhooks.cluster.wait_terminal("js", "Completed")
+
+
+async def test_jobset_webhooks_lists_the_webhooks_that_see_a_namespace(webhooks: Webhooks, api: ApiClient) -> None:
+    # The tier's ``without_jobset_webhooks`` fixture relies on this answer to skip where admission is on.
+    ns = webhooks.ns
+    names = [f"conformance-{ns}/mjobset.kb.io", f"conformance-{ns}/vjobset.kb.io"]
+    assert sorted(await jobset_webhooks(api, ns)) == names
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    await api.create(resource_path("", "v1", "namespaces"), {"metadata": {"name": other}})
+    try:
+        assert await jobset_webhooks(api, other) == []  # the configurations select this test's namespace only
+    finally:
+        await api.delete(resource_path("", "v1", "namespaces", name=other))

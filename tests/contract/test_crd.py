@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.contract.client import Kube
-from tests.contract.conftest import eventually
+from tests.contract.conftest import eventually, widget_crd
 
 JSON = dict[str, Any]
 CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crd"
@@ -141,14 +141,28 @@ async def test_printer_columns_in_table_output(kube: Kube, ns: str, widgets: str
 
 async def test_deleting_the_crd_stops_serving_and_removes_objects(kube: Kube, ns: str, widgets: str) -> None:
     path = f"{widgets}/namespaces/{ns}/widgets"
-    await kube.post(path, _w(widgets, "gone", size=1))
+    assert (await kube.post(path, _w(widgets, "gone", size=1))).status == 201
     group = widgets.split("/")[2]
-    await kube.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}")
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    await kube.delete(f"{crds}/widgets.{group}")
+
+    async def crd_gone() -> bool:  # the CRD itself goes only once its objects are deleted (cleanup finalizer)
+        return (await kube.get(f"{crds}/widgets.{group}")).status == 404
 
     async def unserved() -> bool:
         return (await kube.get(path)).status == 404
 
+    await eventually(crd_gone, timeout=60)
     await eventually(unserved, timeout=60)
+    # Created again, the resource is served empty: the objects were removed, not merely hidden.
+    assert (await kube.post(crds, widget_crd(group))).status == 201
+
+    async def served_again() -> Any:
+        reply = await kube.get(path)
+        return reply.obj() if reply.ok else None
+
+    listing = await eventually(served_again, timeout=60)
+    assert listing["items"] == []
 
 
 @pytest.fixture

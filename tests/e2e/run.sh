@@ -17,6 +17,8 @@ python="${PYTHON:-$repo/.venv/bin/python}"
 
 "$here/build.sh"
 bin="$("$here/build.sh" --print-bin-dir)"
+# helm and kubeconform for the chart tests (tests/e2e/test_chart.py), which fail in CI when these are missing.
+"$here/build_tools.sh"
 
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/pyjobset-e2e-XXXXXX")"
 controller_pid=""

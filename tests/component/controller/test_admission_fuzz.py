@@ -44,7 +44,7 @@ from controller.webhooks.server import (
     WebhookServer,
 )
 from kubesim.patch import json_patch
-from tests.unit.test_fuzz_jobset_validation import jobsets, json_values, names
+from tests.unit.controller.test_fuzz_jobset_validation import jobsets, json_values, names
 
 JSON = dict[str, Any]
 SERVER_NAME = "jobset-webhook-service.jobset-system.svc"

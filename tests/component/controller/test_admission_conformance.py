@@ -22,7 +22,7 @@ import kubesim
 from cache.client import ApiClient, resource_path
 from cache.errors import ApiError
 from tests.builders import JobSetBuilder
-from tests.component.test_admission import Env, running_env
+from tests.component.controller.test_admission import Env, running_env
 
 JSON = dict[str, Any]
 Change = Callable[[JSON], None]

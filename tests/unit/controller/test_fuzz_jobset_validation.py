@@ -23,7 +23,7 @@ from controller.webhooks import (
     validate_update,
 )
 from controller.webhooks.jobset_defaults import defaulting_patch
-from tests.unit.test_jobset_defaults import apply_add_patch
+from tests.unit.controller.test_jobset_defaults import apply_add_patch
 
 JSON = dict[str, Any]
 

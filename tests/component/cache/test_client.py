@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import kubesim
-from cache.client import ApiClient, load_cluster_config, resource_path
+from cache.client import ApiClient, TokenBucket, load_cluster_config, resource_path
+from cache.clock import FakeClock
 from cache.errors import AlreadyExists, Conflict, Invalid, NotFound, ServerError, TooManyRequests
 
 CM = resource_path("", "v1", "configmaps", "default")
@@ -86,10 +88,21 @@ async def test_terminal_errors_surface_at_once(cluster: kubesim.SimCluster, tmp_
 
 
 async def test_qps_limiter_spaces_requests(cluster: kubesim.SimCluster, tmp_path: Path) -> None:
-    client, _ = await client_for(cluster, tmp_path, qps=50.0, burst=5)
+    # Every request takes a token from the client's bucket: after the burst, the next one is not sent until the
+    # bucket's clock reaches its slot (1/qps later). The bucket runs on a FakeClock, so nothing waits for real.
+    clock = FakeClock()
+    client, codes = await client_for(cluster, tmp_path)
+    client.limiter = TokenBucket(qps=50.0, burst=5, clock=clock)
     async with client:
         for _ in range(5):
-            await client.get(CM)  # the burst
-        assert client.limiter._tokens < 1
-        await client.get(CM)  # must wait for a token; the bucket refills at 50/s
-        assert client.limiter._tokens < 1
+            await client.get(CM)  # the burst goes out at once
+        assert clock.pending() == 0
+        sixth = asyncio.create_task(client.get(CM))
+        for _ in range(5):
+            await asyncio.sleep(0)  # let it reach the bucket
+        assert clock.pending() == 1, "the request after the burst did not wait for a token"
+        assert not sixth.done()
+        assert sum(codes.values()) == 5
+        clock.advance(0.02)  # the bucket refills at 50/s
+        await sixth
+        assert sum(codes.values()) == 6

@@ -351,6 +351,70 @@ def test_restart_job_budget_counts_job_arrays() -> None:
     assert world.js.status.terminal_state == "Failed"
 
 
+T = "2026-01-01T00:00:0{}Z".format
+
+
+@pytest.mark.parametrize(
+    ("rule_fields", "a_status"),
+    [
+        pytest.param(
+            {"onJobFailureReasons": ["PodFailurePolicy"]},
+            failed_status("BackoffLimitExceeded", at=T(1)),
+            id="earlier-failure-has-another-reason",
+        ),
+        pytest.param(
+            {"targetReplicatedJobs": ["replicated-job-b"]},
+            failed_status("PodFailurePolicy", at=T(1)),
+            id="earlier-failure-is-not-a-target",
+        ),
+        pytest.param(
+            {"onJobFailureMessagePatterns": ["OOMKilled"]},
+            failed_status("PodFailurePolicy", "deadline exceeded", at=T(1)),
+            id="earlier-failure-message-does-not-match",
+        ),
+    ],
+)
+def test_rule_applies_to_the_earliest_failing_job_that_matches_it(
+    rule_fields: dict[str, Any], a_status: dict[str, Any]
+) -> None:
+    # Spec 4.5: a rule is applied to the earliest-failing Job *among those it matches*. An earlier failure the rule
+    # does not match neither hides the rule nor becomes the Job the action names; among the matching Jobs the
+    # earliest transition wins over snapshot order (B[0] comes first but failed later than B[1]).
+    world = started(base({"maxRestarts": 3, "rules": [rule("FailJobSet", "failB", **rule_fields)]}))
+    world.set_status(a_status, A)
+    world.set_status(failed_status("PodFailurePolicy", "Pod x OOMKilled", at=T(9)), B[0])
+    world.set_status(failed_status("PodFailurePolicy", "Pod y OOMKilled", at=T(5)), B[1])
+    plan = world.step()
+    assert cond_of(world, c.COND_FAILED) == (
+        "True",
+        "FailJobSetFailurePolicyAction",
+        f"applying FailJobSet failure policy action (first failed job: {B[1]})",
+    )
+    assert plan.outcome is not None
+    assert (plan.outcome.rule, plan.outcome.job) == ("failB", B[1])
+
+
+def test_restart_job_restarts_the_earliest_failing_job_that_matches_the_rule() -> None:
+    # The Job a RestartJob rule restarts is the earliest failure *it matches*: not a-0 (failed first, for a reason
+    # the rule does not list), not b-0 (first in snapshot order, failed after b-1).
+    rules = [rule("RestartJob", "perJob", onJobFailureReasons=["PodFailurePolicy"])]
+    world = started(base({"maxRestarts": 3, "rules": rules}), GATE_ON)
+    world.set_status(failed_status("BackoffLimitExceeded", at=T(1)), A)
+    world.set_status(failed_status("PodFailurePolicy", at=T(9)), B[0])
+    world.set_status(failed_status("PodFailurePolicy", at=T(5)), B[1])
+    plan = world.step()
+    st = world.js.status
+    assert (st.restarts, st.restarts_count_towards_max) == (0, 0)
+    b = next(s for s in st.replicated_jobs_status if s.name == "replicated-job-b")
+    assert b.job_restarts == (0, 1, 0)
+    assert not _rjob_a(world).job_restarts
+    assert [(e.reason, e.message) for e in plan.events] == [
+        ("RestartJobFailurePolicyAction", f"applying RestartJob failure policy action (first failed job: {B[1]})")
+    ]
+    plan = world.step()
+    assert plan.delete_jobs == (B[1],)
+
+
 def test_restart_job_with_gate_off_is_a_decision_error() -> None:
     world = started(base({"maxRestarts": 3, "rules": [rule("RestartJob")]}))
     world.set_status(failed_status(), A)

@@ -58,7 +58,7 @@ from controller.webhooks.server import (
 from tests.builders import JobSetBuilder
 
 JSON = dict[str, Any]
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "webhook"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "webhook"
 SYSTEM_NS = "jobset-system"
 SERVICE = "jobset-webhook-service"
 SERVER_NAME = f"{SERVICE}.{SYSTEM_NS}.svc"

@@ -33,7 +33,7 @@ from controller.reconciler import JOBSET_LABEL_INDEX, jobset_label_index
 from controller.settings import load_settings
 from controller.webhooks.server import WebhookServer, build_webhook_server
 from tests.builders import JobSetBuilder
-from tests.component.test_admission import SERVICE, SYSTEM_NS, install_webhook_manifests
+from tests.component.controller.test_admission import SERVICE, SYSTEM_NS, install_webhook_manifests
 from tests.conftest import wait_for
 
 JSON = dict[str, Any]

@@ -28,8 +28,8 @@ from controller.settings import load_settings
 from metrics.hub import MetricsHub, informers_for_metrics
 from metrics.server import ObservabilityServer
 from tests.builders import JobSetBuilder
-from tests.component.test_metrics_kubesim import Waiter
-from tests.component.test_prometheus_queries import Prom, check_every_query, running_prometheus
+from tests.component.metrics.test_on_kubesim import Waiter
+from tests.component.metrics.test_prometheus_queries import Prom, check_every_query, running_prometheus
 from tests.conftest import EXTERNAL_KUBECONFIG
 
 pytestmark = pytest.mark.skipif(bool(EXTERNAL_KUBECONFIG), reason="needs the controller in the test's loop")
