@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_OVERRIDES: Final = {
+FLAG_OVERRIDES: Final = {
     "metrics_bind_address": "metrics.bind_address",
     "metrics_secure": "metrics.secure",
     "health_probe_bind_address": "health.health_probe_bind_address",
@@ -174,12 +174,13 @@ _OVERRIDES: Final = {
     "kube_api_qps": "client_connection.qps",
     "kube_api_burst": "client_connection.burst",
 }
-"""Flag (argparse destination) → the settings key it overrides when given."""
+"""Flag (argparse destination) → the settings key it overrides when given (public: the configuration reference,
+``tools/gendocs.py``, is generated from it)."""
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    given = {flag: getattr(args, flag) for flag in _OVERRIDES}
-    return {_OVERRIDES[flag]: value for flag, value in given.items() if value is not None}
+    given = {flag: getattr(args, flag) for flag in FLAG_OVERRIDES}
+    return {FLAG_OVERRIDES[flag]: value for flag, value in given.items() if value is not None}
 
 
 async def _until_signalled(coro_factory: Any) -> int:
