@@ -43,7 +43,7 @@ from controller.settings import Settings
 from controller.webhooks.server import build_webhook_server, run_webhooks
 from metrics.auth import MetricsAuthorizer
 from metrics.hub import MetricsHub, api_host
-from metrics.seam import WatchedInformers
+from metrics.seam import LeadershipObserver, WatchedInformers
 from metrics.server import ObservabilityServer, self_signed_tls_context, tls_context_from_dir
 from metrics.settings import MetricsSettings
 
@@ -246,6 +246,10 @@ async def run_controller(
     """
     cc = settings.client_connection
     hub = MetricsHub(MetricsSettings())
+    # Before any listener starts: under leader election a standby never exports the per-JobSet and GPU families.
+    leader_metrics = (
+        hub.leader(settings.leader_election.resource_name) if settings.leader_election.leader_elect else None
+    )
     async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
         controller = Controller(settings, client, metrics_hub=hub)
         side_tasks: list[asyncio.Task[Any]] = []
@@ -272,7 +276,7 @@ async def run_controller(
         await probes.start()
         log.info("listening", **probes.ports)
         try:
-            await _run_with_election(settings, config, controller, hub, stop)
+            await _run_with_election(settings, config, controller, leader_metrics, stop)
         finally:
             stop.set()
             for t in side_tasks:
@@ -289,10 +293,14 @@ def _metrics_tls(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def _run_with_election(
-    settings: Settings, config: ClusterConfig, controller: Controller, hub: MetricsHub, stop: asyncio.Event
+    settings: Settings,
+    config: ClusterConfig,
+    controller: Controller,
+    leader_metrics: LeadershipObserver | None,
+    stop: asyncio.Event,
 ) -> None:
     le = settings.leader_election
-    if not le.leader_elect:
+    if leader_metrics is None:
         await controller.run(stop)
         return
     async with ApiClient(config, qps=5, burst=10) as lease_client:
@@ -316,7 +324,6 @@ async def _run_with_election(
             controller.queue.shut_down()
             stop.set()
 
-        leader_metrics = hub.leader(le.resource_name)
         elector.started_callbacks += [lambda: log.info("leader_elected", lease=le.resource_name)]
         elector.started_callbacks.append(leader_metrics.started_leading)
         elector.stopped_callbacks += [leader_metrics.stopped_leading, on_stopped]
