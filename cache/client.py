@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,7 +30,7 @@ import orjson
 from api.jsontypes import JSON
 from cache.clock import Clock, RealClock
 from cache.credentials import CredentialError
-from cache.errors import ApiError, ConnectionFailed, TransientError, error_for
+from cache.errors import ApiError, ConnectionFailed, Fenced, TransientError, error_for
 from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
 
 __all__ = [
@@ -131,6 +131,9 @@ class ApiClient:
         self._session: aiohttp.ClientSession | None = None
         self.on_request: list[Any] = []
         """Callables ``(method, code)`` invoked after every response (REST client metrics hook)."""
+        self.write_fence: Callable[[], bool] | None = None
+        """When set, checked right before every write (any method but GET) is sent, retries included: False
+        refuses the write with ``Fenced`` (leader election: a process that lost its authority writes nothing)."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -174,6 +177,8 @@ class ApiClient:
             auth: str | None = None
             try:
                 auth = await self._authorization()
+                if method != "GET" and self.write_fence is not None and not self.write_fence():
+                    raise Fenced(f"{method} {path}: refused, this process no longer holds the leader lease")
                 async with (
                     self._in_flight,
                     self.session.request(

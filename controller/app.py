@@ -250,16 +250,22 @@ async def run_controller(
     leader_metrics = (
         hub.leader(settings.leader_election.resource_name) if settings.leader_election.leader_elect else None
     )
-    async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
+    # Two clients: the controller's writes are fenced by leader election (``_run_with_election``); the admission
+    # server serves, and manages its certificate, in every replica, so its client is never fenced.
+    async with (
+        ApiClient(config, qps=cc.qps, burst=cc.burst) as client,
+        ApiClient(config, qps=cc.qps, burst=cc.burst) as webhook_client,
+    ):
         controller = Controller(settings, client, metrics_hub=hub)
         side_tasks: list[asyncio.Task[Any]] = []
         readiness: dict[str, Callable[[], bool]] = {"caches-synced": controller.ready.is_set}
         if webhooks:
-            srv = build_webhook_server(settings, client, controller.pods, controller.nodes)
+            webhook_client.on_request.append(hub.rest_client(api_host(config.server)))
+            srv = build_webhook_server(settings, webhook_client, controller.pods, controller.nodes)
             readiness["webhook-certs"] = srv.ready
             side_tasks.append(
                 asyncio.create_task(
-                    run_webhooks(settings, client, controller.pods, controller.nodes, stop, server=srv),
+                    run_webhooks(settings, webhook_client, controller.pods, controller.nodes, stop, server=srv),
                     name="webhooks",
                 )
             )
@@ -327,6 +333,9 @@ async def _run_with_election(
         elector.started_callbacks += [lambda: log.info("leader_elected", lease=le.resource_name)]
         elector.started_callbacks.append(leader_metrics.started_leading)
         elector.stopped_callbacks += [leader_metrics.stopped_leading, on_stopped]
+        # No write leaves this process unless it leads with authority left: a leader frozen (SIGSTOP) past its
+        # renew deadline wakes to refused writes (``cache.errors.Fenced``) while its elector notices the loss.
+        controller.client.write_fence = elector.may_write
         campaign = asyncio.create_task(elector.run(), name="leader-election")
         try:
             await controller.run(stop, leading=elector.wait_leading)
