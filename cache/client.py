@@ -26,12 +26,15 @@ from urllib.parse import urlencode
 
 import aiohttp
 import orjson
+import structlog
 
 from api.jsontypes import JSON
 from cache.clock import Clock, RealClock
 from cache.credentials import CredentialError
 from cache.errors import ApiError, ConnectionFailed, Fenced, TransientError, error_for
 from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
+
+log = structlog.get_logger("pyjobset.client")
 
 __all__ = [
     "APPLY_PATCH",
@@ -191,6 +194,8 @@ class ApiClient:
                 ):
                     payload = await resp.read()
                     self._notify(method, resp.status)
+                    if method != "GET":
+                        log.debug("api_write", method=method, path=path, code=resp.status)
                     if resp.status < 400:
                         return payload
                     err: ApiError = error_for(resp.status, payload, retry_after=resp.headers.get("Retry-After"))
