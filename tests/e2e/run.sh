@@ -82,7 +82,8 @@ if [[ $has_path -eq 0 && -n "$controller_pid" ]]; then
     controller_pid=""
     unset PYJOBSET_EXTERNAL_CONTROLLER
     echo "==> e2e tests that start their own controller"
-    "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py tests/e2e/test_replicas.py || status=$?
+    "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py tests/e2e/test_replicas.py \
+        tests/e2e/test_upgrade.py || status=$?
 fi
 if [[ $status -ne 0 ]]; then
     echo "component logs: $workdir/logs (kept until this script exits)" >&2
