@@ -32,12 +32,15 @@ from urllib.parse import urlencode
 
 import aiohttp
 import orjson
+import structlog
 
 from api.jsontypes import JSON
 from cache.clock import Clock, RealClock
 from cache.credentials import CredentialError
-from cache.errors import ApiError, ConnectionFailed, TransientError, WatchIdle, error_for
+from cache.errors import ApiError, ConnectionFailed, Fenced, TransientError, WatchIdle, error_for
 from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
+
+log = structlog.get_logger("pyjobset.client")
 
 __all__ = [
     "APPLY_PATCH",
@@ -157,6 +160,9 @@ class ApiClient:
         self._session: aiohttp.ClientSession | None = None
         self.on_request: list[Any] = []
         """Callables ``(method, code)`` invoked after every response (REST client metrics hook)."""
+        self.write_fence: Callable[[], bool] | None = None
+        """When set, checked right before every write (any method but GET) is sent, retries included: False
+        refuses the write with ``Fenced`` (leader election: a process that lost its authority writes nothing)."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -202,6 +208,8 @@ class ApiClient:
             auth: str | None = None
             try:
                 auth = await self._authorization()
+                if method != "GET" and self.write_fence is not None and not self.write_fence():
+                    raise Fenced(f"{method} {path}: refused, this process no longer holds the leader lease")
                 async with (
                     self._in_flight,
                     self.session.request(
@@ -214,6 +222,8 @@ class ApiClient:
                 ):
                     payload = await resp.read()
                     self._notify(method, resp.status)
+                    if method != "GET":
+                        log.debug("api_write", method=method, path=path, code=resp.status)
                     if resp.status < 400:
                         return payload
                     err: ApiError = error_for(resp.status, payload, retry_after=resp.headers.get("Retry-After"))

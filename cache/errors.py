@@ -14,7 +14,8 @@
         ├── Conflict              409 reason Conflict (stale resourceVersion)
         ├── AlreadyExists         409 reason AlreadyExists
         ├── Gone                  410 (expired resourceVersion: re-list)
-        └── Invalid               422 (field causes in ``details``)
+        ├── Invalid               422 (field causes in ``details``)
+        └── Fenced                a write refused before it was sent: this process no longer leads (status 0)
 
 Invariant: ``error_for(status, body)`` maps every HTTP status to exactly one class; callers branch on classes,
 never on numbers. Messages never include request bodies or credentials.
@@ -62,6 +63,11 @@ class WatchIdle(ConnectionFailed):
 
 class TerminalError(ApiError):
     pass
+
+
+class Fenced(TerminalError):
+    """Raised by ``ApiClient`` instead of sending a write once its ``write_fence`` says the process may not write
+    (leadership lost or its renew deadline passed, e.g. after the process was frozen)."""
 
 
 class BadRequest(TerminalError):

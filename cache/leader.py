@@ -27,6 +27,8 @@ Invariants (why two processes never lead at once):
   leader wrote it, so it can take over no earlier than ``lease_duration - renew_deadline`` (5 s by default)
   after the old leader stopped.
 * Work is stopped before the Lease is released on shutdown; a lost leader never renews again in that ``run``.
+* ``may_write()`` is the write fence: false as soon as the renew deadline has passed on our clock, even before
+  the renew loop has run (a process resumed after SIGSTOP); ``ApiClient.write_fence`` checks it before each write.
 * Deliberately stricter than client-go, whose renew deadline runs from the start of each retry *round*: with
   an API so slow that a renewal (read + replace) takes more than ``(renew_deadline - retry_period) / 2``, we
   give up leadership rather than risk outliving a write a candidate has already started timing.
@@ -266,6 +268,14 @@ class LeaderElector:
     @property
     def identity(self) -> str:
         return self.config.identity
+
+    def may_write(self) -> bool:
+        """True while this process leads *and* its authority has not run out on our clock (a write fence).
+
+        ``is_leader`` is cleared by the renew loop, which only runs when the event loop gets to it: a process that
+        was frozen (SIGSTOP, a long GC or swap pause) past its renew deadline wakes with ``is_leader`` still set
+        while a standby may already lead. Checking the deadline itself before each write closes that window."""
+        return self._is_leader and self._clock.now() < self._deadline
 
     @property
     def observed_leader(self) -> str:

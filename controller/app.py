@@ -43,7 +43,7 @@ from controller.settings import Settings
 from controller.webhooks.server import WebhookServer, build_webhook_server, run_webhooks
 from metrics.auth import MetricsAuthorizer
 from metrics.hub import MetricsHub, api_host
-from metrics.seam import WatchedInformers
+from metrics.seam import LeadershipObserver, WatchedInformers
 from metrics.server import ObservabilityServer, self_signed_tls_context, tls_context_from_dir
 from metrics.settings import MetricsSettings
 
@@ -311,7 +311,16 @@ async def run_controller(
     """
     cc = settings.client_connection
     hub = MetricsHub(MetricsSettings())
-    async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
+    # Before any listener starts: under leader election a standby never exports the per-JobSet and GPU families.
+    leader_metrics = (
+        hub.leader(settings.leader_election.resource_name) if settings.leader_election.leader_elect else None
+    )
+    # Two clients: the controller's writes are fenced by leader election (``_run_with_election``); the admission
+    # server serves, and manages its certificate, in every replica, so its client is never fenced.
+    async with (
+        ApiClient(config, qps=cc.qps, burst=cc.burst) as client,
+        ApiClient(config, qps=cc.qps, burst=cc.burst) as webhook_client,
+    ):
         controller = Controller(settings, client, metrics_hub=hub)
         side_tasks: list[asyncio.Task[Any]] = []
         readiness: dict[str, Callable[[], bool]] = {
@@ -320,11 +329,12 @@ async def run_controller(
         }
         srv: WebhookServer | None = None
         if webhooks:
-            srv = build_webhook_server(settings, client, controller.pods, controller.nodes)
+            webhook_client.on_request.append(hub.rest_client(api_host(config.server)))
+            srv = build_webhook_server(settings, webhook_client, controller.pods, controller.nodes)
             readiness["webhook-certs"] = srv.ready
             side_tasks.append(
                 asyncio.create_task(
-                    run_webhooks(settings, client, controller.pods, controller.nodes, stop, server=srv),
+                    run_webhooks(settings, webhook_client, controller.pods, controller.nodes, stop, server=srv),
                     name="webhooks",
                 )
             )
@@ -347,7 +357,7 @@ async def run_controller(
             running.controller, running.webhooks, running.probes = controller, srv, probes
             running.started.set()
         try:
-            await _run_with_election(settings, config, controller, hub, stop)
+            await _run_with_election(settings, config, controller, leader_metrics, stop)
         finally:
             stop.set()
             for t in side_tasks:
@@ -364,10 +374,14 @@ def _metrics_tls(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def _run_with_election(
-    settings: Settings, config: ClusterConfig, controller: Controller, hub: MetricsHub, stop: asyncio.Event
+    settings: Settings,
+    config: ClusterConfig,
+    controller: Controller,
+    leader_metrics: LeadershipObserver | None,
+    stop: asyncio.Event,
 ) -> None:
     le = settings.leader_election
-    if not le.leader_elect:
+    if leader_metrics is None:
         await controller.run(stop)
         return
     async with ApiClient(config, qps=5, burst=10) as lease_client:
@@ -391,10 +405,12 @@ async def _run_with_election(
             controller.queue.shut_down()
             stop.set()
 
-        leader_metrics = hub.leader(le.resource_name)
         elector.started_callbacks += [lambda: log.info("leader_elected", lease=le.resource_name)]
         elector.started_callbacks.append(leader_metrics.started_leading)
         elector.stopped_callbacks += [leader_metrics.stopped_leading, on_stopped]
+        # No write leaves this process unless it leads with authority left: a leader frozen (SIGSTOP) past its
+        # renew deadline wakes to refused writes (``cache.errors.Fenced``) while its elector notices the loss.
+        controller.client.write_fence = elector.may_write
         campaign = asyncio.create_task(elector.run(), name="leader-election")
         try:
             await controller.run(stop, leading=elector.wait_leading)

@@ -12,6 +12,8 @@ reused (a label lookup per event would dominate the cost at 100k events/s).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import Counter, Histogram
 
 from metrics.registry import Metrics
@@ -104,15 +106,18 @@ class RestClientMetrics:
 class LeaderMetrics:
     """``leader_election_master_status{name}``: 0 until ``started_leading``, back to 0 on ``stopped_leading``."""
 
-    def __init__(self, metrics: Metrics, name: str) -> None:
+    def __init__(self, metrics: Metrics, name: str, on_change: Callable[[bool], None] | None = None) -> None:
         self._gauge = metrics.leader_status.labels(name=name)
-        self._gauge.set(0)
+        self._on_change = on_change
+        self.set(False)
 
     def started_leading(self) -> None:
-        self._gauge.set(1)
+        self.set(True)
 
     def stopped_leading(self) -> None:
-        self._gauge.set(0)
+        self.set(False)
 
     def set(self, leading: bool) -> None:
         self._gauge.set(1 if leading else 0)
+        if self._on_change is not None:
+            self._on_change(leading)

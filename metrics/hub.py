@@ -11,7 +11,11 @@ Invariants:
 * ``pre_scrape`` callables run on the event loop before each scrape (they may touch loop-owned state, e.g. the
   work queue's in-progress timers); rendering then runs in slices on the loop (``metrics.exposition``) or, when
   configured, in a worker thread, where collectors only read;
-* ``watch`` adds handlers to the informers it is given, it never replaces theirs.
+* ``watch`` adds handlers to the informers it is given, it never replaces theirs;
+* with leader election (``leader(name)`` was called) the per-JobSet and GPU families — the lifecycle and GPU
+  collectors and the event-fed ``jobset_*`` lifecycle metrics (``Metrics.per_jobset``) — are exported only while
+  this process leads: a standby's caches see the same cluster, and ``sum()`` over replicas must not count it
+  twice. Health, queue, REST client, reconcile, informer and leader-status metrics are exported by every replica.
 """
 
 from __future__ import annotations
@@ -55,15 +59,34 @@ class MetricsHub:
         self.pre_scrape: list[Callable[[], Any]] = [self.tracker.poll_synced]
         self.sources: list[Collector] = [m for m in vars(self.metrics).values() if isinstance(m, MetricWrapperBase)]
         """What ``/metrics`` exports, in order: the event-fed metrics, then the scrape-time collectors."""
-        self._register(LifecycleCollector(self.tracker))
+        self._election = False
+        self._leading = False
+        self._fleet: list[Collector] = list(self.metrics.per_jobset())
+        """Sources exported only while ``exports_fleet()`` (see the module docstring)."""
+        self._register(LifecycleCollector(self.tracker), fleet=True)
         self._register(InformerCollector(lambda: self._informers))
         self._gpu: GpuCollector | None = None
         self.slice_observer: Callable[[float, float], None] | None = None
         """Benchmarks: told the wall and CPU seconds of every slice of a sliced render."""
 
-    def _register(self, collector: Collector) -> None:
+    def _register(self, collector: Collector, *, fleet: bool = False) -> None:
         self.registry.register(collector)
         self.sources.append(collector)
+        if fleet:
+            self._fleet.append(collector)
+
+    def exports_fleet(self) -> bool:
+        """True when the per-JobSet and GPU families are exported: no leader election, or this process leads."""
+        return not self._election or self._leading
+
+    def exported(self) -> list[Collector]:
+        """The sources ``/metrics`` renders now, in order (``sources`` less the fleet ones on a standby)."""
+        if self.exports_fleet():
+            return list(self.sources)
+        return [s for s in self.sources if all(s is not f for f in self._fleet)]
+
+    def _set_leading(self, leading: bool) -> None:
+        self._leading = leading
 
     # ------------------------------------------------------------------------------------ feeding
 
@@ -79,8 +102,10 @@ class MetricsHub:
         return RestClientMetrics(self.metrics, host)
 
     def leader(self, name: str) -> LeaderMetrics:
-        """``leader_election_master_status{name}``, starting at 0."""
-        return LeaderMetrics(self.metrics, name)
+        """``leader_election_master_status{name}``, starting at 0. Calling it means this process runs under leader
+        election: from then on the per-JobSet and GPU families are exported only while it leads."""
+        self._election = True
+        return LeaderMetrics(self.metrics, name, on_change=self._set_leading)
 
     def add_informers(self, informers: Iterable[InformerLike]) -> None:
         """Export these informers' health; the tracker starts witnessing milestones once all have synced."""
@@ -103,26 +128,27 @@ class MetricsHub:
         if self._gpu is not None:
             return
         self._gpu = GpuCollector(nodes, pods, self.settings, self.tracker.label_of)
-        self._register(self._gpu)
+        self._register(self._gpu, fleet=True)
 
     # ------------------------------------------------------------------------------------ exposition
 
     def render_sync(self) -> bytes:
         """The text exposition (``CONTENT_TYPE_LATEST``) in one go; safe in a worker thread."""
-        return render_now(self.sources)
+        return render_now(self.exported())
 
     async def render(self) -> bytes:
         """Run the pre-scrape hooks on the loop, then render as ``settings.exposition`` says."""
         for hook in self.pre_scrape:
             hook()
         mode = self.settings.exposition
+        sources = self.exported()
         if mode == "sliced":
             return await render_sliced(
-                self.sources, budget=self.settings.exposition_slice_seconds, on_slice=self.slice_observer
+                sources, budget=self.settings.exposition_slice_seconds, on_slice=self.slice_observer
             )
         if mode == "thread":
-            return await asyncio.to_thread(self.render_sync)
-        return self.render_sync()
+            return await asyncio.to_thread(render_now, sources)
+        return render_now(sources)
 
 
 # --------------------------------------------------------------------------------------------- wiring

@@ -23,6 +23,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 
 # --------------------------------------------------------------------------------------------- buckets
 
@@ -324,3 +325,7 @@ class Metrics:
             'JobSets counted under jobset_name="__other__" because of the per-JobSet series cap.',
             registry=r,
         )
+
+    def per_jobset(self) -> list[MetricWrapperBase]:
+        """The event-fed JobSet lifecycle metrics: exported by the leader only (``MetricsHub.exports_fleet``)."""
+        return [self.terminal, self.startup_phase, self.startup_total, self.recovery, self.tracked_over_cap]

@@ -3,7 +3,8 @@ metrics are handed the informers they read.
 
 Role: ``metrics`` owns these interfaces and the controller calls them, so neither package needs the other's
 internals. ``ReconcileObserver`` is called by the reconciler after every reconcile, ``PlanObserver`` by the acting
-layer after a Plan's status write succeeded (D4 of behaviour.md); ``InformerHandle[R]`` is an informer of records ``R``
+layer after a Plan's status write succeeded (D4 of behaviour.md), ``LeadershipObserver`` by the leader elector's
+callbacks; ``InformerHandle[R]`` is an informer of records ``R``
 as the metrics read it (``cache.informer.Informer[R]`` satisfies it structurally), and ``WatchedInformers`` names
 each informer the lifecycle tracker and the GPU collector need by its role and record type — registration is by
 typed handle, never by looking informers up by name. The composition root (``controller.app``) wires the
@@ -29,6 +30,7 @@ R_co = TypeVar("R_co", covariant=True)
 __all__ = [
     "InformerHandle",
     "InformerLike",
+    "LeadershipObserver",
     "PlanObserver",
     "ReconcileObserver",
     "Records",
@@ -47,6 +49,14 @@ class PlanObserver(Protocol):
     """Told about a Plan once its status write succeeded (decision D4): restarts and terminal outcomes."""
 
     def plan_applied(self, js: JobSet, plan: Plan) -> None: ...
+
+
+class LeadershipObserver(Protocol):
+    """Told when this process starts and stops leading (leader election callbacks)."""
+
+    def started_leading(self) -> None: ...
+
+    def stopped_leading(self) -> None: ...
 
 
 class Sized(Protocol):

@@ -506,10 +506,11 @@ class ControlPlane:
             what="the JobSet CRD Established",
         )
 
-    def start_controller(self, kubeconfig: Path, *extra_args: str) -> Process:
+    def start_controller(self, kubeconfig: Path, *extra_args: str, name: str = "pyjobset-controller") -> Process:
         """Run ``pyjobset run`` as its own process (same interpreter) against this plane with ``kubeconfig``.
 
-        The process joins ``processes``, so ``stop()`` stops it first; stop it earlier with ``Process.stop``.
+        The process joins ``processes``, so ``stop()`` stops it first; stop it earlier with ``Process.stop``. Its
+        output goes to ``logs/<name>.log`` (give replicas distinct names).
         """
         argv = [
             sys.executable,
@@ -523,7 +524,7 @@ class ControlPlane:
             *extra_args,
         ]
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
-        return self._spawn("pyjobset-controller", argv, env=env)
+        return self._spawn(name, argv, env=env)
 
     def service_account_kubeconfig(
         self,

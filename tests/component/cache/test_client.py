@@ -13,7 +13,7 @@ import pytest
 import kubesim
 from cache.client import ApiClient, TokenBucket, load_cluster_config, resource_path
 from cache.clock import FakeClock
-from cache.errors import AlreadyExists, Conflict, Invalid, NotFound, ServerError, TooManyRequests
+from cache.errors import AlreadyExists, Conflict, Fenced, Invalid, NotFound, ServerError, TooManyRequests
 
 CM = resource_path("", "v1", "configmaps", "default")
 
@@ -106,3 +106,25 @@ async def test_qps_limiter_spaces_requests(cluster: kubesim.SimCluster, tmp_path
         clock.advance(0.02)  # the bucket refills at 50/s
         await sixth
         assert sum(codes.values()) == 6
+
+
+async def test_write_fence_refuses_writes_without_sending_them_and_lets_reads_through(
+    cluster: kubesim.SimCluster, tmp_path: Path
+) -> None:
+    client, codes = await client_for(cluster, tmp_path)
+    may_write = True
+    client.write_fence = lambda: may_write
+    async with client:
+        await client.create(CM, {"metadata": {"name": "before"}})
+        may_write = False
+        sent = sum(codes.values())
+        with pytest.raises(Fenced):
+            await client.create(CM, {"metadata": {"name": "after"}})
+        with pytest.raises(Fenced):
+            await client.delete(f"{CM}/before")
+        with pytest.raises(Fenced):
+            await client.patch(f"{CM}/before", {"data": {"k": "v"}})
+        assert sum(codes.values()) == sent, "a fenced write must never reach the server"
+        names = {i["metadata"]["name"] for i in (await client.get(CM))["items"]}
+    assert "before" in names
+    assert "after" not in names

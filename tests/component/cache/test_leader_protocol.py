@@ -609,3 +609,27 @@ async def test_random_partitions_restarts_and_hangs_never_give_two_leaders(seed:
         for view in w.views.values():
             view.partitioned = view.hung = False
         await w.stop_all()
+
+
+async def test_write_fence_closes_at_the_renew_deadline_even_before_the_renew_loop_runs(world: World) -> None:
+    """A leader frozen (SIGSTOP) past its renew deadline wakes still flagged leader: ``may_write`` must say no
+    at once, before its renew loop gets to run and notice, so no write of the frozen process goes out."""
+    a = world.start("a")
+    await world.run_until(lambda: a.is_leader, 1.0)
+    await world.run_for(3.0)
+    assert a.may_write()
+    world.clock.advance(10.5)  # frozen: no task ran while the clock moved past the renew deadline (10 s)
+    assert a.is_leader, "nothing has run yet: the flag is stale"
+    assert not a.may_write()
+    await settle()
+    assert not a.is_leader
+    assert not a.may_write()
+
+
+async def test_a_candidate_may_never_write(world: World) -> None:
+    a = world.start("a")
+    await world.run_until(lambda: a.is_leader, 1.0)
+    b = world.start("b", seed=1)
+    await world.run_for(5.0)
+    assert a.may_write()
+    assert not b.may_write()

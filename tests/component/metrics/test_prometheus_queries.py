@@ -77,20 +77,22 @@ class Prom:
 
 @contextlib.asynccontextmanager
 async def running_prometheus(tmp_path: Path, target: int) -> AsyncIterator[Prom]:
-    """Prometheus on 127.0.0.1 scraping ``127.0.0.1:<target>/metrics`` every second, with our alert rules."""
+    """Prometheus on 127.0.0.1 scraping ``127.0.0.1:<target>/metrics`` every second (job named as the Prometheus
+    Operator names our ServiceMonitor's), with our alert rules."""
     if PROMETHEUS is None:
         if os.environ.get("CI") == "true":
             pytest.fail("the prometheus binary is missing: CI must `apt-get install -y prometheus`")
         pytest.skip("prometheus not installed (apt-get install -y prometheus)")
-    rules = tmp_path / "rules.yml"
-    rules.write_text(yaml.safe_dump(yaml.safe_load(d.ALERTS_FILE.read_text())["spec"]))
+    rules = d.RULES_FILE  # the same rules as the PrometheusRule's spec (tools.dashboards writes both)
     config = tmp_path / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(rules)],
-                "scrape_configs": [{"job_name": "pyjobset", "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}],
+                "scrape_configs": [
+                    {"job_name": d.METRICS_JOB, "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}
+                ],
             }
         )
     )
@@ -156,8 +158,8 @@ async def prometheus(tmp_path: Path, metrics_server: tuple[MetricsHub, int]) -> 
 
 async def test_every_dashboard_query_and_alert_returns_data(prometheus: Prom) -> None:
     # rate()/increase() need two samples inside the 1m window: wait for three scrapes.
-    await prometheus.until('count_over_time(up{job="pyjobset"}[1m]) >= 3')
-    up = await prometheus.query('up{job="pyjobset"}')
+    await prometheus.until(f'count_over_time(up{{job="{d.METRICS_JOB}"}}[1m]) >= 3')
+    up = await prometheus.query(f'up{{job="{d.METRICS_JOB}"}}')
     assert up["data"]["result"][0]["value"][1] == "1"
     await check_every_query(prometheus)
 
@@ -177,7 +179,7 @@ async def test_alert_rules_load_and_evaluate_healthy(prometheus: Prom) -> None:
 
 
 async def test_scraped_values_match_the_scripted_story(prometheus: Prom) -> None:
-    await prometheus.until('up{job="pyjobset"} == 1')
+    await prometheus.until(f'up{{job="{d.METRICS_JOB}"}} == 1')
 
     async def scalar(expr: str) -> float:
         body = await prometheus.query(expr)

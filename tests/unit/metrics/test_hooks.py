@@ -165,3 +165,54 @@ def test_informers_for_metrics_adds_only_what_is_missing() -> None:
     assert [(i.name, i.label_selector) for i in both] == [("pods", c.JOBSET_NAME_KEY), ("nodes", None)]
     assert [i.name for i in informers_for_metrics(client, ["jobsets", "pods"])] == ["nodes"]
     assert informers_for_metrics(client, ["pods", "nodes"]) == []
+
+
+FLEET_FAMILIES = {f.name for f in SCRAPE_FAMILIES if f.name.startswith("jobset_")} | {
+    "jobset_terminal_outcomes",
+    "jobset_startup_phase_seconds",
+    "jobset_startup_seconds",
+    "jobset_recovery_seconds",
+    "jobset_metrics_jobsets_over_cap",
+}
+EVERY_REPLICA = {
+    "controller_runtime_reconcile",
+    "workqueue_depth",
+    "rest_client_requests",
+    "leader_election_master_status",
+    "informer_synced",
+    "informer_cache_objects",
+}
+
+
+def families(body: bytes) -> set[str]:
+    """Family names in an exposition (counters without their ``_total``, as declared)."""
+    return {line.split()[2].removesuffix("_total") for line in body.decode().splitlines() if line.startswith("# TYPE ")}
+
+
+async def test_only_the_leader_exports_per_jobset_and_gpu_families() -> None:
+    """A standby's caches see the same JobSets and GPUs as the leader's: it must not export them a second time."""
+    time = syn.FakeTime()
+    hub = MetricsHub(clock=time.clock)
+    await syn.populate(hub, time)  # every family has data; populate leaves this process leading
+    assert families(await hub.render()) >= FLEET_FAMILIES | EVERY_REPLICA
+
+    lead = hub.leader(syn.LEASE)  # a replica that lost (or never won) the lease
+    lead.stopped_leading()
+    standby = families(await hub.render())
+    assert standby & FLEET_FAMILIES == set()
+    assert standby >= EVERY_REPLICA
+    assert v(hub, "leader_election_master_status", name=syn.LEASE) == 0
+
+    lead.started_leading()
+    assert families(await hub.render()) >= FLEET_FAMILIES
+    assert families(hub.render_sync()) >= FLEET_FAMILIES
+
+
+async def test_without_leader_election_the_only_replica_exports_everything() -> None:
+    time = syn.FakeTime()
+    hub = MetricsHub(clock=time.clock)
+    infs = syn.fake_informers()
+    hub.watch(syn.watched(infs))
+    assert {"jobset_state_count", "jobset_cluster_gpu_allocatable"} <= families(await hub.render())
+    hub.leader(syn.LEASE)  # under election, a replica that has not won yet: standby
+    assert "jobset_cluster_gpu_allocatable" not in families(await hub.render())
