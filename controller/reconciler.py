@@ -122,7 +122,7 @@ class JobSetReconciler:
             plan = decide(snap, self.now(), max_writes=self.max_writes)
         if plan.is_empty:
             return None
-        return await self.actor.execute(js, plan)
+        return await self.actor.execute(js, plan, self.still_current(key, js))
 
     def still_current(self, key: str, js: JobSet) -> Callable[[], bool]:
         """Whether the cached JobSet is still the one ``js`` a Plan was decided for: same UID and generation, not
