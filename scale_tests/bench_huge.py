@@ -1,4 +1,4 @@
-"""A huge JobSet in flight: event-loop stalls, a small JobSet's wait, RSS growth, creates after a delete (P13).
+"""A huge JobSet in flight (P13 of performance.md): loop stalls, a small JobSet's wait, RSS, creates after a delete.
 
 Workload: the simulated API server in its own process (API server + garbage collector, no Job controller, so no
 pods), the controller in this process as in production (one worker, 500 QPS / 500 burst, the reference's
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import platform
@@ -38,6 +39,20 @@ from scale_tests.bench_jobset import jobset, sim_process
 
 RESULTS = Path(__file__).parent / "results"
 PROBE_PERIOD = 0.005
+
+
+gc_pauses: list[float] = []
+_gc_started: list[float] = [0.0]
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    """Times full (generation 2) collections: they stop the loop for as long as they scan."""
+    if info.get("generation") != 2:
+        return
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        gc_pauses.append(time.perf_counter() - _gc_started[0])
 
 
 def rss_mib() -> tuple[float, float]:
@@ -156,6 +171,10 @@ async def run(replicas: int, *, baseline: bool, limit: float) -> dict[str, Any]:
                 stop = asyncio.Event()
                 task = asyncio.create_task(ctl.run(stop))
                 await ctl.ready.wait()
+                idle_probe = LoopProbe()  # the machine's own noise (shared cores), nothing in flight
+                idle_probe.start()
+                await asyncio.sleep(3)
+                idle = await idle_probe.stop()
                 rss0, _ = rss_mib()
                 probe = LoopProbe()
                 probe.start()
@@ -201,8 +220,10 @@ async def run(replicas: int, *, baseline: bool, limit: float) -> dict[str, Any]:
                     "replicas": replicas,
                     "max_writes_per_pass": ctl.reconciler.max_writes,
                     "huge_jobs_created": counts.get("huge", 0),
+                    "gc_full_collections_max_ms": round(max(gc_pauses, default=0.0) * 1000, 1),
                     "huge_create_s": round(big_time, 1),
                     "huge_controller_cpu_s": round(big_cpu, 1),
+                    "loop_lag_idle": idle,
                     "loop_lag_while_in_flight": stalls,
                     "small_jobset_wait_s": round(small_wait, 2) if small_wait is not None else "not within limit",
                     "huge_jobs_when_small_done": big_at_small,
@@ -223,6 +244,7 @@ def main() -> None:
     parser.add_argument("--baseline", action="store_true")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds to wait for the huge JobSet")
     args = parser.parse_args()
+    gc.callbacks.append(_gc_timer)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     result = asyncio.run(run(args.replicas, baseline=args.baseline, limit=args.limit))
     result["python"] = platform.python_version()

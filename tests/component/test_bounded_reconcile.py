@@ -65,6 +65,7 @@ async def test_a_small_jobset_gets_its_jobs_while_a_large_one_is_in_flight(
 ) -> None:
     assert controller is not None
     controller.reconciler.max_writes = 10
+    controller.reconciler.offload_children = 100  # the big one is decided in a worker thread from then on
     total = 1000
     await api.create(jobsets(namespace), big(namespace, "huge", total))
     # The large one is in flight: some of its Jobs exist.
