@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cache.client import ApiClient, resource_path
+from cache.client import ApiClient, load_cluster_config, resource_path
 from controller.app import Controller
+from controller.settings import JOBSET_GROUP_KIND, load_settings
 from tests.builders import JobSetBuilder
 from tests.conftest import wait_for
 
@@ -136,3 +137,29 @@ async def test_suspending_a_jobset_mid_plan_stops_its_creates(
     await wait_for(api, resource_path("batch", "v1", "jobs", namespace), lambda items: len(items) == total)
     created = await jobs_of(api, namespace, "huge")
     assert sum(1 for j in created if not j["spec"].get("suspend")) <= seen["running"]
+
+
+async def test_group_kind_concurrency_runs_several_workers(kubeconfig: str, jobset_crd: None, namespace: str) -> None:
+    """``controller.groupKindConcurrency`` starts that many workers; JobSets are reconciled side by side."""
+    settings = load_settings(
+        overrides={
+            "leader_election.leader_elect": False,
+            "controller.group_kind_concurrency": {JOBSET_GROUP_KIND: 3},
+        }
+    )
+    async with ApiClient(await load_cluster_config(kubeconfig)) as client:
+        ctl = Controller(settings, client)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ctl.run(stop))
+        try:
+            await asyncio.wait_for(ctl.ready.wait(), 30)
+            await client.create(jobsets(namespace), big(namespace, "one", 30))
+            await client.create(jobsets(namespace), JobSetBuilder("two", namespace).rjob("a", 2).obj())
+            await wait_for(
+                client, resource_path("batch", "v1", "jobs", namespace), lambda items: len(items) == 32, limit=60
+            )
+            workers = [t for t in asyncio.all_tasks() if t.get_name().startswith("worker-") and not t.done()]
+            assert len(workers) == 3
+        finally:
+            stop.set()
+            await task
