@@ -21,8 +21,8 @@ Equality for immutability follows ``apiequality.Semantic.DeepEqual`` on the raw 
 list and empty object are the same; scalars must match exactly (so ``""`` vs absent differ, which only
 matters for non-pointer Go fields and is a known, harmless deviation).
 
-Our size limits (``jobset_limits``: total Jobs, replicated jobs, encoded bytes) run first on CREATE and, when
-one trips, are the only errors reported; on UPDATE only the byte limit applies, to growth.
+Our size limits (``jobset_limits``: total Jobs, replicated jobs, encoded bytes) are reported first on CREATE,
+before the reference's errors; on UPDATE only the byte limit applies, to growth.
 
 Invariants: pure (the only outside call is the injected ``pvc_lookup``); never raises for JSON-compatible
 input — malformed input yields type errors with field paths and no rule runs on it; errors come out in the
@@ -113,10 +113,7 @@ def validate_create(obj: Any, gates: Mapping[str, bool], pvc_lookup: PvcLookup |
     view, errors = parse_jobset(obj)
     if view is None:
         return errors
-    too_big = limit_errors(obj, view)
-    if too_big:
-        return too_big  # our size limits first and alone: the other rules would only add noise (and work)
-    errs = ErrorList()
+    errs = limit_errors(obj, view)  # ours first; every rule below is linear, so a huge JobSet is answered fast
     in_place = view.failure_policy is not None and view.failure_policy.restart_strategy == "InPlaceRestart"
     if in_place and not _gate(gates, GATE_IN_PLACE_RESTART):
         assert view.failure_policy is not None
