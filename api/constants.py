@@ -71,3 +71,17 @@ MAX_REPLICAS_WITH_RESTART_JOB: Final = 1024
 """A replicated job targeted by a RestartJob action has at most this many replicas, because its per-Job restart
 counters (``status.replicatedJobsStatus[].jobRestarts`` and ``jobRestartsCountTowardsMax``, one entry per Job
 index) hold at most this many items."""
+
+# Bounds of our own (behaviour.md §5.5 "Size limits" and §4 "Bounded passes"): the reference has none of these.
+MAX_CHILD_WRITES_PER_PASS: Final = 200
+"""A reconcile pass carries at most this many Job creates (and as many deletes, and as many updates); a larger
+JobSet is worked through in several passes, each requeued behind the other queued JobSets."""
+MAX_JOBS_PER_JOBSET: Final = 65_536
+"""Admission refuses a JobSet whose replicated jobs' ``replicas`` add up to more (one Job per node of the largest
+clusters JobSet is run on, 65k nodes)."""
+MAX_REPLICATED_JOBS: Final = 100
+"""Admission refuses a JobSet with more ``spec.replicatedJobs`` entries (each is a template of its own; every child
+Job's labels cost O(replicated jobs) to compute)."""
+MAX_JOBSET_BYTES: Final = 1024 * 1024
+"""Admission refuses a JobSet whose JSON encoding is larger (etcd's default request limit is 1.5 MiB, and the
+status, managed fields and later updates need room)."""

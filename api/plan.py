@@ -8,9 +8,9 @@ How the acting layer runs a Plan, in this order: ``delete_jobs`` (Foreground), `
 ``create_pvcs`` (AlreadyExists ignored), ``create_jobs`` (bounded-parallel), ``update_jobs`` (in tuple order;
 they touch only Jobs that already exist, so their position relative to the creates does not matter), then the
 single ``status`` write, then ``events``, then metrics from ``outcome`` (D4 of behaviour.md), then ``delete_jobset`` /
-``requeue_after``. When ``error`` is set the child writes listed in the Plan are still performed (they are the
-ones the reference performs before it fails), but status, events and outcome are skipped and the key is
-requeued with backoff.
+``requeue_after`` (or, with ``more``, an immediate requeue). When ``error`` is set the child writes listed in the
+Plan are still performed (they are the ones the reference performs before it fails), but status, events and
+outcome are skipped and the key is requeued with backoff.
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ class Plan:
     """Lifecycle change carried by ``status``; the acting layer bumps metrics from it after the status write."""
     notes: tuple[str, ...] = ()
     """Diagnostics for the log, decided as data (e.g. an invalid failure-policy message pattern was skipped)."""
+    more: bool = False
+    """The Plan was cut at the per-pass bound on Job writes: run it, then reconcile the JobSet again at once,
+    behind the keys already queued (a huge JobSet proceeds in bounded passes and never starves small ones)."""
 
     @property
     def is_empty(self) -> bool:

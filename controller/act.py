@@ -5,8 +5,13 @@ updates (elastic sync, suspend/resume) → one status write → queued events �
 
 Invariants:
 * no policy here: every decision was made by ``controller.decide``;
-* creates and deletes run in bounded parallel batches (at most ``max_parallel`` in flight, like the reference's
-  50) through the client's QPS limiter;
+* creates, deletes and updates run through a pool of at most ``max_parallel`` workers (like the reference's 50)
+  that take the next item only when one finishes, through the client's QPS limiter: memory and event-loop work
+  are bounded by what is in flight, never by the size of the Plan;
+* a Plan is abandoned as soon as ``still_current()`` says the JobSet it was decided for is gone, being deleted,
+  suspended/resumed or changed (checked before every child write): no further child write starts (at most the
+  ``max_parallel`` in flight complete), the status and events are skipped, and ``execute`` asks for an immediate
+  requeue so the next pass decides from the new state;
 * ``Plan.error``: the listed child writes still happen, then the error is raised (no status, no events);
 * a failing step stops the plan: later steps, the status write and the queued events are skipped and the error
   is raised for a rate-limited requeue; immediate Warning events (JobCreationFailed, HeadlessServiceCreationFailed,
@@ -18,7 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -27,7 +32,7 @@ import structlog
 
 from api.constants import GROUP, PLURAL, VERSION
 from api.jobset_types import JobSet, encode_status, to_obj
-from api.plan import Plan
+from api.plan import JobUpdate, Plan
 from api.records import Job, Service
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import AlreadyExists, ApiError, NotFound
@@ -37,6 +42,10 @@ from metrics.seam import PlanObserver
 log = structlog.get_logger("pyjobset.act")
 
 T = TypeVar("T")
+
+
+def _always() -> bool:
+    return True
 
 
 class ReconcileError(Exception):
@@ -61,21 +70,26 @@ class Actor:
     max_parallel: int = 50
     observers: list[PlanObserver] = field(default_factory=list)
 
-    async def execute(self, js: JobSet, plan: Plan) -> float | None:
-        """Run ``plan`` for ``js``; returns the requeue-after delay, raises ``ReconcileError`` on failure."""
+    async def execute(self, js: JobSet, plan: Plan, still_current: Callable[[], bool] | None = None) -> float | None:
+        """Run ``plan`` for ``js``; returns the requeue-after delay, raises ``ReconcileError`` on failure.
+
+        ``still_current`` (read from the cache) is asked before each child write; once it answers False the rest
+        of the Plan is dropped and 0 (requeue now) is returned.
+        """
         ns = js.metadata.namespace
+        current = still_current if still_current is not None else _always
         for note in plan.notes:
             log.info("decision_note", jobset=js.metadata.name, namespace=ns, note=note)
-        if plan.delete_jobs:
-            await self._delete_jobs(ns, plan.delete_jobs)
+        if plan.delete_jobs and not await self._delete_jobs(ns, plan.delete_jobs, current):
+            return self._superseded(js, plan)
         if plan.create_service is not None:
             await self._create_service(js, plan.create_service)
         for pvc in plan.create_pvcs:
             await self._create_pvc(js, pvc)
-        if plan.create_jobs:
-            await self._create_jobs(js, plan.create_jobs)
-        for update in plan.update_jobs:
-            await self._update_job(ns, update.name, update.patch, clear_start_time=update.clear_start_time)
+        if plan.create_jobs and not await self._create_jobs(js, plan.create_jobs, current):
+            return self._superseded(js, plan)
+        if plan.update_jobs and not await self._update_jobs(ns, plan.update_jobs, current):
+            return self._superseded(js, plan)
         if plan.error is not None:
             # The child writes above are the ones the reference performs before failing; status, events and
             # metrics are skipped and the key is requeued with backoff.
@@ -95,21 +109,50 @@ class Actor:
                 pass
             except ApiError as err:
                 raise ReconcileError(f"deleting JobSet after its TTL: {err}") from err
+        if plan.more:
+            return 0.0  # the rest of a cut Plan: again at once, behind the keys already queued
         return plan.requeue_after
+
+    @staticmethod
+    def _superseded(js: JobSet, plan: Plan) -> float:
+        log.info(
+            "plan_superseded",
+            jobset=js.metadata.name,
+            namespace=js.metadata.namespace,
+            reason="the JobSet is gone, being deleted, or changed since the plan was decided",
+            planned_creates=len(plan.create_jobs),
+        )
+        return 0.0
 
     # ------------------------------------------------------------------------------------ steps
 
-    async def _bounded(self, items: Iterable[T], fn: Callable[[T], Awaitable[None]]) -> list[BaseException]:
-        sem = asyncio.Semaphore(self.max_parallel)
+    async def _bounded(
+        self, items: Sequence[T], fn: Callable[[T], Awaitable[None]], current: Callable[[], bool]
+    ) -> tuple[list[Exception], bool]:
+        """Run ``fn`` over ``items`` with at most ``max_parallel`` in flight; (errors, completed).
 
-        async def one(item: T) -> None:
-            async with sem:
-                await fn(item)
+        Workers share one iterator, so only ``max_parallel`` coroutines exist whatever ``len(items)``; each asks
+        ``current()`` before taking an item, and once it is False no worker starts another (completed is False).
+        """
+        pending = iter(items)
+        errors: list[Exception] = []
+        stopped = False
 
-        results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
-        return [r for r in results if isinstance(r, BaseException)]
+        async def worker() -> None:
+            nonlocal stopped
+            for item in pending:
+                if stopped or not current():
+                    stopped = True
+                    return
+                try:
+                    await fn(item)
+                except Exception as err:  # noqa: BLE001 - collected and reported by the caller
+                    errors.append(err)
 
-    async def _delete_jobs(self, ns: str, names: Iterable[str]) -> None:
+        await asyncio.gather(*(worker() for _ in range(min(self.max_parallel, len(items)))))
+        return errors, not stopped
+
+    async def _delete_jobs(self, ns: str, names: Sequence[str], current: Callable[[], bool]) -> bool:
         async def delete(name: str) -> None:
             try:
                 resp = await self.client.delete(
@@ -120,9 +163,10 @@ class Actor:
             if resp.get("kind") == "Job" and self.jobs is not None:
                 self.jobs.upsert_if_newer(msgspec.convert(resp, Job))
 
-        errors = await self._bounded(names, delete)
+        errors, completed = await self._bounded(names, delete, current)
         if errors:
             raise ReconcileError("; ".join(f"deleting job: {e}" for e in errors))
+        return completed
 
     async def _create_service(self, js: JobSet, manifest: dict[str, Any]) -> None:
         ns = js.metadata.namespace
@@ -145,7 +189,7 @@ class Actor:
             await self.recorder.record(js, "Warning", "PVCCreationFailed", str(err))
             raise ReconcileError(f"creating PVC: {err}") from err
 
-    async def _create_jobs(self, js: JobSet, manifests: Iterable[dict[str, Any]]) -> None:
+    async def _create_jobs(self, js: JobSet, manifests: Sequence[dict[str, Any]], current: Callable[[], bool]) -> bool:
         path = resource_path("batch", "v1", "jobs", js.metadata.namespace)
         failures: list[str] = []
 
@@ -159,11 +203,20 @@ class Actor:
             if self.jobs is not None:
                 self.jobs.upsert_if_newer(msgspec.convert(created, Job))
 
-        await self._bounded(manifests, create)
+        _, completed = await self._bounded(manifests, create, current)
         if failures:
             message = "\n".join(sorted(failures))
             await self.recorder.record(js, "Warning", "JobCreationFailed", message)
             raise ReconcileError(message)
+        return completed
+
+    async def _update_jobs(self, ns: str, updates: Sequence[JobUpdate], current: Callable[[], bool]) -> bool:
+        """Updates in tuple order, one at a time (a failure stops the rest, as before)."""
+        for update in updates:
+            if not current():
+                return False
+            await self._update_job(ns, update.name, update.patch, clear_start_time=update.clear_start_time)
+        return True
 
     async def _update_job(self, ns: str, name: str, patch: dict[str, Any], *, clear_start_time: bool) -> None:
         path = resource_path("batch", "v1", "jobs", ns, name)

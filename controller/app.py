@@ -195,9 +195,15 @@ class Controller:
         stop: asyncio.Event,
         *,
         leading: Callable[[], Coroutine[Any, Any, None]] | None = None,
-        workers: int = 1,
+        workers: int | None = None,
     ) -> None:
-        """Run until ``stop`` is set. ``leading`` (if given) returns once this process holds the lease."""
+        """Run until ``stop`` is set. ``leading`` (if given) returns once this process holds the lease.
+
+        ``workers`` reconcile JobSets concurrently (default: ``controller.groupKindConcurrency``, 1 like the
+        reference); the queue never gives one JobSet to two workers at a time.
+        """
+        if workers is None:
+            workers = self.settings.controller.workers()
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(inf.run(), name=f"informer:{inf.name}") for inf in self.informers
         ]

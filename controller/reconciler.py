@@ -6,10 +6,23 @@ Role: glue between the cache and the pure policy. Event handlers only map an eve
 Result rules (controller-runtime's): a ``ReconcileError`` or API error → rate-limited requeue; a requeue-after →
 forget the backoff and add after the delay; success → forget. An unexpected exception is logged with the key
 and treated like an error (requeue with backoff): the worker never dies.
+
+Bounded passes: ``decide`` cuts a large Plan at ``max_writes`` Job writes (``Plan.more``); the Actor then asks for
+a requeue-after of 0, which puts the key at the back of the FIFO, so every other queued JobSet gets a pass before
+the big one continues. While a Plan runs, the Actor asks ``still_current`` (a cache read) before every child
+write and drops the rest of the Plan once the JobSet is gone, being deleted, or its generation or suspend
+changed. Several workers may run ``process_one`` concurrently: the queue never hands one key to two of them.
+
+Never blocking the loop: ``decide`` is O(children) (classification), about 2 µs per child Job, so for a JobSet
+with at least ``offload_children`` children it runs in a worker thread (``asyncio.to_thread``). The Snapshot is
+immutable (a tuple of frozen records taken on the loop), so the thread shares nothing mutable; the GIL is handed
+back to the loop every switch interval (5 ms), so lease renewals, probes, webhooks and informers keep running.
+Small JobSets decide inline, in the order the conformance suite pins.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
@@ -61,6 +74,10 @@ class JobSetReconciler:
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     observers: list[ReconcileObserver] = field(default_factory=list)
     reconciles: int = 0
+    max_writes: int = c.MAX_CHILD_WRITES_PER_PASS
+    """Per-pass bound on Job creates (and on deletes, and on updates) handed to ``decide``."""
+    offload_children: int = 2000
+    """From this many child Jobs on, ``decide`` runs in a worker thread (inline it would cost ≳ 4 ms)."""
 
     # ------------------------------------------------------------------------------------ handlers
 
@@ -98,10 +115,31 @@ class JobSetReconciler:
         js = self.jobsets.get(key)
         if js is None:
             return None
-        plan = decide(self.snapshot(js), self.now())
+        snap = self.snapshot(js)
+        if len(snap.jobs) >= self.offload_children:
+            plan = await asyncio.to_thread(decide, snap, self.now(), max_writes=self.max_writes)
+        else:
+            plan = decide(snap, self.now(), max_writes=self.max_writes)
         if plan.is_empty:
             return None
-        return await self.actor.execute(js, plan)
+        return await self.actor.execute(js, plan, self.still_current(key, js))
+
+    def still_current(self, key: str, js: JobSet) -> Callable[[], bool]:
+        """Whether the cached JobSet is still the one ``js`` a Plan was decided for: same UID and generation, not
+        being deleted, same ``suspend``. O(1): one store read."""
+        uid, generation, suspend = js.metadata.uid, js.metadata.generation, bool(js.spec.suspend)
+
+        def check() -> bool:
+            now = self.jobsets.get(key)
+            return (
+                now is not None
+                and now.metadata.uid == uid
+                and now.metadata.deletion_timestamp is None
+                and now.metadata.generation == generation
+                and bool(now.spec.suspend) == suspend
+            )
+
+        return check
 
     async def process_one(self) -> bool:
         """Take one key from the queue and reconcile it; False once the queue is shut down."""

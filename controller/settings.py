@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from api.constants import GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GATE_TLS_OPTIONS
+from api.constants import GATE_ELASTIC_JOBSET, GATE_IN_PLACE_RESTART, GATE_RESTART_JOB, GATE_TLS_OPTIONS, GROUP, KIND
 
 CONFIG_API_VERSION = "config.jobset.x-k8s.io/v1alpha1"
 CONFIG_KIND = "Configuration"
@@ -86,6 +86,22 @@ class TLS:
     cipher_suites: tuple[str, ...] = ()
 
 
+JOBSET_GROUP_KIND = f"{KIND}.{GROUP}"
+"""The key of the JobSet controller in ``controller.groupKindConcurrency`` (controller-runtime's spelling)."""
+
+
+@dataclass(frozen=True)
+class ControllerConcurrency:
+    """controller-runtime's ``controller`` block; ours: the reference's Configuration has none (it runs one worker)."""
+
+    group_kind_concurrency: Mapping[str, int] = field(default_factory=lambda: {JOBSET_GROUP_KIND: 1})
+    """Reconcile workers per controller. JobSet defaults to 1 like the reference (controller-runtime's default);
+    with more, different JobSets are reconciled concurrently, never one JobSet twice at a time."""
+
+    def workers(self, group_kind: str = JOBSET_GROUP_KIND) -> int:
+        return int(self.group_kind_concurrency.get(group_kind, 1))
+
+
 @dataclass(frozen=True)
 class Settings:
     webhook: Webhook = field(default_factory=Webhook)
@@ -96,6 +112,7 @@ class Settings:
     client_connection: ClientConnection = field(default_factory=ClientConnection)
     feature_gates: Mapping[str, bool] = field(default_factory=lambda: dict(KNOWN_GATES))
     tls: TLS = field(default_factory=TLS)
+    controller: ControllerConcurrency = field(default_factory=ControllerConcurrency)
     namespace: str = "jobset-system"
     """Namespace the controller runs in (leader-election Lease, webhook Secret); in-cluster: from the SA file."""
 
@@ -146,6 +163,8 @@ def _decode(cls: type[Any], data: object, where: str) -> Any:
 def _coerce(f: dataclasses.Field[Any], value: object, path: str) -> Any:
     if f.name in _DURATION_FIELDS:
         return parse_duration(value, path)
+    if f.name == "group_kind_concurrency":
+        return _concurrency(value, path)
     default: Any = f.default
     if default is dataclasses.MISSING:
         default = f.default_factory()  # type: ignore[operator]
@@ -189,6 +208,23 @@ def _feature_gates(value: object, path: str) -> dict[str, bool]:
             raise ConfigError(f"{path}.{name}: cannot be disabled (the gate is GA and locked to true)")
         gates[name] = enabled
     return gates
+
+
+MAX_WORKERS = 64
+"""Upper bound of ``controller.groupKindConcurrency`` values: workers share one event loop, so more buy nothing."""
+
+
+def _concurrency(value: object, path: str) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a map of group-kind to a number of workers, e.g. {JOBSET_GROUP_KIND}: 4")
+    out = {JOBSET_GROUP_KIND: 1}
+    for key, workers in value.items():
+        if key != JOBSET_GROUP_KIND:
+            raise ConfigError(f"{path}.{key}: unknown group-kind; the only controller here is {JOBSET_GROUP_KIND}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise ConfigError(f"{path}.{key}: expected a number of workers from 1 to {MAX_WORKERS}, got {workers!r}")
+        out[key] = workers
+    return out
 
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

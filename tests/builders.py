@@ -160,8 +160,16 @@ class DecideWorld:
     status is replaced. Nothing here sleeps or talks to a cluster.
     """
 
-    def __init__(self, js: JobSet, *, gates: dict[str, bool] | None = None, service_exists: bool = False) -> None:
+    def __init__(
+        self,
+        js: JobSet,
+        *,
+        gates: dict[str, bool] | None = None,
+        service_exists: bool = False,
+        max_writes: int | None = None,
+    ) -> None:
         self.js = js
+        self.max_writes = max_writes
         self.jobs: dict[str, Job] = {}
         self.gates = dict(gates or {})
         self.service_exists = service_exists
@@ -180,7 +188,11 @@ class DecideWorld:
         from controller.decide.reconcile import decide
 
         when = now if now is not None else dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC)
-        plan = decide(self.snapshot(), when)
+        plan = (
+            decide(self.snapshot(), when)
+            if self.max_writes is None
+            else decide(self.snapshot(), when, max_writes=self.max_writes)
+        )
         self.plans.append(plan)
         for name in plan.delete_jobs:
             obj = msgspec.to_builtins(self.jobs[name])

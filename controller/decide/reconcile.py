@@ -8,13 +8,17 @@ headless Service → PVCs → elastic sync → create Jobs → suspend / resume 
 Invariants: pure (no I/O, no clock: ``now`` is a parameter, no exceptions for control flow: a decision error is
 ``Plan.error``); the Plan carries a new status only when it differs from the stored one; ``replicatedJobsStatus``
 is compared as a map keyed by name and, when it changes, written name-descending as the reference persists it;
-each step costs O(children) at most (decision D5), so a 15k-Job JobSet decides in milliseconds.
+each step costs O(children) at most (decision D5), so a 15k-Job JobSet decides in milliseconds; a Plan carries at
+most ``max_writes`` Job creates, at most ``max_writes`` Job deletes and at most ``max_writes`` Job updates, and
+says ``more`` when it was cut, so that a JobSet of any size is built and applied in bounded passes (the
+reconciler requeues it behind the other keys) and never as one plan of ``replicas`` manifests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TypeVar
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJobStatus
@@ -31,8 +35,11 @@ from controller.decide.naming import dns_hostnames_enabled
 from controller.decide.suspend import resume_jobs, suspend_jobs
 from controller.decide.ttl import decide_ttl
 
+T = TypeVar("T")
 
-def decide(snap: Snapshot, now: dt.datetime) -> Plan:
+
+def decide(snap: Snapshot, now: dt.datetime, *, max_writes: int = c.MAX_CHILD_WRITES_PER_PASS) -> Plan:
+    """The Plan for one pass over ``snap`` (see the module docstring); ``max_writes`` bounds each kind of Job write."""
     js = snap.jobset
     if js.metadata.deletion_timestamp is not None:
         return Plan()
@@ -54,17 +61,19 @@ def decide(snap: Snapshot, now: dt.datetime) -> Plan:
     # 4. A finished JobSet only cleans up its active Jobs and waits for its TTL.
     if draft.is_true(c.COND_COMPLETED) or draft.is_true(c.COND_FAILED):
         ttl = decide_ttl(js, now)
+        deletes, more = _bounded(_deletable(kids.active), max_writes)
         return _plan(
             draft,
             notes,
-            delete_jobs=_deletable(kids.active),
-            delete_jobset=ttl.delete_jobset,
+            delete_jobs=deletes,
+            delete_jobset=ttl.delete_jobset and not more,
             requeue_after=ttl.requeue_after,
             error=ttl.error,
+            more=more,
         )
 
     # 5. Jobs of a previous attempt go (foreground, so same-name recreation waits for their pods).
-    deletes = _deletable(kids.previous)
+    deletes, more = _bounded(_deletable(kids.previous), max_writes)
 
     # 6. After a restart, every Job ready or succeeded again ends the RestartingJobSet episode.
     suspended = startup.is_suspended(js)
@@ -76,12 +85,12 @@ def decide(snap: Snapshot, now: dt.datetime) -> Plan:
     # 7. Failures first; nothing is created in a pass that applies the failure policy.
     if kids.failed:
         error = failure.execute(js, kids.failed, draft, notes, restart_job_gate=gate_restart_job)
-        return _plan(draft, notes, delete_jobs=deletes, error=error)
+        return _plan(draft, notes, delete_jobs=deletes, error=error, more=more)
 
     # 8. Successes.
     if kids.successful and success.is_met(js, kids.successful):
         draft.set_completed()
-        return _plan(draft, notes, delete_jobs=deletes)
+        return _plan(draft, notes, delete_jobs=deletes, more=more)
 
     # 9-10. Headless Service and PVCs (both even while suspended, as the reference does).
     service = build.build_headless_service(js) if dns_hostnames_enabled(js) and not snap.service_exists else None
@@ -93,7 +102,7 @@ def decide(snap: Snapshot, now: dt.datetime) -> Plan:
         updates.extend(elastic_updates(js, kids.active))
 
     # 12. Create what is missing and allowed to start.
-    creates = startup.jobs_to_create(js, kids, statuses, draft, restart_job_gate=gate_restart_job)
+    creates = startup.jobs_to_create(js, kids, statuses, draft, restart_job_gate=gate_restart_job, limit=max_writes)
 
     # 13. Suspend or resume.
     if suspended:
@@ -110,15 +119,17 @@ def decide(snap: Snapshot, now: dt.datetime) -> Plan:
         else:
             notes.append("restartStrategy InPlaceRestart ignored: feature gate InPlaceRestart is off")
 
+    bounded_updates, more_updates = _bounded(tuple(updates), max_writes)
     return _plan(
         draft,
         notes,
         delete_jobs=deletes,
-        create_jobs=tuple(creates),
-        update_jobs=tuple(updates),
+        create_jobs=creates.manifests,
+        update_jobs=bounded_updates,
         create_service=service,
         create_pvcs=tuple(pvcs),
         error=error,
+        more=more or creates.more or more_updates,
     )
 
 
@@ -138,6 +149,11 @@ def _deletable(jobs: tuple[Job, ...]) -> tuple[str, ...]:
     return tuple(j.metadata.name for j in jobs if j.metadata.deletion_timestamp is None)
 
 
+def _bounded(items: tuple[T, ...], limit: int) -> tuple[tuple[T, ...], bool]:
+    """The first ``limit`` items, and whether any were left for a later pass."""
+    return (items, False) if len(items) <= limit else (items[:limit], True)
+
+
 def _plan(
     draft: cond.StatusDraft,
     notes: list[str],
@@ -150,6 +166,7 @@ def _plan(
     delete_jobset: bool = False,
     requeue_after: float | None = None,
     error: str | None = None,
+    more: bool = False,
 ) -> Plan:
     """Assemble the Plan; with a decision error, status, events and outcome are dropped (behaviour.md §4.1 step 4)."""
     status = None if error is not None else draft.build()
@@ -166,4 +183,5 @@ def _plan(
         error=error,
         outcome=draft.outcome if status is not None else None,
         notes=tuple(notes),
+        more=more,
     )

@@ -11,13 +11,18 @@ Invariants:
   so ``Recreate`` waits per Job for its predecessor (held by foreground deletion) to disappear; with
   ``BlockingRecreate`` nothing at all is created while any previous-attempt Job still exists;
 * new Jobs carry the JobSet's suspend value; with gate RestartJob on they carry ``job-restart-attempt`` from the
-  replicated job's ``jobRestarts`` array (0 when absent).
-Cost: O(children + replicas) when something is missing, O(replicated jobs) in the steady state.
+  replicated job's ``jobRestarts`` array (0 when absent);
+* at most ``limit`` manifests are built per pass, lowest replicated job and index first; ``Creates.more`` says
+  that the walk was cut there (the next pass continues, because the created names then exist). A cut walk never
+  sets StartupPolicyCompleted.
+Cost: O(children + limit) manifests-wise when something is missing (names are checked for at most the indexes
+visited), O(replicated jobs) in the steady state; never O(replicas) manifests at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJob, ReplicatedJobStatus
@@ -79,6 +84,13 @@ def mark_in_order_in_progress(draft: cond.StatusDraft) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Creates:
+    manifests: tuple[JSON, ...]
+    more: bool
+    """The walk stopped at ``limit``: more Jobs are missing than this pass creates."""
+
+
 def jobs_to_create(
     js: JobSet,
     kids: Children,
@@ -86,8 +98,9 @@ def jobs_to_create(
     draft: cond.StatusDraft,
     *,
     restart_job_gate: bool,
-) -> list[JSON]:
-    """Manifests of the Jobs to create now; sets the InOrder startup conditions on ``draft``."""
+    limit: int,
+) -> Creates:
+    """Manifests of (at most ``limit`` of) the Jobs to create now; sets the InOrder startup conditions on ``draft``."""
     policy = js.spec.failure_policy
     blocked = bool(kids.previous) and policy is not None and policy.restart_strategy == "BlockingRecreate"
     ordered = in_order(js) and not is_suspended(js)
@@ -103,16 +116,20 @@ def jobs_to_create(
             for index in range(rjob.replicas):
                 if job_name(js.metadata.name, rjob.name, index) in existing:
                     continue
+                if len(out) >= limit:
+                    if ordered:
+                        mark_in_order_in_progress(draft)
+                    return Creates(tuple(out), more=True)
                 attempt = attempts[index] if attempts is not None else None
                 out.append(build.build_job(js, rjob, index, job_restart_attempt=attempt))
         if ordered:
             mark_in_order_in_progress(draft)
-            return out
+            return Creates(tuple(out), more=False)
     if ordered:
         draft.set_condition(
             c.COND_STARTUP_COMPLETED, "True", cond.REASON_IN_ORDER_COMPLETED, cond.MSG_IN_ORDER_COMPLETED
         )
-    return out
+    return Creates(tuple(out), more=False)
 
 
 def _job_restart_attempts(rjob: ReplicatedJob, statuses: Mapping[str, ReplicatedJobStatus]) -> list[int]:

@@ -21,6 +21,9 @@ Equality for immutability follows ``apiequality.Semantic.DeepEqual`` on the raw 
 list and empty object are the same; scalars must match exactly (so ``""`` vs absent differ, which only
 matters for non-pointer Go fields and is a known, harmless deviation).
 
+Our size limits (``jobset_limits``: total Jobs, replicated jobs, encoded bytes) are reported first on CREATE,
+before the reference's errors; on UPDATE only the byte limit applies, to growth.
+
 Invariants: pure (the only outside call is the injected ``pvc_lookup``); never raises for JSON-compatible
 input — malformed input yields type errors with field paths and no rule runs on it; errors come out in the
 reference's order.
@@ -50,6 +53,7 @@ from controller.webhooks.dns import (
     is_valid_label_value,
 )
 from controller.webhooks.fielderrors import ErrorList, FieldError, Path, go_quote, invalid_status
+from controller.webhooks.jobset_limits import limit_errors, update_size_errors
 from controller.webhooks.jobset_schema import validate_schema_rules
 from controller.webhooks.jsonview import (
     INT32_MAX,
@@ -109,7 +113,7 @@ def validate_create(obj: Any, gates: Mapping[str, bool], pvc_lookup: PvcLookup |
     view, errors = parse_jobset(obj)
     if view is None:
         return errors
-    errs = ErrorList()
+    errs = limit_errors(obj, view)  # ours first; every rule below is linear, so a huge JobSet is answered fast
     in_place = view.failure_policy is not None and view.failure_policy.restart_strategy == "InPlaceRestart"
     if in_place and not _gate(gates, GATE_IN_PLACE_RESTART):
         assert view.failure_policy is not None
@@ -487,7 +491,7 @@ def validate_update(new: Any, old: Any, gates: Mapping[str, bool]) -> ErrorList:
         first = old_errors[0] if old_errors else None
         return ErrorList([FieldError.internal(_SPEC, f"the stored JobSet cannot be read: {first}")])
 
-    errs = ErrorList()
+    errs = update_size_errors(new, old, new_view)
     old_by_name = {rj.name: rj for rj in old_view.rjobs}
     munged = json_copy(raw_list(new_view.spec.get("replicatedJobs")))
 

@@ -625,3 +625,32 @@ async def test_url_client_config_with_ip_san(
         assert created["spec"]["successPolicy"] == {"operator": "All"}  # defaulted through the url too
     finally:
         await server.stop()
+
+
+# aiohttp warns that a body over 1 MB sent as bytes may hold the loop for a moment: expected for this one request.
+@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
+async def test_size_limits_refused_through_the_admission_path(env: Env, namespace: str) -> None:
+    """Our limits (behaviour.md §5.5 "Size limits"): the user sees the field, the limit and the fix."""
+    path = resource_path("jobset.x-k8s.io", "v1alpha2", "jobsets", namespace)
+    huge = base_jobset("huge", namespace)
+    huge["spec"]["replicatedJobs"][1]["replicas"] = 100_000
+    many = base_jobset("many", namespace)
+    many["spec"]["replicatedJobs"] = [
+        {**copy_rjob, "name": f"r{i}"} for i, copy_rjob in enumerate([many["spec"]["replicatedJobs"][0]] * 150)
+    ]
+    fat = base_jobset("fat", namespace)
+    fat["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][0]["args"] = [
+        "x" * (1536 * 1024)
+    ]
+    cases = (
+        (huge, "spec.replicatedJobs[1].replicas: Invalid value: 100000: the JobSet would own 100001 Jobs"),
+        (many, "spec.replicatedJobs: Too many: 150: must have at most 100 items (a pyjobset limit)"),
+        (fat, "spec.replicatedJobs[0].template: Too long: the JobSet is "),
+    )
+    for obj, needle in cases:
+        with pytest.raises(Invalid) as caught:
+            await env.api.create(path, obj)
+        assert caught.value.status == 422
+        assert needle in caught.value.message
+        assert "split" in caught.value.message
+    assert (await env.api.get(path))["items"] == []

@@ -580,11 +580,9 @@ CREATE_ACCEPTED = {
     "indexed-without-completions-pod-names-not-checked": Case(
         chain(*(lambda obj, i=i: job_spec(obj, i).pop("completions") for i in (0, 1))), [], name=P52
     ),
+    # The product at exactly 2147483647 (a prime) within our own limit of Jobs per JobSet: one replica.
     "parallelism-times-replicas-exactly-int32-max": Case(
-        chain(
-            setp("spec.replicatedJobs.0.replicas", 2147483647),
-            lambda obj: job_spec(obj, 0).pop("parallelism"),
-        ),
+        setp("spec.replicatedJobs.0.template.spec.parallelism", 2147483647),
         [],
     ),
     "valid-subdomain-and-managed-by": Case(
