@@ -567,7 +567,7 @@ def wait_admission(admin: Client, timeout: float = 180.0) -> JSON:
         except ApiError as err:
             last = err
         time.sleep(1.0)  # the webhook endpoint appears asynchronously; there is no event to watch for it here
-    raise SystemExit(f"kubelet: admission through the installed webhooks not working after {timeout}s: {last}")
+    raise TimeoutError(f"admission through the installed webhooks not working after {timeout}s: {last}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -583,7 +583,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     admin = Client(args.kubeconfig)
     if args.command == "wait-admission":
-        created = wait_admission(admin, args.timeout)
+        try:
+            created = wait_admission(admin, args.timeout)
+        except TimeoutError as err:
+            raise SystemExit(f"kubelet: {err}") from None
         print(f"admission: the API server defaulted a JobSet through the webhooks: {json.dumps(created['spec'])}")
         return 0
     ensure_private_namespaces()

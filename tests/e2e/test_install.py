@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.kube import ApiError, Client, has_condition
+from tests.e2e.kubelet import wait_admission
 
 pytestmark = [
     pytest.mark.e2e,
@@ -159,3 +160,36 @@ def test_the_deployment_pod_serves_admission_as_its_service_account(admin: Clien
     # The leader is that pod's process (identity <hostname>_<uuid>; the pod's hostname is its name).
     lease = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM}/leases/6d4f6a47.jobset.x-k8s.io")
     assert lease["spec"]["holderIdentity"].startswith(pod["metadata"]["name"] + "_")
+
+
+def test_a_replaced_pod_takes_over_admission_and_leadership(admin: Client, namespace: str) -> None:
+    """Delete the controller's pod, as a rollout or an eviction does: the ReplicaSet makes another, the e2e
+    kubelet stops the old process (SIGTERM) and runs the new one, and admission and the Lease follow the new pod."""
+    pods = f"/api/v1/namespaces/{SYSTEM}/pods"
+    old = admin.get(pods, labelSelector="control-plane=controller-manager")["items"]
+    assert len(old) == 1
+    old_name = old[0]["metadata"]["name"]
+    admin.delete(f"{pods}/{old_name}")
+    new = admin.wait_for(
+        pods,
+        lambda p: p["metadata"]["name"] != old_name and has_condition(p, "Ready"),
+        label_selector="control-plane=controller-manager",
+        what="the replacement pod Ready",
+        timeout=120,
+    )
+    admin.wait_gone(f"{pods}/{old_name}", timeout=60)
+    admin.wait_for(
+        f"/apis/discovery.k8s.io/v1/namespaces/{SYSTEM}/endpointslices",
+        lambda s: [e["targetRef"]["name"] for e in s.get("endpoints") or []] == [new["metadata"]["name"]],
+        label_selector="kubernetes.io/service-name=jobset-webhook-service",
+        what="the webhook endpoint on the new pod",
+    )
+    wait_admission(admin, timeout=60)  # the API server's own EndpointSlice cache follows asynchronously
+    stored = admin.create(JOBSETS.format(namespace), user_jobset("after-replacement"))
+    assert stored["spec"] == expected_spec(user_jobset("after-replacement"))
+    admin.wait_for(
+        f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM}/leases",
+        lambda lease: lease["spec"].get("holderIdentity", "").startswith(new["metadata"]["name"] + "_"),
+        field_selector="metadata.name=6d4f6a47.jobset.x-k8s.io",
+        what="the new pod's process leading",
+    )
