@@ -7,8 +7,9 @@ immediately, so the old token is provably dead (the test checks it gets 401) bef
 The controller must reconcile every JobSet (its Jobs appear) without a restart and with no failed reconcile.
 
 This test runs its own controller (its metrics on loopback show reconcile errors and 401s), so it is skipped
-while another controller runs; ``tests/e2e/run.sh`` runs it after the default suites, once it has stopped its own
-controller, or alone with ``PYJOBSET_E2E_CONTROLLER=0 tests/e2e/run.sh tests/e2e/test_credentials.py``.
+while another controller runs; ``tests/e2e/run.sh`` runs it after the default suites, once it has stopped the
+installed controller and deleted the webhook configurations nothing serves any more, or alone with
+``PYJOBSET_E2E_CONTROLLER=0 tests/e2e/run.sh tests/e2e/test_credentials.py``.
 """
 
 from __future__ import annotations
