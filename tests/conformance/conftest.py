@@ -10,8 +10,8 @@ test is skipped unless ``PYJOBSET_FEATURE_GATES`` (``RestartJob=true,ElasticJobS
 
 Admission: a test of what the *controller* does with a JobSet our webhooks would refuse (so only reachable with
 the webhooks off) requests ``without_jobset_webhooks``; it runs where no webhook sees JobSets in its namespace
-(both backends of this tier today) and is skipped, saying why, on a cluster where one does. What the webhooks
-answer is tested in ``test_webhook_scenarios.py``.
+(kubesim) and is skipped, saying why, on a cluster where one does (the real plane of ``tests/e2e/run.sh``, which
+installs ``deploy/``'s webhooks). What the webhooks answer is tested in ``test_webhook_scenarios.py``.
 """
 
 from __future__ import annotations

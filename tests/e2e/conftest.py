@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import REPO, ControlPlane, NodeShape, bin_dir, missing_binaries, rbac_manifests
+from tests.e2e.harness import ControlPlane, NodeShape, bin_dir, installed_identity, missing_binaries
 from tests.e2e.kube import ApiError, Client
 
 
@@ -57,18 +57,14 @@ def admin(control_plane: ControlPlane) -> Client:
 
 @pytest.fixture(scope="session")
 def jobset_controller(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The JobSet CRD installed and the controller running as its own process, as a ServiceAccount bound to
-    exactly ``deploy/rbac/`` (or, under ``tests/e2e/run.sh``, the controller that script already started)."""
+    """The JobSet CRD installed and the controller running as its own process with the installed identity
+    (``deploy/rbac``'s ServiceAccount ``jobset-controller-manager``, its token read from a file), admission off;
+    or, under ``tests/e2e/run.sh``, the installed Deployment's controller that script runs (admission on)."""
     if os.environ.get("PYJOBSET_EXTERNAL_CONTROLLER") == "1":
         yield
         return
     control_plane.install_jobset_crd()
-    kubeconfig = control_plane.service_account_kubeconfig(
-        "jobset-system",
-        "pyjobset-e2e",
-        rbac_manifests(REPO / "deploy" / "rbac"),
-        tmp_path_factory.mktemp("controller") / "controller.kubeconfig",
-    )
+    kubeconfig = installed_identity(control_plane, tmp_path_factory.mktemp("controller"))
     proc = control_plane.start_controller(kubeconfig)
     try:
         yield

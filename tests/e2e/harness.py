@@ -365,6 +365,9 @@ class ControlPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 # The built-in "kubernetes" Service endpoints would point at 127.0.0.1, which Endpoints reject.
                 "--endpoint-reconciler-type=none",
+                # Webhook (and aggregated API) Services are dialled at a ready endpoint of their EndpointSlices,
+                # not at the cluster IP: no kube-proxy runs here to route cluster IPs (tests/e2e/kubelet.py).
+                "--enable-aggregator-routing=true",
                 "--allow-privileged=true",
                 "--profiling=false",
                 f"--v={self.verbosity}",
@@ -543,6 +546,57 @@ class ControlPlane:
         return bind_service_account(
             self.admin, self.server, self.ca_pem, namespace, name, rbac_manifests, out, token_seconds
         )
+
+
+INSTALLED_NAMESPACE = "jobset-system"
+INSTALLED_ACCOUNT = "jobset-controller-manager"  # deploy/rbac/service_account.yaml, the Deployment's identity
+
+
+def installed_identity(plane: ControlPlane, directory: Path, *, token_seconds: int = 3600) -> Path:
+    """Install the controller's identity from ``deploy/`` with kubectl (its Namespace, then ``deploy/rbac``) and
+    write a kubeconfig whose ``tokenFile`` holds a TokenRequest token of ``jobset-controller-manager``.
+
+    For controllers the harness runs outside the installed Deployment's pod (``tests/e2e/kubelet.py`` runs that
+    one with in-cluster credentials): same account and permissions, credentials read from a file as a pod's are.
+    """
+    plane.kubectl("apply", "--server-side", "-f", str(REPO / "deploy" / "manager" / "namespace.yaml"))
+    plane.kubectl("apply", "--server-side", "-k", str(REPO / "deploy" / "rbac"))
+    token = plane.admin.create(
+        f"/api/v1/namespaces/{INSTALLED_NAMESPACE}/serviceaccounts/{INSTALLED_ACCOUNT}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": token_seconds},
+        },
+    )["status"]["token"]
+    directory.mkdir(parents=True, exist_ok=True)
+    token_file = directory / "token"
+    token_file.write_text(token)
+    return token_file_kubeconfig(plane, token_file, directory / "controller.kubeconfig")
+
+
+def token_file_kubeconfig(plane: ControlPlane, token_file: Path, out: Path) -> Path:
+    """A kubeconfig for this plane whose user reads its bearer token from ``token_file`` on every use."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "e2e",
+                "cluster": {
+                    "server": plane.server,
+                    "certificate-authority-data": base64.b64encode(plane.ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "controller", "user": {"tokenFile": str(token_file)}}],
+        "contexts": [
+            {"name": "e2e", "context": {"cluster": "e2e", "user": "controller", "namespace": INSTALLED_NAMESPACE}}
+        ],
+        "current-context": "e2e",
+    }
+    out.write_text(yaml.safe_dump(config))
+    return out
 
 
 def rbac_manifests(directory: Path) -> list[Path]:

@@ -116,7 +116,15 @@ DELETED = _expr(".metadata.deletionTimestamp", "Exists")
 RUNNING = _expr(".status.phase", "In", "Running")
 
 
+# Pods of this namespace are the installed controller's: the e2e kubelet (``tests/e2e/kubelet.py``) runs them as
+# real processes and reports their status, so no Stage may touch them.
+KUBELET_NAMESPACE = "jobset-system"
+NOT_KUBELET_RUN = _expr(".metadata.namespace", "NotIn", KUBELET_NAMESPACE)
+
+
 def _stage(kind: str, name: str, exprs: list[dict[str, Any]], steps: list[dict[str, Any]], at: str | None) -> Stage:
+    if kind == "Pod":
+        exprs = [NOT_KUBELET_RUN, *exprs]
     spec: dict[str, Any] = {
         "resourceRef": {"apiGroup": "v1", "kind": kind},
         "selector": {"matchExpressions": exprs},

@@ -7,13 +7,13 @@ immediately, so the old token is provably dead (the test checks it gets 401) bef
 The controller must reconcile every JobSet (its Jobs appear) without a restart and with no failed reconcile.
 
 This test runs its own controller (its metrics on loopback show reconcile errors and 401s), so it is skipped
-while another controller runs; ``tests/e2e/run.sh`` runs it after the default suites, once it has stopped its own
-controller, or alone with ``PYJOBSET_E2E_CONTROLLER=0 tests/e2e/run.sh tests/e2e/test_credentials.py``.
+while another controller runs; ``tests/e2e/run.sh`` runs it after the default suites, once it has stopped the
+installed controller and deleted the webhook configurations nothing serves any more, or alone with
+``PYJOBSET_E2E_CONTROLLER=0 tests/e2e/run.sh tests/e2e/test_credentials.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
@@ -24,16 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e import pki
-from tests.e2e.harness import REPO, ControlPlane, Process, free_port, rbac_manifests
+from tests.e2e.harness import (
+    INSTALLED_ACCOUNT,
+    INSTALLED_NAMESPACE,
+    ControlPlane,
+    Process,
+    free_port,
+    installed_identity,
+    token_file_kubeconfig,
+)
 from tests.e2e.kube import ApiError, Client
 
 pytestmark = [pytest.mark.e2e]
 
 JSON = dict[str, Any]
-SA_NAMESPACE, SA_NAME = "jobset-system", "pyjobset-e2e"  # the account deploy/rbac binds (shared with run.sh)
+SA_NAMESPACE, SA_NAME = INSTALLED_NAMESPACE, INSTALLED_ACCOUNT  # the installed controller's own account
 ROTATIONS = 3
 
 
@@ -102,6 +109,11 @@ def total(metrics: dict[str, float], name: str, **labels: str) -> float:
     return sum(v for k, v in metrics.items() if k.split("{")[0] == name and all(w in k for w in want))
 
 
+def admin_items(plane: ControlPlane, plural: str) -> list[JSON]:
+    items: list[JSON] = plane.admin.get(f"/apis/admissionregistration.k8s.io/v1/{plural}")["items"]
+    return items
+
+
 def jobset(name: str) -> JSON:
     return {
         "apiVersion": "jobset.x-k8s.io/v1alpha2",
@@ -136,34 +148,20 @@ def rotating_controller(control_plane: ControlPlane, tmp_path: Path) -> Iterator
             "tests/e2e/test_credentials.py"
         )
     control_plane.install_jobset_crd()
-    # Creates the account and binds exactly deploy/rbac/ to it; its kubeconfig (a static token) is not used.
-    control_plane.service_account_kubeconfig(
-        SA_NAMESPACE, SA_NAME, rbac_manifests(REPO / "deploy" / "rbac"), tmp_path / "static.kubeconfig"
-    )
+    hooks = [
+        name
+        for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
+        for name in [h["metadata"]["name"] for h in admin_items(control_plane, kind)]
+        if name.startswith("jobset-")
+    ]
+    if hooks:
+        pytest.fail(f"the installed webhook configurations {hooks} have no server here; run.sh deletes them first")
+    # Installs the account and exactly deploy/rbac/ with kubectl; its kubeconfig (an hour's token) is not used.
+    installed_identity(control_plane, tmp_path / "installed")
     secrets = [f"rotation-{uuid.uuid4().hex[:6]}-0"]
     token_file = tmp_path / "token"
     write_token(token_file, bound_token(control_plane.admin, secrets[0]))
-    kubeconfig = tmp_path / "controller.kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "e2e",
-                        "cluster": {
-                            "server": control_plane.server,
-                            "certificate-authority-data": base64.b64encode(control_plane.ca_pem).decode(),
-                        },
-                    }
-                ],
-                "users": [{"name": "controller", "user": {"tokenFile": str(token_file)}}],
-                "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "controller"}}],
-                "current-context": "e2e",
-            }
-        )
-    )
+    kubeconfig = token_file_kubeconfig(control_plane, token_file, tmp_path / "controller.kubeconfig")
     metrics_port = free_port()
     proc = control_plane.start_controller(
         kubeconfig, f"--metrics-bind-address=127.0.0.1:{metrics_port}", "--metrics-secure=false", "--leader-elect=false"

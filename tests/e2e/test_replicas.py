@@ -41,13 +41,13 @@ import yaml
 
 from cache.leader import JITTER_FACTOR
 from tests.e2e import pki
-from tests.e2e.harness import REPO, ControlPlane, Process, free_port, rbac_manifests
+from tests.e2e.harness import INSTALLED_NAMESPACE, ControlPlane, Process, free_port, installed_identity
 from tests.e2e.kube import Client, has_condition
 
 pytestmark = [pytest.mark.e2e]
 
 JSON = dict[str, Any]
-SA_NAMESPACE, SA_NAME = "jobset-system", "pyjobset-e2e"
+SA_NAMESPACE = INSTALLED_NAMESPACE
 LEASE_SECONDS, RENEW_SECONDS, RETRY_SECONDS = 4.0, 3.0, 1.0
 SIM = "sim.pyjobset.io/"
 ATTEMPT = "jobset.sigs.k8s.io/restart-attempt"
@@ -247,9 +247,8 @@ def fleet(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Fleet]:
             "tests/e2e/test_replicas.py"
         )
     control_plane.install_jobset_crd()
-    kubeconfig = control_plane.service_account_kubeconfig(
-        SA_NAMESPACE, SA_NAME, rbac_manifests(REPO / "deploy" / "rbac"), tmp_path / "controller.kubeconfig"
-    )
+    # The installed identity: deploy/rbac applied with kubectl, a TokenRequest token of the Deployment's account.
+    kubeconfig = installed_identity(control_plane, tmp_path / "installed")
     f = Fleet(control_plane, kubeconfig, tmp_path)
     try:
         yield f

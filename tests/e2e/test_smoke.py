@@ -193,7 +193,10 @@ def _seconds(ts: str) -> float:
 
 @pytest.fixture
 def failing_node(control_plane: ControlPlane, admin: Client) -> Iterator[str]:
-    node = control_plane.node_names[-1] if control_plane.node_names else "sim-node-00003"
+    # Not the node of the installed controller's pod (run.sh): the eviction would take admission down meanwhile.
+    taken = {p["spec"].get("nodeName") for p in admin.get("/api/v1/namespaces/jobset-system/pods").get("items") or []}
+    names = control_plane.node_names or [n["metadata"]["name"] for n in admin.get("/api/v1/nodes")["items"]]
+    node = [n for n in sorted(names) if n not in taken][-1]
     try:
         yield node
     finally:
