@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import types
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -170,7 +172,10 @@ class ApiClient:
             connector = aiohttp.TCPConnector(
                 limit=0, ssl=self.config.ssl_context or False, socket_factory=keepalive_socket
             )
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+            tracing = aiohttp.TraceConfig()
+            tracing.on_connection_create_end.append(self._fence_on_connection)
+            tracing.on_connection_reuseconn.append(self._fence_on_connection)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, trace_configs=[tracing])
         return self._session
 
     async def close(self) -> None:
@@ -208,25 +213,27 @@ class ApiClient:
             auth: str | None = None
             try:
                 auth = await self._authorization()
-                if method != "GET" and self.write_fence is not None and not self.write_fence():
-                    raise Fenced(f"{method} {path}: refused, this process no longer holds the leader lease")
-                async with (
-                    self._in_flight,
-                    self.session.request(
+                fenced = method != "GET" and self.write_fence is not None
+                async with self._in_flight:
+                    # The fence is checked after every wait of ours (token bucket, credentials, the in-flight
+                    # bound) and again when aiohttp has a connection for the request (``_fence_on_connection``),
+                    # so a process frozen while a write waited wakes to a refusal, not to a late write.
+                    self._check_fence(method, path, fenced)
+                    async with self.session.request(
                         method,
                         url,
                         data=data,
                         headers=_with_auth(content, auth),
                         timeout=aiohttp.ClientTimeout(total=self.request_timeout),
-                    ) as resp,
-                ):
-                    payload = await resp.read()
-                    self._notify(method, resp.status)
-                    if method != "GET":
-                        log.debug("api_write", method=method, path=path, code=resp.status)
-                    if resp.status < 400:
-                        return payload
-                    err: ApiError = error_for(resp.status, payload, retry_after=resp.headers.get("Retry-After"))
+                        trace_request_ctx=_FenceContext(method, path) if fenced else None,
+                    ) as resp:
+                        payload = await resp.read()
+                        self._notify(method, resp.status)
+                        if method != "GET":
+                            log.debug("api_write", method=method, path=path, code=resp.status)
+                        if resp.status < 400:
+                            return payload
+                        err: ApiError = error_for(resp.status, payload, retry_after=resp.headers.get("Retry-After"))
             except CredentialError as exc:
                 err = exc
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -244,6 +251,19 @@ class ApiClient:
             delay = err.retry_after if err.retry_after is not None else min(0.1 * 2**attempt, 5.0)
             await asyncio.sleep(delay * (1 + random.random() * 0.1))  # noqa: S311 - jitter, not crypto
             attempt += 1
+
+    def _check_fence(self, method: str, path: str, fenced: bool) -> None:
+        if fenced and self.write_fence is not None and not self.write_fence():
+            raise Fenced(f"{method} {path}: refused, this process no longer holds the leader lease")
+
+    async def _fence_on_connection(
+        self, _session: aiohttp.ClientSession, ctx: types.SimpleNamespace, _params: object
+    ) -> None:
+        """aiohttp trace hook, called once the request has a connection and just before its headers are written:
+        the last point at which a write of a process that lost the lease can still be refused."""
+        request = ctx.trace_request_ctx
+        if isinstance(request, _FenceContext):
+            self._check_fence(request.method, request.path, fenced=True)
 
     async def _authorization(self) -> str | None:
         """The ``Authorization`` value for the next request (read per request: credentials rotate)."""
@@ -337,3 +357,11 @@ def _with_auth(headers: dict[str, str], auth: str | None) -> dict[str, str] | No
     if auth:
         return {**headers, "Authorization": auth}
     return headers or None
+
+
+@dataclass(frozen=True, slots=True)
+class _FenceContext:
+    """Marks a write whose connection hook must re-check the leader fence."""
+
+    method: str
+    path: str
