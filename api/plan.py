@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from api.extensions import Defaults
 from api.jobset_types import JobSet, JobSetStatus
 from api.jsontypes import JSON
 from api.records import Job, Pod
@@ -35,6 +36,8 @@ class Snapshot:
     gates: Mapping[str, bool] = field(default_factory=dict)
     pods: tuple[Pod, ...] = ()
     """The JobSet's pods; filled only when gate InPlaceRestart is on."""
+    extensions: Defaults = field(default_factory=Defaults)
+    """Cluster-wide defaults of the opt-in extensions (the Configuration's ``pyjobset:`` section)."""
 
     def gate(self, name: str) -> bool:
         return bool(self.gates.get(name, False))
@@ -84,6 +87,27 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class RootCause:
+    """Ask the acting layer to record why the JobSet restarted or failed (extension "root-cause records").
+
+    The pods of ``job`` are read at the edge; the pure ``controller.decide.extensions.rootcause`` turns them into
+    the ``pyjobset.io/last-failure`` object, appended to ``pyjobset.io/restart-history`` when ``restart`` is set.
+    """
+
+    job: str
+    job_uid: str
+    reason: str
+    message: str
+    time: str
+    restart_attempt: int
+    action: str
+    rule: str
+    restart: bool
+    event_indices: tuple[int, ...] = ()
+    """Indices into ``Plan.events`` of the restart/failure events whose message gets the root cause appended."""
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     create_jobs: tuple[JSON, ...] = ()
     delete_jobs: tuple[str, ...] = ()
@@ -104,6 +128,9 @@ class Plan:
     """Lifecycle change carried by ``status``; the acting layer bumps metrics from it after the status write."""
     notes: tuple[str, ...] = ()
     """Diagnostics for the log, decided as data (e.g. an invalid failure-policy message pattern was skipped)."""
+    annotations: Mapping[str, str | None] = field(default_factory=dict)
+    """A merge patch of ``metadata.annotations`` only (extension state); written after the status write."""
+    root_cause: RootCause | None = None
 
     @property
     def is_empty(self) -> bool:

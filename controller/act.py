@@ -31,6 +31,7 @@ from api.plan import Plan
 from api.records import Job, Service
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import AlreadyExists, ApiError, NotFound
+from controller.annotate import write_annotations
 from controller.events import EventRecorder
 from metrics.seam import PlanObserver
 
@@ -82,7 +83,10 @@ class Actor:
             raise ReconcileError(plan.error)
         if plan.status is not None:
             await self._write_status(js, plan)
-        for event in plan.events:
+        events = plan.events
+        if plan.annotations or plan.root_cause is not None:  # opt-in extensions (controller.annotate)
+            events = await write_annotations(self.client, js, plan, self.jobsets)
+        for event in events:
             await self.recorder.record(js, event.type, event.reason, event.message)
         for observer in self.observers:
             observer.plan_applied(js, plan)

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from api import constants as c
+from api.extensions import Defaults
 from api.jobset_types import JobSet
 from api.plan import Snapshot
 from api.records import Job, Pod, Service
@@ -61,6 +62,7 @@ class JobSetReconciler:
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     observers: list[ReconcileObserver] = field(default_factory=list)
     reconciles: int = 0
+    extensions: Defaults = field(default_factory=Defaults)
 
     # ------------------------------------------------------------------------------------ handlers
 
@@ -92,7 +94,14 @@ class JobSetReconciler:
         pods: tuple[Pod, ...] = ()
         if self.pods is not None and self.gates.get(c.GATE_IN_PLACE_RESTART):
             pods = tuple(self.pods.by_index(JOBSET_LABEL_INDEX, js.key))
-        return Snapshot(jobset=js, jobs=jobs, service_exists=svc is not None, gates=self.gates, pods=pods)
+        return Snapshot(
+            jobset=js,
+            jobs=jobs,
+            service_exists=svc is not None,
+            gates=self.gates,
+            pods=pods,
+            extensions=self.extensions,
+        )
 
     async def reconcile(self, key: str) -> float | None:
         js = self.jobsets.get(key)
