@@ -19,7 +19,7 @@ from api import constants as c
 from api import extensions as x
 from api.plan import Plan, RootCause, Snapshot
 from api.records import Job
-from api.timefmt import format_time, parse_time
+from api.timefmt import format_micro_time, format_time, parse_time
 from controller.decide import conditions as cond
 from controller.decide.classify import Children
 from controller.decide.extensions import deadline, rootcause
@@ -145,7 +145,7 @@ class ExtensionPass:
             return
         restarted = outcome.kind == "restarted" and outcome.action in _JOBSET_RESTARTS
         if restarted and self.options.tracks_restarts:
-            self._set_state(self.state.with_restart(format_time(self._now), self.options))
+            self._set_state(self.state.with_restart(format_micro_time(self._now), self.options))
         if not self.options.record_failures or outcome.kind not in ("restarted", "failed"):
             return
         job = first_failed_job(failed)

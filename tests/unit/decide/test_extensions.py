@@ -232,7 +232,7 @@ def test_root_cause_request_names_the_first_failed_job_and_the_restart_events() 
         "DefaultFailurePolicy",
         "RestartJobSetFailurePolicyAction",
     }
-    assert json.loads(plan.annotations[x.STATE])["restartTimes"] == ["2026-01-01T00:02:00Z"]
+    assert json.loads(plan.annotations[x.STATE])["restartTimes"] == ["2026-01-01T00:02:00.000000Z"]
 
 
 def test_recovered_seconds_is_filled_once_every_new_job_is_ready() -> None:
