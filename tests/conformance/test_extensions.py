@@ -26,6 +26,7 @@ from tests.conformance.kit import (
     manual,
     simulated,
 )
+from tests.conftest import EXTERNAL_CONTROLLER
 
 JSON = dict[str, Any]
 GPU = "nvidia.com/gpu"
@@ -106,6 +107,7 @@ async def test_a_pod_that_failed_with_only_a_status_reason(cluster: Cluster) -> 
     assert (last["action"], last["restartAttempt"]) == ("FailJobSet", 0)  # no failure policy: the JobSet fails
 
 
+@pytest.mark.skipif(EXTERNAL_CONTROLLER, reason="configures the in-loop controller (pyjobset.recordFailures: false)")
 class TestRecordingOff:
     @pytest.fixture
     def controller_settings(self) -> Settings:

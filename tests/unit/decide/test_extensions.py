@@ -268,3 +268,12 @@ def _annotated(js: JobSet, annotations: dict[str, str]) -> JobSet:
 
     meta = msgspec.structs.replace(js.metadata, annotations={**js.metadata.annotations, **annotations})
     return msgspec.structs.replace(js, metadata=meta)
+
+
+def test_startup_deadline_clock_starts_when_a_suspended_jobset_is_resumed() -> None:
+    world = world_of(base({x.STARTUP_DEADLINE: "1m"}, {"maxRestarts": 3}))
+    # Jobs created at 00:01:00 but (re)started only at 00:30:00, e.g. admitted by a queue much later.
+    world.set_status(job_status(active=1, ready=0, start_time="2026-01-01T00:30:00Z"))
+    plan = world.step(dt.datetime(2026, 1, 1, 0, 30, 20, tzinfo=dt.UTC))
+    assert world.js.status.restarts == 0
+    assert plan.requeue_after == 40.0
