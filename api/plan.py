@@ -7,10 +7,11 @@ acting layer only after the status write succeeded (or when no status write was 
 How the acting layer runs a Plan, in this order: ``delete_jobs`` (Foreground), ``create_service``,
 ``create_pvcs`` (AlreadyExists ignored), ``create_jobs`` (bounded-parallel), ``update_jobs`` (in tuple order;
 they touch only Jobs that already exist, so their position relative to the creates does not matter), then the
-single ``status`` write, then ``events``, then metrics from ``outcome`` (D4 of behaviour.md), then ``delete_jobset`` /
-``requeue_after``. When ``error`` is set the child writes listed in the Plan are still performed (they are the
-ones the reference performs before it fails), but status, events and outcome are skipped and the key is
-requeued with backoff.
+single ``status`` write, then the ``annotations`` merge patch (with the ``root_cause`` record, which may extend
+the restart/failure events' messages), then ``events``, then metrics from ``outcome`` (D4 of behaviour.md), then
+``delete_jobset`` / ``requeue_after``. When ``error`` is set the child writes listed in the Plan are still
+performed (they are the ones the reference performs before it fails), but status, annotations, events and outcome
+are skipped and the key is requeued with backoff.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The acting layer: carry out a ``Plan`` against the API server. The only code that writes JobSet children.
 
 Order (behaviour.md §4.1/4.2): previous-attempt and finished deletes → headless Service → PVCs → Job creates → Job
-updates (elastic sync, suspend/resume) → one status write → queued events → metrics → TTL deletion.
+updates (elastic sync, suspend/resume) → one status write → the extensions' ``metadata.annotations`` patch
+(``controller.annotate``) → queued events → metrics → TTL deletion.
 
 Invariants:
 * no policy here: every decision was made by ``controller.decide``;
