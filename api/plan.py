@@ -7,10 +7,11 @@ acting layer only after the status write succeeded (or when no status write was 
 How the acting layer runs a Plan, in this order: ``delete_jobs`` (Foreground), ``create_service``,
 ``create_pvcs`` (AlreadyExists ignored), ``create_jobs`` (bounded-parallel), ``update_jobs`` (in tuple order;
 they touch only Jobs that already exist, so their position relative to the creates does not matter), then the
-single ``status`` write, then ``events``, then metrics from ``outcome`` (D4 of behaviour.md), then ``delete_jobset`` /
-``requeue_after`` (or, with ``more``, an immediate requeue). When ``error`` is set the child writes listed in the
-Plan are still performed (they are the ones the reference performs before it fails), but status, events and
-outcome are skipped and the key is requeued with backoff.
+single ``status`` write, then the ``annotations`` merge patch (with the ``root_cause`` record, which may extend
+the restart/failure events' messages), then ``events``, then metrics from ``outcome`` (D4 of behaviour.md), then
+``delete_jobset`` / ``requeue_after`` (or, with ``more``, an immediate requeue). When ``error`` is set the child
+writes listed in the Plan are still performed (they are the ones the reference performs before it fails), but
+status, annotations, events and outcome are skipped and the key is requeued with backoff.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from api.extensions import Defaults
 from api.jobset_types import JobSet, JobSetStatus
 from api.jsontypes import JSON
 from api.records import Job, Pod
@@ -35,6 +37,8 @@ class Snapshot:
     gates: Mapping[str, bool] = field(default_factory=dict)
     pods: tuple[Pod, ...] = ()
     """The JobSet's pods; filled only when gate InPlaceRestart is on."""
+    extensions: Defaults = field(default_factory=Defaults)
+    """Cluster-wide defaults of the opt-in extensions (the Configuration's ``pyjobset:`` section)."""
 
     def gate(self, name: str) -> bool:
         return bool(self.gates.get(name, False))
@@ -84,6 +88,27 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class RootCause:
+    """Ask the acting layer to record why the JobSet restarted or failed (extension "root-cause records").
+
+    The pods of ``job`` are read at the edge; the pure ``controller.decide.extensions.rootcause`` turns them into
+    the ``pyjobset.io/last-failure`` object, appended to ``pyjobset.io/restart-history`` when ``restart`` is set.
+    """
+
+    job: str
+    job_uid: str
+    reason: str
+    message: str
+    time: str
+    restart_attempt: int
+    action: str
+    rule: str
+    restart: bool
+    event_indices: tuple[int, ...] = ()
+    """Indices into ``Plan.events`` of the restart/failure events whose message gets the root cause appended."""
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     create_jobs: tuple[JSON, ...] = ()
     delete_jobs: tuple[str, ...] = ()
@@ -107,6 +132,9 @@ class Plan:
     more: bool = False
     """The Plan was cut at the per-pass bound on Job writes: run it, then reconcile the JobSet again at once,
     behind the keys already queued (a huge JobSet proceeds in bounded passes and never starves small ones)."""
+    annotations: Mapping[str, str | None] = field(default_factory=dict)
+    """A merge patch of ``metadata.annotations`` only (extension state); written after the status write."""
+    root_cause: RootCause | None = None
 
     @property
     def is_empty(self) -> bool:

@@ -1,7 +1,8 @@
 """The acting layer: carry out a ``Plan`` against the API server. The only code that writes JobSet children.
 
 Order (behaviour.md §4.1/4.2): previous-attempt and finished deletes → headless Service → PVCs → Job creates → Job
-updates (elastic sync, suspend/resume) → one status write → queued events → metrics → TTL deletion.
+updates (elastic sync, suspend/resume) → one status write → the extensions' ``metadata.annotations`` patch
+(``controller.annotate``) → queued events → metrics → TTL deletion.
 
 Invariants:
 * no policy here: every decision was made by ``controller.decide``;
@@ -36,6 +37,7 @@ from api.plan import JobUpdate, Plan
 from api.records import Job, Service
 from cache.client import MERGE_PATCH, ApiClient, resource_path
 from cache.errors import AlreadyExists, ApiError, NotFound
+from controller.annotate import write_annotations
 from controller.events import EventRecorder
 from metrics.seam import PlanObserver
 
@@ -96,7 +98,10 @@ class Actor:
             raise ReconcileError(plan.error)
         if plan.status is not None:
             await self._write_status(js, plan)
-        for event in plan.events:
+        events = plan.events
+        if plan.annotations or plan.root_cause is not None:  # opt-in extensions (controller.annotate)
+            events = await write_annotations(self.client, js, plan, self.jobsets)
+        for event in events:
             await self.recorder.record(js, event.type, event.reason, event.message)
         for observer in self.observers:
             observer.plan_applied(js, plan)

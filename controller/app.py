@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import structlog
 
 from api import constants as c
+from api.extensions import Defaults
 from api.jobset_types import JobSet, ObjectMeta
 from api.records import Job, Node, Pod, Service
 from cache.client import ApiClient, ClusterConfig, resource_path
@@ -117,6 +118,7 @@ class Controller:
             queue=self.queue,
             gates=dict(s.feature_gates),
             pods=self.pods,
+            extensions=Defaults(record_failures=s.pyjobset.record_failures, fail_fast=s.pyjobset.fail_fast),
         )
         self.placement = PlacementRepair(
             self.pods,

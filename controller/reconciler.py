@@ -32,6 +32,7 @@ from typing import Any
 import structlog
 
 from api import constants as c
+from api.extensions import Defaults
 from api.jobset_types import JobSet
 from api.plan import Snapshot
 from api.records import Job, Pod, Service
@@ -78,6 +79,7 @@ class JobSetReconciler:
     """Per-pass bound on Job creates (and on deletes, and on updates) handed to ``decide``."""
     offload_children: int = 2000
     """From this many child Jobs on, ``decide`` runs in a worker thread (inline it would cost ≳ 4 ms)."""
+    extensions: Defaults = field(default_factory=Defaults)
 
     # ------------------------------------------------------------------------------------ handlers
 
@@ -109,7 +111,14 @@ class JobSetReconciler:
         pods: tuple[Pod, ...] = ()
         if self.pods is not None and self.gates.get(c.GATE_IN_PLACE_RESTART):
             pods = tuple(self.pods.by_index(JOBSET_LABEL_INDEX, js.key))
-        return Snapshot(jobset=js, jobs=jobs, service_exists=svc is not None, gates=self.gates, pods=pods)
+        return Snapshot(
+            jobset=js,
+            jobs=jobs,
+            service_exists=svc is not None,
+            gates=self.gates,
+            pods=pods,
+            extensions=self.extensions,
+        )
 
     async def reconcile(self, key: str) -> float | None:
         js = self.jobsets.get(key)

@@ -103,6 +103,17 @@ class ControllerConcurrency:
 
 
 @dataclass(frozen=True)
+class Pyjobset:
+    """Ours, not the reference's: cluster-wide defaults of the opt-in extensions (docs/design/extensions.md).
+    The reference's strict decoder refuses a ``pyjobset:`` section, so a Configuration with one is pyjobset's."""
+
+    record_failures: bool = True
+    """Ours: record why a JobSet restarted or failed (annotations `pyjobset.io/last-failure`, `restart-history`)."""
+    fail_fast: bool = False
+    """Ours: treat a child Job with `FailureTarget` as failed at once (per JobSet: `pyjobset.io/fail-fast`)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     webhook: Webhook = field(default_factory=Webhook)
     leader_election: LeaderElection = field(default_factory=LeaderElection)
@@ -113,6 +124,7 @@ class Settings:
     feature_gates: Mapping[str, bool] = field(default_factory=lambda: dict(KNOWN_GATES))
     tls: TLS = field(default_factory=TLS)
     controller: ControllerConcurrency = field(default_factory=ControllerConcurrency)
+    pyjobset: Pyjobset = field(default_factory=Pyjobset)
     namespace: str = "jobset-system"
     """Namespace the controller runs in (leader-election Lease, webhook Secret); in-cluster: from the SA file."""
 

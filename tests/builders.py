@@ -167,19 +167,29 @@ class DecideWorld:
         gates: dict[str, bool] | None = None,
         service_exists: bool = False,
         max_writes: int | None = None,
+        extensions: Any = None,
+        stamp_creation: bool = False,
     ) -> None:
         self.js = js
         self.max_writes = max_writes
+        self.extensions = extensions
+        self.stamp_creation = stamp_creation
+        """Give created Jobs ``creationTimestamp`` = the step's time (the startup deadline reads it)."""
         self.jobs: dict[str, Job] = {}
         self.gates = dict(gates or {})
         self.service_exists = service_exists
         self.plans: list[Any] = []
 
     def snapshot(self) -> Any:
+        from api.extensions import Defaults
         from api.plan import Snapshot
 
         return Snapshot(
-            jobset=self.js, jobs=tuple(self.jobs.values()), service_exists=self.service_exists, gates=self.gates
+            jobset=self.js,
+            jobs=tuple(self.jobs.values()),
+            service_exists=self.service_exists,
+            gates=self.gates,
+            extensions=self.extensions if self.extensions is not None else Defaults(),
         )
 
     def step(self, now: Any = None) -> Any:
@@ -198,7 +208,10 @@ class DecideWorld:
             obj = msgspec.to_builtins(self.jobs[name])
             obj["metadata"]["deletionTimestamp"] = T0
             self.jobs[name] = msgspec.convert(obj, Job)
-        for manifest in plan.create_jobs:
+        for created in plan.create_jobs:
+            manifest = created
+            if self.stamp_creation:
+                manifest = {**created, "metadata": {**created["metadata"], "creationTimestamp": _rfc3339(when)}}
             self.jobs[manifest["metadata"]["name"]] = job_record(manifest)
         for update in plan.update_jobs:
             obj = msgspec.to_builtins(self.jobs[update.name])
@@ -210,6 +223,12 @@ class DecideWorld:
             self.service_exists = True
         if plan.status is not None:
             self.js = msgspec.structs.replace(self.js, status=plan.status)
+        if plan.annotations:  # the acting layer's merge patch of metadata.annotations
+            annotations = {**self.js.metadata.annotations, **plan.annotations}
+            meta = msgspec.structs.replace(
+                self.js.metadata, annotations={k: v for k, v in annotations.items() if v is not None}
+            )
+            self.js = msgspec.structs.replace(self.js, metadata=meta)
         return plan
 
     def gc(self) -> None:
@@ -222,6 +241,10 @@ class DecideWorld:
 
     def update_spec(self, **changes: Any) -> None:
         self.js = msgspec.structs.replace(self.js, spec=msgspec.structs.replace(self.js.spec, **changes))
+
+
+def _rfc3339(when: Any) -> str:
+    return str(when.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _merge(target: JSON, patch: JSON) -> None:

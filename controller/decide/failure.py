@@ -25,6 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from api import constants as c
+from api.extensions import REASON_RESTART_BUDGET_EXCEEDED
 from api.jobset_types import (
     RESTART_JOB_ACTIONS,
     FailureAction,
@@ -54,6 +55,7 @@ except ImportError:  # pragma: no cover - the dependency is declared; fall back 
 
 
 DEFAULT_ACTION: Final[FailureAction] = "RestartJobSet"
+MSG_RESTART_BUDGET_EXCEEDED: Final = "jobset failed due to exceeding its restart budget (pyjobset.io/restart-budget)"
 
 
 def action_message(action: str, job_name: str) -> str:
@@ -148,9 +150,16 @@ def restart_budget_used(draft: cond.StatusDraft, *, restart_job_gate: bool) -> i
 
 
 def execute(
-    js: JobSet, failed: tuple[Job, ...], draft: cond.StatusDraft, notes: list[str], *, restart_job_gate: bool
+    js: JobSet,
+    failed: tuple[Job, ...],
+    draft: cond.StatusDraft,
+    notes: list[str],
+    *,
+    restart_job_gate: bool,
+    budget_exhausted: bool = False,
 ) -> str | None:
-    """Apply the failure policy to ``draft``; returns a decision error or None."""
+    """Apply the failure policy to ``draft``; returns a decision error or None. ``budget_exhausted`` (extension
+    ``pyjobset.io/restart-budget``): a JobSet-wide restart fails the JobSet with ``RestartBudgetExceeded``."""
     policy = js.spec.failure_policy
     if policy is None:
         job = first_failed_job(failed)
@@ -170,7 +179,17 @@ def execute(
         rule, job = match
         action, rule_name = rule.action, rule.name
         restart_reason = cond.RULE_REASON_PREFIX + rule.name
-    return _apply(js, policy, action, rule_name, restart_reason, job, draft, restart_job_gate=restart_job_gate)
+    return _apply(
+        js,
+        policy,
+        action,
+        rule_name,
+        restart_reason,
+        job,
+        draft,
+        restart_job_gate=restart_job_gate,
+        budget_exhausted=budget_exhausted,
+    )
 
 
 def _apply(
@@ -183,6 +202,7 @@ def _apply(
     draft: cond.StatusDraft,
     *,
     restart_job_gate: bool,
+    budget_exhausted: bool = False,
 ) -> str | None:
     name = job.metadata.name
     if action in RESTART_JOB_ACTIONS and not restart_job_gate:
@@ -202,6 +222,14 @@ def _apply(
             cond.REASON_REACHED_MAX_RESTARTS,
             cond.with_first_failed_job(cond.MSG_REACHED_MAX_RESTARTS, name),
             Outcome(kind="failed", reason=cond.REASON_REACHED_MAX_RESTARTS, action=action, rule=rule_name, job=name),
+        )
+        return None
+
+    if budget_exhausted and action in ("RestartJobSet", "RestartJobSetAndIgnoreMaxRestarts"):
+        draft.set_failed(
+            REASON_RESTART_BUDGET_EXCEEDED,
+            cond.with_first_failed_job(MSG_RESTART_BUDGET_EXCEEDED, name),
+            Outcome(kind="failed", reason=REASON_RESTART_BUDGET_EXCEEDED, action=action, rule=rule_name, job=name),
         )
         return None
 

@@ -30,6 +30,7 @@ from controller.decide import conditions as cond
 from controller.decide import failure, startup, success
 from controller.decide.classify import ClassifyError, classify, replicated_jobs_status
 from controller.decide.elastic import elastic_updates
+from controller.decide.extensions import ExtensionPass
 from controller.decide.inplace import reconcile_in_place
 from controller.decide.naming import dns_hostnames_enabled
 from controller.decide.suspend import resume_jobs, suspend_jobs
@@ -40,6 +41,11 @@ T = TypeVar("T")
 
 def decide(snap: Snapshot, now: dt.datetime, *, max_writes: int = c.MAX_CHILD_WRITES_PER_PASS) -> Plan:
     """The Plan for one pass over ``snap`` (see the module docstring); ``max_writes`` bounds each kind of Job write."""
+    ext = ExtensionPass(snap, now)  # opt-in extensions (docs/design/extensions.md): hooks below, folded in here
+    return ext.finish(_decide(snap, now, ext, max_writes))
+
+
+def _decide(snap: Snapshot, now: dt.datetime, ext: ExtensionPass, max_writes: int) -> Plan:
     js = snap.jobset
     if js.metadata.deletion_timestamp is not None:
         return Plan()
@@ -73,7 +79,7 @@ def decide(snap: Snapshot, now: dt.datetime, *, max_writes: int = c.MAX_CHILD_WR
         )
 
     # 5. Jobs of a previous attempt go (foreground, so same-name recreation waits for their pods).
-    deletes, more = _bounded(_deletable(kids.previous), max_writes)
+    deletes, more = _bounded(ext.hold_previous(_deletable(kids.previous), draft), max_writes)
 
     # 6. After a restart, every Job ready or succeeded again ends the RestartingJobSet episode.
     suspended = startup.is_suspended(js)
@@ -81,10 +87,16 @@ def decide(snap: Snapshot, now: dt.datetime, *, max_writes: int = c.MAX_CHILD_WR
         r.replicas for r in js.spec.replicated_jobs
     ):
         draft.set_condition(c.COND_RESTARTING, "False", cond.REASON_JOBS_READY, cond.MSG_JOBS_READY)
+        ext.on_all_ready(draft)
 
     # 7. Failures first; nothing is created in a pass that applies the failure policy.
-    if kids.failed:
-        error = failure.execute(js, kids.failed, draft, notes, restart_job_gate=gate_restart_job)
+    failed = kids.failed + ext.extra_failures(kids)
+    if failed:
+        first_event = len(draft.events)
+        error = failure.execute(
+            js, failed, draft, notes, restart_job_gate=gate_restart_job, budget_exhausted=ext.budget_exhausted()
+        )
+        ext.after_failure(failed, draft, first_event)
         return _plan(draft, notes, delete_jobs=deletes, error=error, more=more)
 
     # 8. Successes.

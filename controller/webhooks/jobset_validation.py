@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from api import extensions as ext
 from api.constants import (
     COORDINATOR_KEY,
     GATE_ELASTIC_JOBSET,
@@ -146,9 +147,31 @@ def validate_create(obj: Any, gates: Mapping[str, bool], pvc_lookup: PvcLookup |
                     path, f"invalid replicatedJob name '{target}' does not appear in .spec.ReplicatedJobs"
                 )
             )
-    errs.extend(_failure_policy_errors(view, seen, gates))
+    annotations = _annotations(obj)
+    extra_reasons = (ext.REASON_STARTUP_DEADLINE_EXCEEDED,) if ext.STARTUP_DEADLINE in annotations else ()
+    errs.extend(_failure_policy_errors(view, seen, gates, extra_reasons))
     errs.extend(_coordinator_errors(view))
     errs.extend(_volume_claim_errors(view, pvc_lookup))
+    errs.extend(_extension_errors(annotations))
+    return errs
+
+
+def _annotations(obj: Any) -> dict[str, str]:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    raw = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, str)}
+
+
+_ANNOTATIONS = Path("metadata").child("annotations")
+
+
+def _extension_errors(annotations: Mapping[str, str]) -> ErrorList:
+    """Ours: the values of pyjobset's extension annotations (docs/design/extensions.md) must parse."""
+    errs = ErrorList()
+    for key, value, form in ext.option_errors(annotations):
+        errs.append(FieldError.invalid(_ANNOTATIONS.key(key), value, f"pyjobset extension annotation: must be {form}"))
     return errs
 
 
@@ -252,7 +275,10 @@ def _in_place_errors(rjob: RJobView) -> ErrorList:
     return errs
 
 
-def _failure_policy_errors(view: JobSetView, names: set[str], gates: Mapping[str, bool]) -> ErrorList:
+def _failure_policy_errors(
+    view: JobSetView, names: set[str], gates: Mapping[str, bool], extra_reasons: Sequence[str] = ()
+) -> ErrorList:
+    """``extra_reasons``: failure reasons our extensions add (``StartupDeadlineExceeded`` with the annotation)."""
     errs = ErrorList()
     policy = view.failure_policy
     if policy is None:
@@ -311,7 +337,7 @@ def _failure_policy_errors(view: JobSetView, names: set[str], gates: Mapping[str
                     )
                 )
         for path, reason in rule.reasons:
-            if reason not in VALID_FAILURE_REASONS:
+            if reason not in VALID_FAILURE_REASONS and reason not in extra_reasons:
                 errs.append(
                     FieldError.internal(
                         path,
@@ -518,6 +544,7 @@ def validate_update(new: Any, old: Any, gates: Mapping[str, bool]) -> ErrorList:
         errs.append(FieldError.invalid(_SPEC.child("replicatedJobs"), munged, IMMUTABLE))
     if new_view.managed_by != old_view.managed_by:
         errs.append(FieldError.invalid(_SPEC.child("managedBy"), new_view.managed_by, IMMUTABLE))
+    errs.extend(_extension_errors(_annotations(new)))
     return errs
 
 

@@ -12,6 +12,11 @@ Pure, no I/O. The pod annotation contract (``docs``: ``docs/design/simulated-clu
 - ``sim.pyjobset.io/exit-now``: containers terminate at once with this exit code and the pod ends (no
   restart, whatever the restartPolicy).
 
+- ``sim.pyjobset.io/termination-seconds`` (default 0): a running pod being deleted keeps running (Ready as it
+  was) for this long after the deletion began, as containers sitting out a long grace period do, then is
+  killed. The Job controller counts it as terminating meanwhile, so a failing Job shows ``FailureTarget`` that
+  long before ``Failed``.
+
 A pod being deleted is killed (exit 137). A pod on a failed node fails with a ``DisruptionTarget`` condition,
 as after an eviction by the taint manager; a pod bound to a node that no longer exists fails the same way with
 reason ``DeletionByPodGC`` (the pod garbage collector's doing) and is then deleted. Terminal pods report
@@ -39,6 +44,7 @@ RUN_SECONDS = "sim.pyjobset.io/run-seconds"
 EXIT_CODE = "sim.pyjobset.io/exit-code"
 FAIL_WHEN = "sim.pyjobset.io/fail-when"
 EXIT_NOW = "sim.pyjobset.io/exit-now"
+TERMINATION_SECONDS = "sim.pyjobset.io/termination-seconds"
 KILLED_EXIT_CODE = 137
 CRASH_BACKOFF_BASE = 10.0
 CRASH_BACKOFF_CAP = 300.0
@@ -69,6 +75,16 @@ def _int(annotations: dict[str, str], key: str) -> int | None:
         return int(raw.strip())
     except ValueError:
         return None
+
+
+def _termination_end(md: JSON, annotations: dict[str, str]) -> float | None:
+    """When a deleted pod with ``termination-seconds`` stops: that long after the deletion began."""
+    seconds = _float(annotations, TERMINATION_SECONDS)
+    deadline = parse_rfc3339(md.get("deletionTimestamp"))
+    if not seconds or deadline is None:
+        return None
+    began = deadline - float(md.get("deletionGracePeriodSeconds") or 0)
+    return began + seconds
 
 
 def planned_exit_code(pod: JSON) -> int:
@@ -181,6 +197,9 @@ def decide(
                 cond["message"] = message
         return KubeletDecision(_finish(pod, st, KILLED_EXIT_CODE, ts), None)
     if md.get("deletionTimestamp"):
+        stop_at = _termination_end(md, annotations) if phase == "Running" else None
+        if stop_at is not None and now < stop_at:
+            return KubeletDecision(None, stop_at)
         return KubeletDecision(_finish(pod, st, KILLED_EXIT_CODE, ts), None)
     exit_now = _int(annotations, EXIT_NOW)
     if exit_now is not None:

@@ -21,6 +21,7 @@ Contract details decided here (kubesim must agree; see tests/e2e/README.md):
   + 1, lastState terminated, ``waiting: CrashLoopBackOff`` for 10 s doubling up to 300 s, then running again;
   with Never the pod fails. ``exit-now`` ends the pod (Succeeded on 0, else Failed) whatever its restart policy,
   from any non-terminal phase, as kubesim does.
+- A deleted running pod keeps running for ``termination-seconds`` (0 when absent) after its deletion began.
 - A deleted pod that is not terminal turns Failed (containers terminated, exit code 137, reason Error) and is then
   removed with grace period 0; finalizers are left to their owners (the Job controller's tracking finalizer).
 """
@@ -94,6 +95,10 @@ CRASHED_AT = "(.status.containerStatuses[0].lastState.terminated.finishedAt // .
 START_AT = _rfc3339(f"({BOUND_AT} | fromdate) + {_seconds('start-seconds')}")
 EXIT_AT = _rfc3339(f"({RUNNING_SINCE} | fromdate) + {_seconds('run-seconds')}")
 RESUME_AT = _rfc3339(f"({CRASHED_AT} | fromdate) + {CRASH_BACKOFF}")
+# A running pod being deleted stops ``termination-seconds`` after its deletion began (deletionTimestamp minus the
+# grace period), at once without the annotation.
+DELETION_BEGAN = "((.metadata.deletionTimestamp | fromdate) - (.metadata.deletionGracePeriodSeconds // 0))"
+KILLED_AT = _rfc3339(f"{DELETION_BEGAN} + {_seconds('termination-seconds')}")
 
 
 def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
@@ -361,9 +366,16 @@ def pod_stages() -> list[Stage]:
         _stage(
             "Pod",
             "sim-pod-killed",
-            [DELETED, _expr(".status.phase", "NotIn", "Succeeded", "Failed")],
+            [DELETED, _expr(".status.phase", "NotIn", "Running", "Succeeded", "Failed")],
             [_status_patch(_CODE_KILLED + _TERMINATE)],
             None,
+        ),
+        _stage(
+            "Pod",
+            "sim-pod-killed-running",
+            [DELETED, RUNNING],
+            [_status_patch(_CODE_KILLED + _TERMINATE)],
+            KILLED_AT,
         ),
         _stage(
             "Pod",
