@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="fleet: fail the node under a running pod this many seconds after the JobSets are created",
+        help="fleet: this many seconds after the JobSets are created, fail the node under a running pod",
     )
     demo.add_argument(
         "--pod-run-seconds",

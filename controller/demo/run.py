@@ -173,6 +173,7 @@ class _Driver:
         self.ns = "default"
         self.timeline = Timeline()
         self.failed_node: str | None = None
+        self.waiting_to_fail = False
         self.tick = 0.25 if options.nodes <= 200 else 0.5
 
     def scrape(self) -> Reading:
@@ -252,7 +253,8 @@ class _Driver:
         )
 
     async def _fail_a_node(self, now: float) -> None:
-        """Fail the node under the first running pod of a JobSet (by name); note if no pod is running."""
+        """Fail the node under the first running pod of a JobSet (by name); with none running yet, try again at
+        the next tick."""
         pods = await self.client.get(
             resource_path("", "v1", "pods", self.ns),
             {"labelSelector": c.JOBSET_NAME_KEY, "fieldSelector": "status.phase=Running"},
@@ -261,8 +263,9 @@ class _Driver:
             (p for p in pods["items"] if (p.get("spec") or {}).get("nodeName")), key=lambda p: p["metadata"]["name"]
         )
         if not running:
-            self.failed_node = ""
-            self.progress.note(now, f"--fail-at {self.options.fail_at:g}: no pod is running, no node failed")
+            if not self.waiting_to_fail:
+                self.waiting_to_fail = True
+                self.progress.note(now, "no pod is running yet: the node fails as soon as one runs")
             return
         pod = running[0]
         node = pod["spec"]["nodeName"]

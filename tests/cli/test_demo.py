@@ -50,7 +50,7 @@ def test_a_fleet_with_a_failure_writes_the_timeline_png(tmp_path: Path) -> None:
     png = tmp_path / "timeline.png"
     out = _demo(
         *("--nodes", "6", "--gpus-per-node", "2", "--jobsets", "2", "--jobset-size", "3"),
-        *("--fail-at", "1", "--pod-run-seconds", "3", "--plot", str(png)),
+        *("--fail-at", "1", "--pod-run-seconds", "4", "--plot", str(png)),
     )
     assert out.returncode == 0, out.stderr
     _plain(out.stdout)

@@ -15,7 +15,7 @@ from controller.demo import DemoOptions, run_scenario
 
 
 async def test_fleet_with_a_node_failure_reports_what_the_jobsets_say() -> None:
-    options = DemoOptions(nodes=6, gpus_per_node=2, jobsets=2, jobset_size=3, fail_at=1.0, pod_run_seconds=3)
+    options = DemoOptions(nodes=6, gpus_per_node=2, jobsets=2, jobset_size=3, fail_at=1.0, pod_run_seconds=4)
     out = io.StringIO()
     result = await run_scenario(asyncio.Event(), options, out=out, tty=True)
     text = out.getvalue()
