@@ -5,12 +5,14 @@ On a TTY the status line is redrawn in place (carriage return, erase line) with 
 a pipe or a file (CI, ``scripts/demo | tee``) every changed status becomes a plain timestamped line, at most one
 per ``min_interval`` seconds, and nothing but printable text is written.
 
-Invariants: standard library only; notes and the final ``close()`` always leave the cursor at the start of a
+Invariants: standard library only; the in-place line is cut to the terminal's width (a wrapped line could not
+be redrawn); notes and the final ``close()`` always leave the cursor at the start of a
 fresh line; the clock is injected (``now``), never read here.
 """
 
 from __future__ import annotations
 
+import shutil
 from typing import TextIO
 
 BAR_WIDTH = 20
@@ -25,9 +27,10 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 class Progress:
     """Status line and notes, for a terminal (``tty=True``) or for plain text."""
 
-    def __init__(self, out: TextIO, *, tty: bool, min_interval: float = 0.0) -> None:
+    def __init__(self, out: TextIO, *, tty: bool, min_interval: float = 0.0, columns: int | None = None) -> None:
         self.out = out
         self.tty = tty
+        self.columns = columns if columns is not None else shutil.get_terminal_size().columns
         self.min_interval = min_interval
         self._last = ""
         self._last_at: float | None = None
@@ -39,7 +42,7 @@ class Progress:
             return
         if self.tty:
             shown = f"[{now:6.1f}s] {bar(fraction) + ' ' if fraction is not None else ''}{line}"
-            self.out.write("\r\x1b[2K" + shown)
+            self.out.write("\r\x1b[2K" + shown[: max(20, self.columns - 1)])  # a wrapped line cannot be redrawn
             self.out.flush()
             self._drawn = True
             self._last = line

@@ -67,7 +67,7 @@ def test_plain_progress_prints_changes_as_lines_and_throttles() -> None:
 
 def test_tty_progress_redraws_one_line_and_notes_stay() -> None:
     out = io.StringIO()
-    progress = Progress(out, tty=True)
+    progress = Progress(out, tty=True, columns=200)
     progress.status(0.0, "a", 0.5)
     progress.status(0.3, "b")
     progress.note(0.4, "restart")
@@ -121,3 +121,9 @@ def test_summary_reports_the_metrics_numbers() -> None:
     assert "4 observed, mean 3.00s, p90 > last bucket" in text
     assert "recovery (restart decided -> all pods ready again): none observed" in text
     assert "GPU occupancy: mean 75%, peak 100% of allocatable" in text
+
+
+def test_tty_progress_is_cut_to_the_terminal_width() -> None:
+    out = io.StringIO()
+    Progress(out, tty=True, columns=40).status(0.0, "x" * 100)
+    assert len(out.getvalue().removeprefix("\r\x1b[2K")) == 39
