@@ -199,13 +199,27 @@ def _deployment(ns: str, app: str) -> JSON:
     }
 
 
+async def _replace(kube: Kube, path: str, change: Any) -> Any:
+    """PUT the latest object with ``change`` applied, again on a 409 (the Deployment controller writes status)."""
+    for _ in range(20):
+        current = (await kube.get(path)).obj()
+        change(current)
+        reply = await kube.put(path, current)
+        if reply.status != 409:
+            return reply
+    raise AssertionError(f"PUT {path} kept conflicting")
+
+
 async def test_deployment_selector_is_immutable(kube: Kube, ns: str) -> None:
     path = f"/apis/apps/v1/namespaces/{ns}/deployments"
     created = await kube.post(path, _deployment(ns, "a"))
     assert created.status == 201, created.body
-    changed = _deployment(ns, "b")
-    changed["metadata"]["resourceVersion"] = created.obj()["metadata"]["resourceVersion"]
-    reply = await kube.put(f"{path}/web", changed)
+
+    def relabel(obj: JSON) -> None:
+        obj["spec"]["selector"] = {"matchLabels": {"app": "b"}}
+        obj["spec"]["template"]["metadata"]["labels"] = {"app": "b"}
+
+    reply = await _replace(kube, f"{path}/web", relabel)
     assert reply.status == 422, reply.body
     status = reply.obj()
     assert status["reason"] == "Invalid"
@@ -217,7 +231,9 @@ async def test_deployment_selector_is_immutable(kube: Kube, ns: str) -> None:
         }
     ]
     assert status["message"].startswith('Deployment.apps "web" is invalid: spec.selector: ')
+
+    def scale(obj: JSON) -> None:
+        obj["spec"]["replicas"] = 1
+
     # The same selector with another replica count is an ordinary update.
-    same = _deployment(ns, "a")
-    same["spec"]["replicas"] = 1
-    assert (await kube.put(f"{path}/web", same)).status == 200
+    assert (await _replace(kube, f"{path}/web", scale)).status == 200
