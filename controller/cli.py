@@ -87,8 +87,9 @@ EPILOGS = {
   pyjobset up --kubeconfig /tmp/pyjobset.kubeconfig --pod-run-seconds 5
   export KUBECONFIG=/tmp/pyjobset.kubeconfig
   kubectl apply -f examples/pytorch-ddp.yaml && kubectl get jobsets -w""",
-    "demo": """example:
-  pyjobset demo --nodes 8""",
+    "demo": """examples:
+  pyjobset demo                                       # the 5-second tour: one JobSet, one restart
+  pyjobset demo --nodes 1000 --gpus-per-node 8 --jobsets 4 --fail-at 20 --plot /tmp/demo.png""",
 }
 
 
@@ -160,8 +161,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="pods with no sim.pyjobset.io/ annotation run this long, then succeed (default: until deleted)",
     )
 
-    demo = add("demo", "simulated cluster + controller + a sample JobSet, in one process")
-    demo.add_argument("--nodes", type=int, default=8, help="simulated nodes")
+    demo = add("demo", "simulated cluster + controller + sample JobSets in one process, watched live")
+    demo.add_argument("--nodes", type=int, default=8, help="simulated nodes (default 8)")
+    demo.add_argument("--gpus-per-node", type=int, default=8, help="nvidia.com/gpu allocatable per node (default 8)")
+    demo.add_argument(
+        "--jobsets",
+        type=int,
+        default=None,
+        help="what-if fleet: this many JobSets competing for the nodes (default 3 once any fleet flag is given)",
+    )
+    demo.add_argument(
+        "--jobset-size",
+        type=int,
+        default=None,
+        help="fleet: one-pod Jobs per JobSet, each pod taking a whole node's GPUs (default: an even share of nodes)",
+    )
+    demo.add_argument(
+        "--fail-at",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fleet: this many seconds after the JobSets are created, fail the node under a running pod",
+    )
+    demo.add_argument(
+        "--pod-run-seconds",
+        type=float,
+        default=None,
+        help="seconds each simulated pod runs (default 2; fleet: 5, or --fail-at + 4)",
+    )
+    demo.add_argument("--plot", default=None, metavar="PATH", help="write a PNG timeline there (needs matplotlib)")
     demo.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     return parser
 
@@ -265,9 +293,24 @@ async def _cmd_up(args: argparse.Namespace) -> int:
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
-    from controller.demo import run_demo
+    from controller.demo import DemoOptions, check_options, run_demo
 
-    return await _until_signalled(lambda stop: run_demo(stop, nodes=args.nodes, limit_seconds=args.timeout))
+    options = DemoOptions(
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        jobsets=args.jobsets,
+        jobset_size=args.jobset_size,
+        pod_run_seconds=args.pod_run_seconds,
+        fail_at=args.fail_at,
+        plot=args.plot,
+        timeout=args.timeout,
+    )
+    problems = check_options(options)
+    if problems:
+        for problem in problems:
+            print(f"pyjobset demo: {problem}", file=sys.stderr)
+        return 2
+    return await _until_signalled(lambda stop: run_demo(stop, options))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kubesim.apiserver import tables
+from kubesim.apiserver import openapiv2pb, tables
 from kubesim.apiserver.bodies import accepted_view, read_body, read_raw
 from kubesim.apiserver.discovery import Discovery
 from kubesim.apiserver.faults import Faults, control, injected
@@ -88,6 +88,7 @@ class ApiServer:
         self._watch_tasks: set[asyncio.Task[Any]] = set()
         self.port = 0
         self.requests = 0
+        self._openapi_v2_pb: tuple[bytes, bytes] | None = None  # (JSON document, its protobuf encoding)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -154,6 +155,8 @@ class ApiServer:
                     return web.Response(body=doc, headers={"Content-Type": ctype})
         if path.startswith("/openapi/") or path in ("/api", "/apis", "/version") or path.count("/") <= 3:
             body = self.discovery.get(path)
+            if body is not None and path == "/openapi/v2":
+                return self._openapi_v2(body, request.headers.get("Accept", ""))
             if body is not None:
                 if path == "/api":
                     doc = orjson.loads(body)
@@ -161,6 +164,17 @@ class ApiServer:
                     body = orjson.dumps(doc)
                 return json_response(body)
         return None
+
+    def _openapi_v2(self, body: bytes, accept: str) -> web.Response:
+        """JSON or gnostic protobuf by ``Accept``, as kube-apiserver answers; 406 when neither is acceptable."""
+        wanted = openapiv2pb.negotiate(accept)
+        if wanted == "json":
+            return json_response(body)
+        if wanted is None:
+            return web.Response(status=406, text="")
+        if self._openapi_v2_pb is None or self._openapi_v2_pb[0] is not body:
+            self._openapi_v2_pb = (body, openapiv2pb.encode_document(orjson.loads(body)))
+        return web.Response(body=self._openapi_v2_pb[1], headers={"Content-Type": openapiv2pb.MEDIA_TYPE})
 
     async def _dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
         m = request.method

@@ -14,14 +14,18 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from kubesim.storage.resources import ResourceInfo
+from kubesim.util.timefmt import parse_rfc3339
 
 JSON = dict[str, Any]
 
 NAME_COL = {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}
 AGE_COL = {"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}
+AGE: Final = object()  # a cell to fill with the object's age (a null cell stays null: kubectl prints it empty)
 
 
 def _col(name: str, priority: int = 0, type_: str = "string") -> JSON:
@@ -31,9 +35,8 @@ def _col(name: str, priority: int = 0, type_: str = "string") -> JSON:
 def age(ts: str | None, now: float | None = None) -> str:
     if not ts:
         return "<unknown>"
-    try:
-        then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
+    then = parse_rfc3339(ts) if isinstance(ts, str) else None
+    if then is None:
         return "<invalid>"
     secs = int((now if now is not None else time.time()) - then)
     return human_duration(max(0, secs))
@@ -83,7 +86,7 @@ def _pod_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
         f"{ready}/{total}",
         reason,
         str(restarts),
-        None,
+        AGE,
         status.get("podIP") or "<none>",
         spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>",
@@ -139,7 +142,7 @@ def _job_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
         state,
         comp,
         duration,
-        None,
+        AGE,
         ",".join(c.get("name", "") for c in containers),
         ",".join(c.get("image", "") for c in containers),
         ",".join(f"{k}={v}" for k, v in sel.items()),
@@ -172,7 +175,7 @@ def _node_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
     cells = [
         state,
         roles or "<none>",
-        None,
+        AGE,
         info.get("kubeletVersion", ""),
         addr.get("InternalIP", "<none>"),
         addr.get("ExternalIP", "<none>"),
@@ -184,7 +187,7 @@ def _node_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
 
 
 def _ns_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
-    return [NAME_COL, _col("Status"), AGE_COL], [(obj.get("status") or {}).get("phase", ""), None]
+    return [NAME_COL, _col("Status"), AGE_COL], [(obj.get("status") or {}).get("phase", ""), AGE]
 
 
 def _svc_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
@@ -205,21 +208,50 @@ def _svc_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
         spec.get("clusterIP", ""),
         "<none>",
         ports or "<none>",
-        None,
+        AGE,
         sel or "<none>",
     ]
 
 
 def _event_row(obj: JSON) -> tuple[list[JSON], list[Any]]:
+    """kube-apiserver's event columns: LAST SEEN from ``lastTimestamp``, else the first time (``firstTimestamp``,
+    else the MicroTime ``eventTime``); a series' ``lastObservedTime`` wins, and its count."""
     io = obj.get("involvedObject") or obj.get("regarding") or {}
-    last = obj.get("lastTimestamp") or obj.get("eventTime") or (obj.get("metadata") or {}).get("creationTimestamp")
-    cols = [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")]
+    first = age(obj.get("firstTimestamp")) if obj.get("firstTimestamp") else age(obj.get("eventTime"))
+    last = age(obj.get("lastTimestamp")) if obj.get("lastTimestamp") else first
+    count = obj.get("count") or 0
+    series = obj.get("series")
+    if isinstance(series, dict):
+        last = age(series.get("lastObservedTime"))
+        count = series.get("count") or 0
+    elif not count:
+        count = 1  # a singleton event of the new API has no count
+    src = obj.get("source") or {}
+    component = src.get("component") or obj.get("reportingComponent") or obj.get("reportingController") or ""
+    host = src.get("host") or obj.get("reportingInstance") or ""
+    cols = [
+        _col("Last Seen"),
+        _col("Type"),
+        _col("Reason"),
+        _col("Object"),
+        _col("Subobject", 1),
+        _col("Source", 1),
+        _col("Message"),
+        _col("First Seen", 1),
+        _col("Count", 1, "integer"),
+        _col("Name", 1),
+    ]
     return cols, [
-        age(last if isinstance(last, str) else None),
+        last,
         obj.get("type", ""),
         obj.get("reason", ""),
         f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}",
+        io.get("fieldPath", ""),
+        f"{component}, {host}" if host else component,
         obj.get("message") or obj.get("note") or "",
+        first,
+        int(count),
+        (obj.get("metadata") or {}).get("name", ""),
     ]
 
 
@@ -273,7 +305,6 @@ def _crd_row(info: ResourceInfo, version: str, obj: JSON) -> tuple[list[JSON], l
     for ver in ((info.crd or {}).get("spec") or {}).get("versions") or []:
         if ver.get("name") == version:
             spec_cols = ver.get("additionalPrinterColumns") or []
-    has_age = False
     for c in spec_cols:
         cols.append(
             {
@@ -284,15 +315,26 @@ def _crd_row(info: ResourceInfo, version: str, obj: JSON) -> tuple[list[JSON], l
                 "priority": c.get("priority", 0),
             }
         )
-        v = jsonpath(obj, c.get("jsonPath", ""))
-        if c.get("type") == "date":
-            has_age = has_age or c.get("jsonPath") == ".metadata.creationTimestamp"
-            v = age(v if isinstance(v, str) else None)
-        cells.append(v)
+        cells.append(_crd_cell(c.get("type", "string"), jsonpath(obj, c.get("jsonPath", ""))))
     if not spec_cols:
         cols.append(AGE_COL)
-        cells.append(None)
+        cells.append(AGE)
     return cols, cells
+
+
+def _crd_cell(type_: str, value: Any) -> Any:
+    """A printer-column cell as kube-apiserver fills it: null when the path finds nothing (kubectl prints an
+    empty cell), a ``string`` column as the printed value (``2``, ``true``), a ``date`` as an age, and other
+    types as the JSON value."""
+    if value is None:
+        return None
+    if type_ == "date":
+        return age(value) if isinstance(value, str) else None
+    if type_ == "string":
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value
 
 
 def table(info: ResourceInfo, version: str, objs: list[JSON], include: str, meta: JSON) -> JSON:
@@ -306,10 +348,10 @@ def table(info: ResourceInfo, version: str, objs: list[JSON], include: str, meta
         elif (fn := _ROWS.get((info.group, info.resource))) is not None:
             cols, cells = fn(obj)
         else:
-            cells = [None]
+            cells = [AGE]
         if info.storage != ("", "events") and info.group != "events.k8s.io":
             cells = [m.get("name", ""), *cells]
-        cells = [age(m.get("creationTimestamp")) if c is None else c for c in cells]
+        cells = [age(m.get("creationTimestamp")) if c is AGE else c for c in cells]
         row: JSON = {"cells": cells}
         if include == "Object":
             row["object"] = obj

@@ -17,6 +17,8 @@ import re
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+import orjson
+
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util.errors import field_cause
 from kubesim.util.jsonutil import clone
@@ -272,11 +274,27 @@ def validate(info: ResourceInfo, obj: JSON, old: JSON | None, subresource: str =
                     "(allow it to be set to 1 if it was previously negative)",
                 )
             )
+    elif info.storage in _SELECTOR_IMMUTABLE:
+        old_spec = (old or {}).get("spec")
+        if (
+            subresource == ""
+            and isinstance(spec, dict)
+            and isinstance(old_spec, dict)
+            and spec.get("selector") != old_spec.get("selector")
+        ):
+            shown = orjson.dumps(spec.get("selector"), option=orjson.OPT_SORT_KEYS).decode()
+            causes.append(
+                field_cause("FieldValueInvalid", "spec.selector", f"Invalid value: {shown}: field is immutable")
+            )
     elif info.storage == ("batch", "jobs"):
         causes += _validate_job(obj, old)
         if old is not None and subresource == "status":
             causes += job_status_causes(obj.get("status") or {}, old.get("status") or {})
     return causes
+
+
+# apps/v1 workloads whose label selector cannot change after creation (ValidateImmutableField on update).
+_SELECTOR_IMMUTABLE = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "daemonsets")}
 
 
 def _true(status: JSON, ctype: str) -> bool:

@@ -11,6 +11,8 @@ and the type it must have, as the Go decoder's does.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from kubesim.storage import knownfields
@@ -91,6 +93,61 @@ def check_body(info: ResourceInfo, obj: JSON, *, spec: bool = True) -> None:
     if found is not None:
         path, value, want = found
         raise type_error(info, value, f"{info.kind}.{path}", want)
+    if info.storage == ("", "events"):
+        _event_times(info, obj)
+
+
+# Event time fields of both Event versions: metav1.Time (RFC 3339, served in whole seconds) and metav1.MicroTime
+# (exactly six fractional digits on the wire, both ways).
+_TIME_FIELDS = ("firstTimestamp", "lastTimestamp", "deprecatedFirstTimestamp", "deprecatedLastTimestamp")
+_MICRO_FIELDS = ("eventTime",)
+_RFC3339 = "2006-01-02T15:04:05Z07:00"
+_RFC3339_MICRO = "2006-01-02T15:04:05.000000Z07:00"
+_MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+
+def _time_error(info: ResourceInfo, value: Any, layout: str) -> ApiError:
+    return bad_request(
+        f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: parsing time "{value}" as '
+        f'"{layout}": not a valid timestamp (the layout the field needs)'
+    )
+
+
+def _parse_time(info: ResourceInfo, field: str, value: Any, layout: str) -> datetime:
+    if not isinstance(value, str):
+        raise type_error(info, value, f"{info.kind}.{field}", "string")
+    if layout == _RFC3339_MICRO and not _MICRO.match(value):
+        raise _time_error(info, value, layout)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _time_error(info, value, layout) from None
+    if parsed.tzinfo is None:
+        raise _time_error(info, value, layout)
+    return parsed.astimezone(UTC)
+
+
+def _event_times(info: ResourceInfo, obj: JSON) -> None:
+    """Decode an Event's timestamps as the Go types do: a ``metav1.Time`` may carry fractions and comes back in
+    whole seconds (UTC); a ``metav1.MicroTime`` must have exactly six fractional digits and comes back in UTC.
+    ``""`` is the zero time (dropped)."""
+    series = obj.get("series")
+    places: list[tuple[JSON, str, str]] = [(obj, f, _RFC3339) for f in _TIME_FIELDS]
+    places += [(obj, f, _RFC3339_MICRO) for f in _MICRO_FIELDS]
+    if isinstance(series, dict):
+        places.append((series, "lastObservedTime", _RFC3339_MICRO))
+    for holder, field, layout in places:
+        value = holder.get(field)
+        if value is None:
+            continue
+        if value == "":
+            del holder[field]
+            continue
+        parsed = _parse_time(info, field, value, layout)
+        if layout == _RFC3339:
+            holder[field] = parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            holder[field] = parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def check_apply_config(info: ResourceInfo, config: Any) -> JSON:
