@@ -46,6 +46,7 @@ from api.constants import (
 )
 from api.jobset_types import RESTART_JOB_ACTIONS
 from api.jsontypes import json_copy
+from controller.decide import frameworkenv
 from controller.webhooks.dns import (
     is_dns1035_label,
     is_dns1123_subdomain,
@@ -149,7 +150,31 @@ def validate_create(obj: Any, gates: Mapping[str, bool], pvc_lookup: PvcLookup |
     errs.extend(_failure_policy_errors(view, seen, gates))
     errs.extend(_coordinator_errors(view))
     errs.extend(_volume_claim_errors(view, pvc_lookup))
+    errs.extend(extension_errors(obj))
     return errs
+
+
+def _annotations(obj: Any) -> dict[str, str]:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    raw = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def extension_errors(obj: Any, old: Any = None) -> ErrorList:
+    """Malformed ``pyjobset.io/`` annotations (ours, docs/design/extensions.md), each naming the expected form.
+
+    On UPDATE (``old`` given) only annotations whose value changed are checked, so a JobSet admitted before this
+    check existed can still be updated."""
+    annotations = _annotations(obj)
+    before = _annotations(old) if old is not None else {}
+    path = Path("metadata").child("annotations")
+    return ErrorList(
+        FieldError.invalid(path.key(key), value, message)
+        for key, value, message in frameworkenv.annotation_errors(annotations)
+        if old is None or before.get(key) != value
+    )
 
 
 def _dns1035_with(value: str, too_long: str) -> list[str]:
@@ -518,6 +543,7 @@ def validate_update(new: Any, old: Any, gates: Mapping[str, bool]) -> ErrorList:
         errs.append(FieldError.invalid(_SPEC.child("replicatedJobs"), munged, IMMUTABLE))
     if new_view.managed_by != old_view.managed_by:
         errs.append(FieldError.invalid(_SPEC.child("managedBy"), new_view.managed_by, IMMUTABLE))
+    errs.extend(extension_errors(new, old))
     return errs
 
 
