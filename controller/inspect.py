@@ -466,8 +466,7 @@ def describe_model(
             age(e.get("lastTimestamp") or e.get("eventTime") or _meta(e).get("creationTimestamp"), now),
             str(e.get("type", "")),
             str(e.get("reason", "")),
-            str(e.get("message", "")).replace("\n", " ")
-            + (f" (x{e['count']})" if _int(e.get("count")) > 1 else ""),
+            str(e.get("message", "")).replace("\n", " ") + (f" (x{e['count']})" if _int(e.get("count")) > 1 else ""),
         )
         for e in recent
     )
