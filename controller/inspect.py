@@ -457,16 +457,16 @@ def describe_model(
                 )
             )
         restart_lines = tuple(entries)
-    recent = sorted(
-        (_obj(e) for e in events),
-        key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or _meta(e).get("creationTimestamp") or ""),
-    )[-EVENTS_SHOWN:]
+    ours = [_obj(e) for e in events]
+    if uid:
+        ours = [e for e in ours if _obj(e.get("involvedObject")).get("uid") in (None, "", uid)]
+    recent = sorted(ours, key=_event_time)[-EVENTS_SHOWN:]
     event_lines = tuple(
         (
-            age(e.get("lastTimestamp") or e.get("eventTime") or _meta(e).get("creationTimestamp"), now),
+            age(_event_time(e) or None, now),
             str(e.get("type", "")),
             str(e.get("reason", "")),
-            str(e.get("message", "")).replace("\n", " ") + (f" (x{e['count']})" if _int(e.get("count")) > 1 else ""),
+            str(e.get("message", "")).replace("\n", " ") + (f" (x{_event_count(e)})" if _event_count(e) > 1 else ""),
         )
         for e in recent
     )
@@ -490,6 +490,23 @@ def describe_model(
         exclusive_topology=topology,
         events=event_lines,
     )
+
+
+def _event_time(event: Mapping[str, Any]) -> str:
+    """When the event last happened: ``series.lastObservedTime``, ``lastTimestamp``, ``eventTime`` or creation."""
+    for value in (
+        _obj(event.get("series")).get("lastObservedTime"),
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        _meta(event).get("creationTimestamp"),
+    ):
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _event_count(event: Mapping[str, Any]) -> int:
+    return max(_int(_obj(event.get("series")).get("count")), _int(event.get("count")), 1)
 
 
 def _int_of(value: Any) -> int:

@@ -259,3 +259,18 @@ def test_recent_events_are_the_latest_ten_oldest_first() -> None:
     model = describe_model(training(), [], [], {}, list(reversed(events)), NOW)
     assert [e[2] for e in model.events] == [f"R{i:02}" for i in range(5, 15)]
     assert model.events[-1][3] == "m (x3)"
+
+
+def test_events_of_an_older_jobset_of_the_same_name_are_left_out_and_series_are_counted() -> None:
+    events = [
+        {"reason": "Old", "involvedObject": {"uid": "older"}, "eventTime": "2026-01-01T00:00:00Z"},
+        {
+            "reason": "Restart",
+            "message": "again",
+            "involvedObject": {"uid": "js-uid"},
+            "eventTime": "2026-01-01T00:50:00Z",
+            "series": {"count": 2, "lastObservedTime": "2026-01-01T00:59:30Z"},
+        },
+    ]
+    model = describe_model(training(), [], [], {}, events, NOW)
+    assert model.events == (("30s", "", "Restart", "again (x2)"),)
