@@ -20,6 +20,7 @@ import kubesim
 from api import constants as c
 from api import extensions as x
 from cache.client import ApiClient, load_cluster_config, resource_path
+from cache.errors import ApiError
 from controller.app import Controller
 from controller.settings import load_settings
 from controller.webhooks.server import build_webhook_server
@@ -144,3 +145,15 @@ async def test_pods_get_stable_ranks_across_uneven_replicated_jobs_and_restarts(
         assert got["JOBSET_RESTART_ATTEMPT"] == "1"
         assert got["RANK"] == before[key]["RANK"]
         assert got["JOBSET_RANK"] == before[key]["JOBSET_RANK"]
+
+
+async def test_a_bad_value_is_refused_at_admission_naming_the_annotation(
+    stack: None, api: ApiClient, namespace: str
+) -> None:
+    js = training("bad", namespace)
+    js["metadata"]["annotations"][x.INJECT_ENV_KEY] = "pytorch"
+    with pytest.raises(ApiError) as err:
+        await api.create(resource_path(c.GROUP, c.VERSION, c.PLURAL, namespace), js)
+    assert err.value.status == 422
+    assert "metadata.annotations[pyjobset.io/inject-env]" in str(err.value)
+    assert '"torch", "jax" and "generic"' in str(err.value)
