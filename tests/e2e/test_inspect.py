@@ -25,9 +25,14 @@ BIN = Path(sys.executable).parent
 
 def plugin(control_plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
     kubectl = control_plane._bin("kubectl")  # the pinned binary of this plane
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # kubectl refuses flags before a plugin's name: the kubeconfig goes through the environment, as users set it.
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KUBECONFIG": str(control_plane.kubeconfig),
+    }
     return subprocess.run(
-        [kubectl, f"--kubeconfig={control_plane.kubeconfig}", "jobset", *args],
+        [kubectl, "jobset", *args],
         env=env,
         capture_output=True,
         text=True,
