@@ -23,6 +23,17 @@ FAIL_FAST: Final = PREFIX + "fail-fast"
 RESTART_BACKOFF: Final = PREFIX + "restart-backoff"
 RESTART_BUDGET: Final = PREFIX + "restart-budget"
 STARTUP_DEADLINE: Final = PREFIX + "startup-deadline"
+INJECT_ENV_KEY: Final = PREFIX + "inject-env"
+"""``torch``, ``jax``, ``generic`` or a comma-separated list of them: environment for distributed frameworks."""
+MASTER_PORT_KEY: Final = PREFIX + "master-port"
+"""The port of ``MASTER_PORT`` / ``JAX_COORDINATOR_ADDRESS`` (an integer 1-65535)."""
+LAST_FAILURE_KEY: Final = LAST_FAILURE
+"""JSON object: the root cause of the latest restart or failure (written by the failure recorder)."""
+RESTART_HISTORY_KEY: Final = RESTART_HISTORY
+"""JSON array, oldest first: the latest restarts, each a ``last-failure`` object plus ``recoveredSeconds``."""
+ENV_FLAVOURS: Final = ("torch", "jax", "generic")
+DEFAULT_TORCH_PORT: Final = 29500
+DEFAULT_JAX_PORT: Final = 1234
 STATE: Final = PREFIX + "restart-state"
 """Internal bookkeeping (restart decision times, the attempt whose gang last formed); not for users to set."""
 

@@ -338,7 +338,9 @@ async def run_controller(
         srv: WebhookServer | None = None
         if webhooks:
             webhook_client.on_request.append(hub.rest_client(api_host(config.server)))
-            srv = build_webhook_server(settings, webhook_client, controller.pods, controller.nodes)
+            srv = build_webhook_server(
+                settings, webhook_client, controller.pods, controller.nodes, jobsets=controller.jobsets
+            )
             readiness["webhook-certs"] = srv.ready
             side_tasks.append(
                 asyncio.create_task(

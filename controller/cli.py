@@ -1,4 +1,5 @@
-"""The ``pyjobset`` command line: ``sim``, ``run``, ``up``, ``demo`` (forms fixed by docs/design/simulated-cluster.md).
+"""The ``pyjobset`` command line: ``sim``, ``run``, ``up``, ``demo`` (forms fixed by docs/design/simulated-cluster.md),
+and ``get`` / ``describe`` (docs/design/extensions.md; also the kubectl plugin ``kubectl-jobset``).
 
 Role: parse flags, configure logging, turn SIGINT/SIGTERM into a graceful stop, and map start-up failures to a
 one-line error and exit status 2 (bad usage or configuration) or 1 (runtime failure) — never a stack trace.
@@ -90,7 +91,47 @@ EPILOGS = {
     "demo": """examples:
   pyjobset demo                                       # the 5-second tour: one JobSet, one restart
   pyjobset demo --nodes 1000 --gpus-per-node 8 --jobsets 4 --fail-at 20 --plot /tmp/demo.png""",
+    "get": """example:
+  pyjobset get -A --kubeconfig /tmp/pyjobset.kubeconfig      # or: kubectl jobset get -A""",
+    "describe": """example:
+  pyjobset describe pytorch-ddp -n default --kubeconfig /tmp/pyjobset.kubeconfig   # or: kubectl jobset describe""",
 }
+
+INSPECT_HELP: Final = {
+    "get": "list JobSets: state, restarts, ready Jobs, age, latest failure",
+    "describe": "show one JobSet: Jobs and pods, conditions, restart history, GPUs, placement, events",
+}
+
+
+def _add_inspect_flags(cmd: argparse.ArgumentParser, name: str) -> None:
+    if name == "describe":
+        cmd.add_argument("name", help="the JobSet's name")
+    where = cmd.add_mutually_exclusive_group() if name == "get" else cmd
+    where.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's)")
+    if name == "get":
+        where.add_argument("-A", "--all-namespaces", action="store_true", help="JobSets of every namespace")
+    cmd.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, else ~/.kube/config)")
+
+
+def build_kubectl_parser() -> argparse.ArgumentParser:
+    """``kubectl jobset get|describe``: the same two commands as a kubectl plugin."""
+    parser = _Parser(
+        prog="kubectl jobset",
+        description="JobSets at a glance (pyjobset's kubectl plugin).",
+        epilog="example:\n  kubectl jobset get -A\n  kubectl jobset describe my-jobset -n team-a",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{get,describe}")
+    for name, help_text in INSPECT_HELP.items():
+        cmd = sub.add_parser(
+            name,
+            help=help_text,
+            description=f"kubectl jobset {name}: {help_text}.",
+            epilog=EPILOGS[name].replace("pyjobset ", "kubectl jobset ", 1),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_inspect_flags(cmd, name)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,up,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,up,demo,get,describe}")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -191,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--plot", default=None, metavar="PATH", help="write a PNG timeline there (needs matplotlib)")
     demo.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+
+    for name, help_text in INSPECT_HELP.items():
+        _add_inspect_flags(add(name, help_text), name)
     return parser
 
 
@@ -313,18 +357,46 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
     return await _until_signalled(lambda stop: run_demo(stop, options))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+async def _cmd_inspect(args: argparse.Namespace) -> int:
+    from controller.inspect import run_inspect
+
+    return await run_inspect(
+        args.command,
+        prog=args.prog,
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        all_namespaces=getattr(args, "all_namespaces", False),
+        name=getattr(args, "name", None),
+    )
+
+
+def kubectl_main(argv: Sequence[str] | None = None) -> int:
+    """The ``kubectl-jobset`` console script (kubectl runs it for ``kubectl jobset ...``)."""
+    return main(argv, parser=build_kubectl_parser(), prog="kubectl jobset")
+
+
+def main(
+    argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None, prog: str = "pyjobset"
+) -> int:
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
+    args.prog = f"{prog} {args.command}"
     configure_logging(getattr(args, "zap_log_level", "warning") if args.command == "run" else "warning")
-    handlers = {"run": _cmd_run, "sim": _cmd_sim, "up": _cmd_up, "demo": _cmd_demo}
+    handlers = {
+        "run": _cmd_run,
+        "sim": _cmd_sim,
+        "up": _cmd_up,
+        "demo": _cmd_demo,
+        "get": _cmd_inspect,
+        "describe": _cmd_inspect,
+    }
     try:
         return asyncio.run(handlers[args.command](args))
     except ConfigError as err:
-        print(f"pyjobset {args.command}: configuration error: {err}", file=sys.stderr)
+        print(f"{args.prog}: configuration error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"pyjobset {args.command}: {err}", file=sys.stderr)
+        print(f"{args.prog}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

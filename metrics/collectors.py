@@ -62,7 +62,7 @@ _POD_PHASES = ("expected", "scheduled", "running", "ready")
 
 
 class LifecycleCollector(RowCollector):
-    """Per-JobSet state, pods, restarts and idle GPU-seconds, plus JobSets per namespace and state.
+    """Per-JobSet state, pods, restarts, idle and badput GPU-seconds, plus JobSets per namespace and state.
 
     JobSets past the series cap are summed into ``jobset_name="__other__"`` (pods, restarts, idle GPU-seconds;
     their state is visible only in ``jobset_state_count``).
@@ -78,8 +78,10 @@ class LifecycleCollector(RowCollector):
         yield None
         counts: dict[tuple[str, str], int] = {}
         own = []
-        # namespace -> [expected, scheduled, running, ready, restarts, idle seconds] of capped JobSets
-        other: dict[str, list[float]] = {ns: [0, 0, 0, 0, 0, v] for ns, v in list(tr.retired_other_idle.items())}
+        # namespace -> [expected, scheduled, running, ready, restarts, idle seconds, badput] of capped JobSets
+        other: dict[str, list[float]] = {ns: [0, 0, 0, 0, 0, v, 0.0] for ns, v in list(tr.retired_other_idle.items())}
+        for ns, lost in list(tr.retired_other_badput.items()):
+            other.setdefault(ns, [0, 0, 0, 0, 0, 0.0, 0.0])[6] += lost
         for n, v in enumerate(views):
             if n % PAUSE_EVERY == 0:
                 yield None
@@ -87,10 +89,11 @@ class LifecycleCollector(RowCollector):
             if v.label != OTHER_JOBSET:
                 own.append(v)
                 continue
-            agg = other.setdefault(v.namespace, [0, 0, 0, 0, 0, 0.0])
+            agg = other.setdefault(v.namespace, [0, 0, 0, 0, 0, 0.0, 0.0])
             for i, x in enumerate((v.pods_expected, v.n_sched, v.n_running, v.n_ready, v.restarts)):
                 agg[i] += x
             agg[5] += v.idle_seconds(now)
+            agg[6] += v.badput
         yield reg.JOBSET_STATE_COUNT
         yield from (((ns, state), n) for (ns, state), n in sorted(counts.items()))
         yield reg.JOBSET_STATUS
@@ -113,6 +116,9 @@ class LifecycleCollector(RowCollector):
         yield reg.JOBSET_GPU_IDLE_SECONDS
         yield from (((v.namespace, v.label), v.idle_seconds(now)) for v in own)
         yield from (((ns, OTHER_JOBSET), agg[5]) for ns, agg in other.items())
+        yield reg.JOBSET_BADPUT_GPU_SECONDS
+        yield from (((v.namespace, v.label), v.badput) for v in own)
+        yield from (((ns, OTHER_JOBSET), agg[6]) for ns, agg in other.items())
         yield reg.JOBSET_RESTARTS_TOTAL
         yield from ((key, n) for key, n in list(tr.restart_counts.items()))
         yield reg.JOBSET_FAILED

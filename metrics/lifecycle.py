@@ -10,8 +10,10 @@ ready) and times the milestones of each *attempt window*:
     → all pods ready
 
 observing ``jobset_startup_phase_seconds`` per phase, ``jobset_startup_seconds`` for the whole, and
-``jobset_recovery_seconds`` (failure acted on → all pods ready again) for restart windows. ``LifecycleCollector``
-(``metrics.collectors``) renders the per-JobSet state at scrape time; the series of a deleted JobSet vanish with it.
+``jobset_recovery_seconds`` (failure acted on → all pods ready again) for restart windows; each such recovery
+also adds its duration times the GPUs then held to the JobSet's ``jobset_badput_gpu_seconds_total``.
+``LifecycleCollector`` (``metrics.collectors``) renders the per-JobSet state at scrape time; the series of a
+deleted JobSet vanish with it.
 
 States (``jobset_status``): Completed / Failed (condition True), Suspended (``spec.suspend``), Running (all Jobs
 of the current attempt exist and all its pods are ready), Restarting (not all ready after a restart was acted
@@ -82,6 +84,7 @@ class _View:
 
     __slots__ = (
         "attempt",
+        "badput",
         "created",
         "held",
         "idle_acc",
@@ -130,6 +133,7 @@ class _View:
         self.state_since = 0.0
         self.idle_acc = 0.0
         self.idle_mark = 0.0
+        self.badput = 0.0
         self.restart_labels: set[tuple[str, str, str]] = set()
 
     def matches(self, uid: str, attempt: int) -> bool:
@@ -191,6 +195,8 @@ class LifecycleTracker:
         """``jobset_restarts_total`` by (namespace, jobset_name label, action, rule, reason)."""
         self.retired_other_idle: dict[str, float] = {}
         """Idle GPU-seconds of deleted ``__other__`` JobSets, per namespace (keeps that counter monotonic)."""
+        self.retired_other_badput: dict[str, float] = {}
+        """Badput GPU-seconds of deleted ``__other__`` JobSets, per namespace (likewise)."""
         self.over_cap = 0
 
     # ------------------------------------------------------------------------------------ labels
@@ -500,7 +506,9 @@ class LifecycleTracker:
             self.m.startup_total.labels(view.namespace, window.trigger).observe(max(stamp - window.t0, 0))
         if window.recovery_t0 is not None:
             action = window.action or "unknown"
-            self.m.recovery.labels(view.namespace, action).observe(max(stamp - window.recovery_t0, 0))
+            recovered = max(stamp - window.recovery_t0, 0)
+            self.m.recovery.labels(view.namespace, action).observe(recovered)
+            view.badput += recovered * view.held
 
     def _integrate(self, view: _View, now: float, held: int) -> None:
         """Close the idle-GPU interval that ran with ``held`` GPUs in ``view.state``."""
@@ -522,6 +530,7 @@ class LifecycleTracker:
         ns, label = view.namespace, view.label
         if label == OTHER_JOBSET:
             self.retired_other_idle[ns] = self.retired_other_idle.get(ns, 0.0) + view.idle_seconds(now)
+            self.retired_other_badput[ns] = self.retired_other_badput.get(ns, 0.0) + view.badput
             if view.known:
                 self.over_cap = max(self.over_cap - 1, 0)
                 self.m.tracked_over_cap.set(self.over_cap)

@@ -138,6 +138,13 @@ JOBSET_GPU_IDLE_SECONDS = FamilySpec(
     "counter",
     ("namespace", "jobset_name"),
 )
+JOBSET_BADPUT_GPU_SECONDS = FamilySpec(
+    "jobset_badput_gpu_seconds",
+    "GPU-seconds lost to restarts: for each restart, the time from the failure being acted on until every pod "
+    "of the JobSet was Ready again, times the GPUs its pods then held.",
+    "counter",
+    ("namespace", "jobset_name"),
+)
 
 # Per-JobSet counters, kept by the tracker and rendered as rows (no per-JobSet prometheus_client children: a
 # family of thousands of them cannot be rendered in slices). Counted only after the status write (D4 of behaviour.md).
@@ -201,6 +208,7 @@ SCRAPE_FAMILIES: tuple[FamilySpec, ...] = (
     JOBSET_PODS,
     JOBSET_RESTARTS,
     JOBSET_GPU_IDLE_SECONDS,
+    JOBSET_BADPUT_GPU_SECONDS,
     JOBSET_FAILED,
     JOBSET_COMPLETED,
     JOBSET_RESTARTS_TOTAL,

@@ -47,6 +47,7 @@ from api.constants import (
 )
 from api.jobset_types import RESTART_JOB_ACTIONS
 from api.jsontypes import json_copy
+from controller.decide import frameworkenv
 from controller.webhooks.dns import (
     is_dns1035_label,
     is_dns1123_subdomain,
@@ -153,6 +154,7 @@ def validate_create(obj: Any, gates: Mapping[str, bool], pvc_lookup: PvcLookup |
     errs.extend(_coordinator_errors(view))
     errs.extend(_volume_claim_errors(view, pvc_lookup))
     errs.extend(_extension_errors(annotations))
+    errs.extend(framework_env_errors(obj))
     return errs
 
 
@@ -161,7 +163,7 @@ def _annotations(obj: Any) -> dict[str, str]:
     raw = meta.get("annotations") if isinstance(meta, Mapping) else None
     if not isinstance(raw, Mapping):
         return {}
-    return {str(k): v for k, v in raw.items() if isinstance(v, str)}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 _ANNOTATIONS = Path("metadata").child("annotations")
@@ -173,6 +175,20 @@ def _extension_errors(annotations: Mapping[str, str]) -> ErrorList:
     for key, value, form in ext.option_errors(annotations):
         errs.append(FieldError.invalid(_ANNOTATIONS.key(key), value, f"pyjobset extension annotation: must be {form}"))
     return errs
+
+
+def framework_env_errors(obj: Any, old: Any = None) -> ErrorList:
+    """Malformed ``pyjobset.io/`` annotations (ours, docs/design/extensions.md), each naming the expected form.
+
+    On UPDATE (``old`` given) only annotations whose value changed are checked, so a JobSet admitted before this
+    check existed can still be updated."""
+    annotations = _annotations(obj)
+    before = _annotations(old) if old is not None else {}
+    return ErrorList(
+        FieldError.invalid(_ANNOTATIONS.key(key), value, message)
+        for key, value, message in frameworkenv.annotation_errors(annotations)
+        if old is None or before.get(key) != value
+    )
 
 
 def _dns1035_with(value: str, too_long: str) -> list[str]:
@@ -545,6 +561,7 @@ def validate_update(new: Any, old: Any, gates: Mapping[str, bool]) -> ErrorList:
     if new_view.managed_by != old_view.managed_by:
         errs.append(FieldError.invalid(_SPEC.child("managedBy"), new_view.managed_by, IMMUTABLE))
     errs.extend(_extension_errors(_annotations(new)))
+    errs.extend(framework_env_errors(new, old))
     return errs
 
 

@@ -13,6 +13,13 @@ Role (behaviour.md §5.1, 5.2): JobSet pods are admitted in two steps.
 * ``validate_pod`` (CREATE): such followers are rejected until they carry ``nodeSelector[T]`` and their single
   live leader (same controller owner) is scheduled, with the reference's messages in its order.
 
+* ``mutate_pod`` also adds the variables of ``pyjobset.io/inject-env`` (``controller.decide.frameworkenv``) to
+  every container of a pod of a JobSet that opts in, except those a container already sets. The JobSet comes
+  from the controller's cache (:class:`JobSetLookup`); the pod's identity from its labels and completion-index
+  annotation. This is done here rather than in the Job template because a rank is ``offset + completion index``
+  and the downward API cannot add; the webhook sees each pod's index. A JobSet the cache does not hold (or with
+  another UID) leaves the pod as the reference would.
+
 Cache reads go through :class:`PlacementLookup` (in the controller: the pod store's suffix-stripped-name
 index and the node store), like the reference's cache-backed client. Negative priorities are written as
 ``n<abs>`` (a label value cannot start with ``-``; the reference does the same since v0.13).
@@ -29,12 +36,15 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from api import constants as c
+from api.jobset_types import JobSet
 from api.jsontypes import JSON, json_copy
 from api.records import Node, Pod, controller_uid
+from controller.decide.frameworkenv import PodIdentity, pod_env
 from controller.webhooks.fielderrors import go_quote
 
 __all__ = [
     "Denial",
+    "JobSetLookup",
     "PlacementLookup",
     "PodMutation",
     "is_leader",
@@ -69,6 +79,14 @@ class PlacementLookup(Protocol):
 
     def node(self, name: str) -> Node | None:
         """The node of that name, ``None`` when it does not exist."""
+        ...
+
+
+class JobSetLookup(Protocol):
+    """The JobSet a pod belongs to, from the controller's cache."""
+
+    def jobset(self, namespace: str, name: str) -> JobSet | None:
+        """The JobSet ``namespace/name``, ``None`` when the cache does not hold it."""
         ...
 
 
@@ -265,33 +283,86 @@ def _node_not_found(name: str) -> Denial:
 # --------------------------------------------------------------------------------------------- mutate
 
 
-def mutate_pod(pod: Any, namespace: str, lookup: PlacementLookup) -> PodMutation:
+def mutate_pod(pod: Any, namespace: str, lookup: PlacementLookup, jobsets: JobSetLookup | None = None) -> PodMutation:
     """The ``mpod.kb.io`` defaulting of one pod being created (see the module docstring)."""
     if not isinstance(pod, Mapping):
         return PodMutation(denial=Denial("the admitted object is not a pod", code=400, reason="BadRequest"))
     annotations = _str_map(_obj(pod.get("metadata")).get("annotations"))
-    if c.JOBSET_NAME_KEY not in annotations or c.NODE_SELECTOR_STRATEGY_KEY in annotations:
+    if c.JOBSET_NAME_KEY not in annotations:
+        return PodMutation()
+    env = _framework_env(pod, namespace, annotations, jobsets)
+    placement = c.NODE_SELECTOR_STRATEGY_KEY not in annotations
+    if not placement and not env:
         return PodMutation()
     problem = _shape_errors(pod)
     if problem is not None:
         return PodMutation(denial=Denial(problem, code=400, reason="BadRequest"))
     out: JSON = json_copy(dict(pod))
     meta, spec = out["metadata"], out["spec"]
-    priority = spec.get("priority")
-    if isinstance(priority, int) and not isinstance(priority, bool):
-        _child(meta, "labels")[c.PRIORITY_KEY] = priority_label_value(priority)
-    topology = annotations.get(c.EXCLUSIVE_TOPOLOGY_KEY)
-    if topology is not None:
-        if is_leader(annotations):
-            affinity, anti = _leader_terms(_str_map(meta.get("labels")), topology)
-            aff = _child(spec, "affinity")
-            _append_term(aff, "podAffinity", affinity)
-            _append_term(aff, "podAntiAffinity", anti)
-        else:
-            denial = _follow_leader(pod, out, namespace, topology, lookup)
-            if denial is not None:
-                return PodMutation(denial=denial)
+    if placement:
+        priority = spec.get("priority")
+        if isinstance(priority, int) and not isinstance(priority, bool):
+            _child(meta, "labels")[c.PRIORITY_KEY] = priority_label_value(priority)
+        topology = annotations.get(c.EXCLUSIVE_TOPOLOGY_KEY)
+        if topology is not None:
+            if is_leader(annotations):
+                affinity, anti = _leader_terms(_str_map(meta.get("labels")), topology)
+                aff = _child(spec, "affinity")
+                _append_term(aff, "podAffinity", affinity)
+                _append_term(aff, "podAntiAffinity", anti)
+            else:
+                denial = _follow_leader(pod, out, namespace, topology, lookup)
+                if denial is not None:
+                    return PodMutation(denial=denial)
+    if env:
+        _add_env(spec, env)
     return PodMutation(patch=tuple(json_diff(dict(pod), out)))
+
+
+def _index(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _framework_env(
+    pod: Mapping[str, Any], namespace: str, annotations: Mapping[str, str], jobsets: JobSetLookup | None
+) -> list[tuple[str, str]]:
+    """The ``inject-env`` variables for this pod; empty when its JobSet does not opt in or cannot be read."""
+    if jobsets is None:
+        return []
+    labels = _str_map(_obj(pod.get("metadata")).get("labels"))
+    name = labels.get(c.JOBSET_NAME_KEY) or annotations.get(c.JOBSET_NAME_KEY, "")
+    js = jobsets.jobset(namespace, name)
+    if js is None:
+        return []
+    uid = labels.get(c.JOBSET_UID_KEY)
+    if uid is not None and js.metadata.uid and uid != js.metadata.uid:
+        return []  # a pod of an older JobSet of the same name
+    rjob = labels.get(c.REPLICATED_JOB_NAME_KEY)
+    job_index = _index(labels.get(c.JOB_INDEX_KEY))
+    completion = _index(annotations.get(c.JOB_COMPLETION_INDEX_ANNOTATION))
+    if rjob is None or job_index is None or completion is None:
+        return []
+    attempt = _index(labels.get(c.RESTART_ATTEMPT_KEY)) or 0
+    return pod_env(js, PodIdentity(rjob, job_index, completion, attempt))
+
+
+def _add_env(spec: dict[str, Any], env: list[tuple[str, str]]) -> None:
+    """Append to each container's ``env`` the variables it does not define (a user's value always wins)."""
+    for kind in ("initContainers", "containers"):
+        containers = spec.get(kind)
+        if not isinstance(containers, list):
+            continue
+        for ctr in containers:
+            if not isinstance(ctr, dict):
+                continue
+            current = ctr.get("env")
+            if current is not None and not isinstance(current, list):
+                continue  # malformed: the API server rejects the pod with its own message
+            items = list(current or [])
+            defined = {e.get("name") for e in items if isinstance(e, dict)}
+            added = [{"name": k, "value": v} for k, v in env if k not in defined]
+            if added:
+                ctr["env"] = items + added
 
 
 def _follow_leader(

@@ -44,6 +44,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from api.jobset_types import JobSet
 from api.jsontypes import JSON
 from api.records import Node, Pod
 from cache.client import ApiClient, resource_path
@@ -54,7 +55,7 @@ from controller.settings import Settings
 from controller.webhooks.certs import CertManager, FileCertSource
 from controller.webhooks.jobset_defaults import defaulting_patch
 from controller.webhooks.jobset_validation import rejection_status, validate_create, validate_update
-from controller.webhooks.pod_webhooks import Denial, PlacementLookup, mutate_pod, validate_pod
+from controller.webhooks.pod_webhooks import Denial, JobSetLookup, PlacementLookup, mutate_pod, validate_pod
 
 log = structlog.get_logger("pyjobset.webhooks")
 
@@ -122,6 +123,16 @@ class CachePlacementLookup:
         return self.nodes.get(name)
 
 
+@dataclass(frozen=True)
+class CacheJobSetLookup:
+    """``JobSetLookup`` over the controller's JobSet store (keyed ``namespace/name``)."""
+
+    jobsets: Store[JobSet]
+
+    def jobset(self, namespace: str, name: str) -> JobSet | None:
+        return self.jobsets.get(f"{namespace}/{name}")
+
+
 PvcGetter = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
 """``(namespace, name)`` → the PVC, ``None`` when absent; raises on other errors."""
 
@@ -165,6 +176,7 @@ class AdmissionHandlers:
     lookup: PlacementLookup
     pvc_getter: PvcGetter | None = None
     pvc_timeout: float = 5.0
+    jobsets: JobSetLookup | None = None
 
     async def mutate_jobset(self, req: JSON) -> JSON:
         uid = req["uid"]
@@ -234,7 +246,7 @@ class AdmissionHandlers:
         uid = req["uid"]
         if req.get("operation") != "CREATE":
             return _response(uid, allowed=True)
-        result = mutate_pod(req.get("object"), _namespace(req), self.lookup)
+        result = mutate_pod(req.get("object"), _namespace(req), self.lookup, self.jobsets)
         if result.denial is not None:
             return _response(uid, allowed=False, status=result.denial.status())
         return _response(uid, allowed=True, patch=result.patch)
@@ -422,6 +434,7 @@ def build_webhook_server(
     host: str | None = None,
     port: int | None = None,
     cert_hosts: Sequence[str] = (),
+    jobsets: Store[JobSet] | None = None,
 ) -> WebhookServer:
     """A server configured from the settings: webhook host/port/certDir, internalCertManagement, tls.
 
@@ -445,6 +458,7 @@ def build_webhook_server(
         gates=dict(settings.feature_gates),
         lookup=CachePlacementLookup(pods, nodes),
         pvc_getter=api_pvc_getter(client),
+        jobsets=CacheJobSetLookup(jobsets) if jobsets is not None else None,
     )
     return WebhookServer(
         handlers,

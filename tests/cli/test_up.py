@@ -182,7 +182,7 @@ def test_up_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "kc").exists()
 
 
-@pytest.mark.parametrize("command", ["sim", "run", "up", "demo"])
+@pytest.mark.parametrize("command", ["sim", "run", "up", "demo", "get", "describe"])
 def test_every_subcommand_help_ends_with_an_example(command: str) -> None:
     out = _pyjobset(command, "--help")
     assert out.returncode == 0

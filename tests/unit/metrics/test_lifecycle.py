@@ -312,3 +312,20 @@ def test_a_jobset_recreated_under_the_same_name_starts_afresh() -> None:
 def test_bad_settings_fail_at_construction(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="metrics:"):
         MetricsSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_badput_gpu_seconds_are_recovery_time_times_gpus_held() -> None:
+    hub, infs, t = make_hub()
+    syn.ScriptedLife(infs, hub.tracker, t).run()
+    # One restart, recovered in 10 s (jobset_recovery_seconds), with 4 pods x 8 GPUs held once all were ready.
+    assert value(hub, "jobset_recovery_seconds_sum", namespace="team-a", action="RestartJobSet") == pytest.approx(10)
+    assert value(hub, "jobset_badput_gpu_seconds_total", namespace="team-a", jobset_name="train") == pytest.approx(320)
+
+
+def test_badput_is_zero_without_restarts() -> None:
+    hub, infs, t = make_hub()
+    life = syn.ScriptedLife(infs, hub.tracker, t, rjobs=(("w", 1, 1),), gpus_per_pod=4)
+    life.nodes()
+    infs["jobsets"].upsert(life.js)
+    infs["pods"].upsert(syn.pod(life.js, "w", 0, 0, node="a3-pool-0", gpus=4))
+    assert value(hub, "jobset_badput_gpu_seconds_total", namespace="team-a", jobset_name="train") == 0
