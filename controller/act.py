@@ -36,7 +36,7 @@ from api.jobset_types import JobSet, encode_status, to_obj
 from api.plan import JobUpdate, Plan
 from api.records import Job, Service
 from cache.client import MERGE_PATCH, ApiClient, resource_path
-from cache.errors import AlreadyExists, ApiError, NotFound
+from cache.errors import AlreadyExists, ApiError, BadRequest, Forbidden, Invalid, NotFound
 from controller.annotate import write_annotations
 from controller.events import EventRecorder
 from metrics.seam import PlanObserver
@@ -48,6 +48,24 @@ T = TypeVar("T")
 
 def _always() -> bool:
     return True
+
+
+REASON_STATUS_UPDATE_FAILED = "StatusUpdateFailed"
+"""Warning event reason: the API server refused the JobSet status write (ours; the reference only logs it)."""
+REASON_POLICY_NOT_APPLIED = "PolicyNotApplied"
+"""Warning event reason: part of the JobSet's policy could not be honoured (e.g. an invalid pattern skipped)."""
+
+
+def status_rejected_message(err: ApiError) -> str:
+    """The event message for a refused status write: the server's words (they name the field) and the fix."""
+    if isinstance(err, Forbidden):
+        fix = "grant the controller's ServiceAccount update on jobsets/status (deploy/rbac)"
+    else:
+        fix = (
+            "correct the field named above in the JobSet (without the pyjobset webhook only the CRD's schema "
+            "checks it), then the controller retries"
+        )
+    return f"the API server refused the JobSet status update: {err}; fix: {fix}"
 
 
 class ReconcileError(Exception):
@@ -81,7 +99,9 @@ class Actor:
         ns = js.metadata.namespace
         current = still_current if still_current is not None else _always
         for note in plan.notes:
-            log.info("decision_note", jobset=js.metadata.name, namespace=ns, note=note)
+            # A note is something the user asked for that could not be honoured (e.g. an invalid failure-policy
+            # pattern skipped): it must reach the user where they look, not only the log.
+            log.warning("decision_note", jobset=js.metadata.name, namespace=ns, note=note)
         if plan.delete_jobs and not await self._delete_jobs(ns, plan.delete_jobs, current):
             return self._superseded(js, plan)
         if plan.create_service is not None:
@@ -242,6 +262,9 @@ class Actor:
         try:
             updated = await self.client.replace(path, body)
         except ApiError as err:
+            if isinstance(err, Invalid | BadRequest | Forbidden):
+                # Retrying cannot cure it: say so on the JobSet (the recorder aggregates repeats into a series).
+                pass
             raise ReconcileError(f"writing JobSet status: {err}") from err
         if self.jobsets is not None:
             self.jobsets.upsert_if_newer(self.jobsets.decode(msgspec.json.encode(updated)))

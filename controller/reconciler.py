@@ -36,7 +36,7 @@ from api.extensions import Defaults
 from api.jobset_types import JobSet
 from api.plan import Snapshot
 from api.records import Job, Pod, Service
-from cache.errors import ApiError
+from cache.errors import ApiError, Conflict, NotFound, TerminalError
 from cache.queue import QueueShutDown, WorkQueue
 from cache.store import Store
 from controller.act import Actor, ReconcileError
@@ -162,7 +162,12 @@ class JobSetReconciler:
             requeue_after = await self.reconcile(key)
         except (ReconcileError, ApiError) as err:
             result = "error"
-            log.info("reconcile_failed", jobset=key, error=str(err), requeues=self.queue.num_requeues(key))
+            # Conflicts and transient failures are routine (info); a refusal retrying cannot cure is a warning.
+            cause = err if isinstance(err, ApiError) else err.__cause__
+            terminal = isinstance(cause, TerminalError) and not isinstance(cause, Conflict | NotFound)
+            (log.warning if terminal else log.info)(
+                "reconcile_failed", jobset=key, error=str(err), requeues=self.queue.num_requeues(key)
+            )
             self.queue.add_rate_limited(key)
         except Exception:
             result = "error"

@@ -6,7 +6,7 @@ Role: :class:`Faults` holds the knobs the API server consults on every request (
 
 Invariants: faults apply only to ``/api`` and ``/apis`` requests (never to health or the control paths);
 ``error_rate`` draws from ``rng`` so a seeded run is reproducible; injected errors are real Status bodies
-(``TooManyRequests`` with ``Retry-After``, ``InternalError``).
+(``TooManyRequests`` with ``Retry-After``, ``InternalError``, ``Invalid`` with one cause).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Faults:
 
     latency: float = 0.0  # seconds added to every API request
     error_rate: float = 0.0  # fraction of API requests answered with ``error_code``
-    error_code: int = 500  # 429 or 500
+    error_code: int = 500  # 429, 500, or 422 (an Invalid naming ``invalid_field``, as CRD validation answers)
+    invalid_field: str = "spec"
     retry_after: int = 1
     paths: tuple[str, ...] = ()  # only requests whose path contains one of these (empty: all)
     verbs: tuple[str, ...] = ()  # only these HTTP methods (empty: all)
@@ -45,7 +46,7 @@ class Faults:
 async def control(faults: Faults, store: Store, request: web.Request) -> web.StreamResponse:
     """Fault injection for out-of-process clusters (``pyjobset sim``): not part of the Kubernetes API.
 
-    ``PUT /kubesim/faults`` with ``{"latency": s, "errorRate": f, "errorCode": 429|500, "retryAfter": s,
+    ``PUT /kubesim/faults`` with ``{"latency": s, "errorRate": f, "errorCode": 429|500|422, "retryAfter": s,
     "paths": [...], "verbs": [...]}`` (``GET`` reads them); ``POST /kubesim/watches`` with
     ``{"action": "drop"|"expire", "resource": "pods"}`` ends watches (``expire``: with a 410 ERROR event).
     """
@@ -90,4 +91,8 @@ def injected(faults: Faults) -> ApiError:
     """The error an injected fault answers with."""
     if faults.error_code == 429:
         return errors.too_many_requests(faults.retry_after)
+    if faults.error_code == 422:
+        field = faults.invalid_field
+        cause = {"reason": "FieldValueInvalid", "message": "Invalid value: injected fault", "field": field}
+        return errors.invalid("Object", "", "injected", [cause])
     return errors.internal("injected fault")
