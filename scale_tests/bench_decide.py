@@ -1,4 +1,4 @@
-"""Micro-benchmark of the pure decision ``controller.decide.decide`` on large JobSets.
+"""Micro-benchmark of the pure decision ``controller.decide.decide`` on large JobSets (goal P3 of performance.md).
 
 Workload: one JobSet with a single replicated job of N = 1k / 5k / 15k single-pod Jobs (plus a 1-replica leader
 rjob), decided in four states:

@@ -5,7 +5,7 @@ Workload: a fleet of JobSets (default 6,200 JobSets x 4 pods on 3,100 GPU nodes,
 arrive at a fixed rate (default 5,000/s) through the informer path (store upsert + tracker handler), while an
 HTTP scraper thread fetches ``/metrics`` every 15 s from the real ``ObservabilityServer``.
 
-    event → metric   delay from a probe event's arrival time to the first scrape that shows its value: about 10
+    event → metric   delay from a probe event's arrival time to the first scrape that shows its value: about 20
                      times a second a probe JobSet's pod toggles Ready through the same informer path, and a
                      thread scrapes ``/metrics`` of a second hub (same loop, same tracker code, fed by the same
                      informer handlers, tracking only the probe JobSet so that a scrape is small enough to poll
@@ -244,7 +244,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stalls.append((now - late, late))
             expected = now + period
 
-    probe_every = max(1, int(args.rate / 10))
+    probe_every = max(1, int(args.rate / 20))
 
     async def producer() -> None:
         start = loop.time()

@@ -11,7 +11,8 @@ refuses a malformed one by name, and renders one row per figure.
     python -m scale_tests.report --check         # exit 1 when the README table differs (the unit tier runs this)
 
 Invariants: the table is a pure function of the files (no clock, no machine state), so the check is exact;
-rows are ordered by goal id (P1 … P13, then the rest), then file, then the order of the file's figures.
+rows are ordered by goal id (P1 … P13 of ``docs/design/performance.md``, then the rest), then file, then the
+order of the file's figures.
 """
 
 from __future__ import annotations
