@@ -2,7 +2,8 @@
 
 Role: keep the figures honest. ``scale_tests/results/latest/*.json`` (common schema, ``scale_tests/record.py``)
 are the only source of the table between the ``perf-table`` markers; a hand edit of the table, or a result file
-promoted without re-rendering, fails here. The schema's own rules are tested on small documents first.
+promoted without re-rendering, fails here. The schema's own rules are tested on small documents first (goal ids
+as in ``docs/design/performance.md``).
 
 Invariants: reads files only; renders with the same function the ``--write`` command uses.
 """
