@@ -1,4 +1,4 @@
-"""Micro-benchmark of the pure decision ``controller.decide.decide`` on large JobSets.
+"""Micro-benchmark of the pure decision ``controller.decide.decide`` on large JobSets (goal P3 of performance.md).
 
 Workload: one JobSet with a single replicated job of N = 1k / 5k / 15k single-pod Jobs (plus a 1-replica leader
 rjob), decided in four states:
@@ -6,16 +6,17 @@ rjob), decided in four states:
 * ``failure``    one Job failed: the failure policy bumps ``restarts`` (the pass that starts a restart);
 * ``restart``    ``restarts`` bumped, every Job is previous-attempt: N foreground deletes are planned;
 * ``recreate``   no Jobs left: N Job manifests are built (the creation pass of a restart or a new JobSet).
-Prints and writes JSON (µs per decide, best of several rounds) to ``scale_tests/results/bench_decide.json``.
-Figures are recorded, never asserted: this is not a timed test. Run: ``.venv/bin/python scale_tests/bench_decide.py``.
+Prints and writes JSON (µs per decide, best of several rounds) to ``scale_tests/results/bench_decide.json`` in
+the common schema (``scale_tests/record.py``). There is no baseline: no other implementation of this decision
+runs in Python (the reference is Go, inside its reconciler), so the file says ``baseline: null`` and why.
+Figures are recorded, never asserted: this is not a timed test.
+Run: ``.venv/bin/python -m scale_tests.bench_decide [--sizes 1000,5000,15000]``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from api.plan import Snapshot  # noqa: E402
 from api.records import Job  # noqa: E402
 from controller.decide import children  # noqa: E402
 from controller.decide.reconcile import decide  # noqa: E402
+from scale_tests import record  # noqa: E402
 from tests.builders import JobSetBuilder, failed_status, ready_status  # noqa: E402
 
 NOW = dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC)
@@ -107,24 +109,50 @@ def bench(n: int) -> dict[str, Any]:
     }
 
 
+NO_BASELINE = "no other implementation of this decision runs here (the reference's is Go code inside its reconciler)"
+
+
 def main() -> None:
-    load_before = os.getloadavg()[0]
-    results = [bench(n) for n in SIZES]
-    out = {
-        "benchmark": "decide",
-        "workload": "1 leader + N single-pod workers; steady (all ready), failure (1 failed), "
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    load_before = record.load_average()
+    results = [bench(n) for n in sizes]
+    big = results[-1]
+    figures = [
+        record.figure(
+            "P3",
+            f"pure decide() of a steady {big['jobs']:,}-Job JobSet (nothing to do), best of rounds; "
+            "one part of a reconcile",
+            round(big["steady_us"] / 1e3, 2),
+            "ms",
+            target=("<=", 2.0),
+            target_text="≤ 2 ms per steady reconcile of a 15k-Job JobSet",
+            baseline_reason=NO_BASELINE,
+            size=f"{big['jobs']:,} Jobs",
+        ),
+        record.figure(
+            "decide",
+            f"pure decide() building {big['jobs']:,} Job manifests (a restart's re-creation pass)",
+            round(big["recreate_build_us"] / 1e3, 1),
+            "ms",
+            baseline_reason=NO_BASELINE,
+            size=f"{big['jobs']:,} Jobs",
+        ),
+    ]
+    doc = record.document(
+        "bench_decide",
+        figures,
+        load_before=load_before,
+        workload="1 leader + N single-pod workers; steady (all ready), failure (1 failed), "
         "restart (all previous -> deletes), recreate (no Jobs -> N manifests); best of rounds",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average_1m_before": round(load_before, 2),
-        "load_average_1m_after": round(os.getloadavg()[0], 2),
-        "results": results,
-    }
-    text = json.dumps(out, indent=2)
-    print(text)
-    target = ROOT / "scale_tests" / "results" / "bench_decide.json"
-    target.write_text(text + "\n")
+        details={"sizes": sizes, "results": results},
+    )
+    record.write(doc, command="python -m scale_tests.bench_decide --sizes " + args.sizes)
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ controller's and the API server's alone); the controller runs in this process, a
     P2  full restart: one Job is marked Failed → restarts bumped, every Job deleted (Foreground) and re-created:
         wall time and the controller's API calls by verb, beside the bound 2N + 5 calls.
 
-Prints JSON and writes ``scale_tests/results/bench_jobset.json``. Run:
+The reference controller does not run here, so there is no measured baseline: the comparisons are *bounds*
+(arithmetic the reference obeys at best), labelled so in ``scale_tests/results/bench_jobset.json`` (the common
+schema, ``scale_tests/record.py``). Prints JSON. Run:
 ``.venv/bin/python -m scale_tests.bench_jobset [--sizes 1000,5000,15000] [--quick]``. Never a pass/fail test.
 """
 
@@ -33,6 +35,7 @@ from api import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
 from controller.app import Controller
 from controller.settings import load_settings
+from scale_tests import record
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -281,6 +284,79 @@ async def main_async(sizes: list[int], restart: bool) -> dict[str, Any]:
     return results
 
 
+NO_BASELINE = "the reference (Go) controller is not run here; the bound is what it could do at best"
+
+
+def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for run in results["capped_500qps"]:
+        n, bound = run["n"], run["p1_reference_bound_s"]
+        out.append(
+            record.figure(
+                "P1",
+                f"JobSet created → all {n:,} Jobs exist, 500 QPS / 500 burst (simulated API server, own process)",
+                run["p1_create_all_s"],
+                "s",
+                target=("<=", round(bound * 1.05, 2)),
+                target_text="within 5% of the token-bucket bound",
+                baseline_reason=NO_BASELINE,
+                bound=(bound, "token bucket: max(0, N - burst) / qps"),
+                size=f"N = {n:,}",
+            )
+        )
+    goal_uncapped = {1000: 0.4, 5000: 1.5, 15000: 4.0}
+    for run in results["uncapped"]:
+        n = run["n"]
+        limit = goal_uncapped.get(n)
+        out.append(
+            record.figure(
+                "P1",
+                f"JobSet created → all {n:,} Jobs exist, client rate limiter off",
+                run["p1_create_all_s"],
+                "s",
+                target=("<=", limit) if limit is not None else None,
+                target_text=f"≤ {limit:g} s at N = {n:,}" if limit is not None else "",
+                baseline_reason=NO_BASELINE,
+                size=f"N = {n:,}",
+                note=f"controller CPU {run['p1_controller_cpu_s']:g} s",
+            )
+        )
+        if "p2_api_calls_total" in run:
+            calls = run["p2_api_calls"]
+            out.append(
+                record.figure(
+                    "P2",
+                    f"API calls of a full restart of {n:,} Jobs ("
+                    + ", ".join(f"{v:,} {k}" for k, v in sorted(calls.items()))
+                    + ")",
+                    run["p2_api_calls_total"],
+                    "calls",
+                    target=("<=", run["p2_bound_calls"]),
+                    target_text="≤ 2N + 5 calls",
+                    baseline_reason=NO_BASELINE,
+                    bound=(run["p2_bound_calls"], "2N + 5: one DELETE and one POST per Job, a few status writes"),
+                    size=f"N = {n:,}",
+                )
+            )
+            out.append(
+                record.figure(
+                    "P2",
+                    f"full restart of {n:,} Jobs, uncapped: one Job failed → every Job of the new attempt exists",
+                    run["p2_restart_s"],
+                    "s",
+                    target=("<=", 8.0) if n == 15000 else None,
+                    target_text="≤ 8 s at N = 15k" if n == 15000 else "",
+                    baseline_reason=NO_BASELINE,
+                    size=f"N = {n:,}",
+                    note=f"controller CPU {run['p2_controller_cpu_s']:g} s; then all Jobs patched Complete in "
+                    f"{run['complete_patch_all_jobs_s']:g} s, the JobSet Completed "
+                    f"{run['complete_jobset_completed_after_s'] - run['complete_patch_all_jobs_s']:.2f} s after the "
+                    "last patch",
+                )
+            )
+    return out
+
+
 def main() -> None:
     from controller.cli import configure_logging
 
@@ -291,10 +367,13 @@ def main() -> None:
     parser.add_argument("--no-restart", action="store_true")
     args = parser.parse_args()
     sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    load_before = record.load_average()
     results = asyncio.run(main_async(sizes, restart=not args.no_restart))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_jobset.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    doc = record.document(
+        "bench_jobset", figures(results), load_before=load_before, workload={"sizes": sizes}, details=results
+    )
+    record.write(doc, command="python -m scale_tests.bench_jobset --sizes " + ",".join(map(str, sizes)))
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Workload (defaults; all tunable by flags):
    events delivered per second across all watchers, and the time until every watcher has seen every update.
 5. Memory: RSS growth per stored pod and per stored node (the store keeps each object's serialised bytes).
 
-Prints one JSON document and writes it to ``scale_tests/results/bench_kubesim.json``. It measures and
-compares within one run; it never passes or fails on absolute time.
+Prints one JSON document and writes it to ``scale_tests/results/bench_kubesim.json`` in the common schema
+(``scale_tests/record.py``). No other simulated API server runs here, so every figure says ``baseline: null``
+with that reason (in-process figures are given beside the HTTP ones as notes). It never passes or fails on
+absolute time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import resource
 import sys
 import time
@@ -34,8 +35,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubesim import SimCluster
+from scale_tests import record
 
-RESULTS = Path(__file__).resolve().parent / "results"
 JSON = dict[str, Any]
 
 
@@ -276,21 +277,77 @@ async def main() -> None:
     ap.add_argument("--watchers", type=int, default=4)
     ap.add_argument("--updates", type=int, default=20_000)
     ap.add_argument("--concurrency", type=int, default=50)
-    ap.add_argument("--out", default=str(RESULTS / "bench_kubesim.json"))
     args = ap.parse_args()
-    result: JSON = {
-        "benchmark": "kubesim",
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
+    load_before = record.load_average()
+    result: JSON = {"workload_concurrency": args.concurrency}
     if args.nodes:
         result["nodes"] = await bench_nodes(args.nodes)
     result["pods"] = await bench_pods(args.pods, args.http_pods, args.watchers, args.updates, args.concurrency)
-    text = json.dumps(result, indent=2)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    doc = record.document(
+        "bench_kubesim", figures(result), load_before=load_before, workload=vars(args), details=result
+    )
+    record.write(doc, command="python -m scale_tests.bench_kubesim " + " ".join(sys.argv[1:]))
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+NO_BASELINE = "no other simulated API server runs here to compare with"
+
+
+def figures(r: JSON) -> list[JSON]:
+    p = r["pods"]
+    out = []
+    if "nodes" in r:
+        n = r["nodes"]
+        out.append(
+            record.figure(
+                "kubesim",
+                f"SimCluster start-up until its {n['nodes']:,} nodes exist (in process, no kubeconfig written)",
+                n["start_seconds"],
+                "s",
+                baseline_reason=NO_BASELINE,
+                size=f"{n['nodes']:,} nodes",
+            )
+        )
+    out += [
+        record.figure(
+            "kubesim",
+            f"paginated LIST of {p['list_pods_items']:,} pods over HTTP (500 per page, {p['list_pods_mb']:g} MiB), "
+            "client parses list metadata only",
+            p["list_pods_seconds"],
+            "s",
+            baseline_reason=NO_BASELINE,
+            size=f"{p['pods']:,} pods",
+            note=f"{p['list_pods_inprocess_pages_seconds']:g} s for the same pages in process",
+        ),
+        record.figure(
+            "kubesim",
+            f"pod creates over HTTP ({r['workload_concurrency']} in flight, client in the same process)",
+            p["http_creates_per_second"],
+            "creates/s",
+            baseline_reason=NO_BASELINE,
+            size=f"{p['pods']:,} pods",
+            note=f"server CPU {p['http_server_cpu_us_per_create']:,} µs per create (client in another process); "
+            f"{p['inprocess_creates_per_second']:,}/s in process",
+        ),
+        record.figure(
+            "kubesim",
+            f"watch events delivered per second to {p['watchers']} HTTP watchers while "
+            f"{p['status_updates']:,} status updates commit",
+            p["watch_events_delivered_per_second"],
+            "events/s",
+            baseline_reason=NO_BASELINE,
+            size=f"{p['pods']:,} pods",
+        ),
+        record.figure(
+            "kubesim",
+            "RSS growth per stored pod (the store keeps serialised bytes)",
+            round(p["rss_bytes_per_pod"] / 1024, 2),
+            "KiB",
+            baseline_reason=NO_BASELINE,
+            size=f"{p['pods']:,} pods",
+        ),
+    ]
+    return out
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ Workload: a fleet of JobSets (default 6,200 JobSets x 4 pods on 3,100 GPU nodes,
 arrive at a fixed rate (default 5,000/s) through the informer path (store upsert + tracker handler), while an
 HTTP scraper thread fetches ``/metrics`` every 15 s from the real ``ObservabilityServer``.
 
-    event → metric   delay from an event's arrival time to its effect on the tracker's counts (p50/p99/max)
+    event → metric   delay from a probe event's arrival time to the first scrape that shows its value: about 20
+                     times a second a probe JobSet's pod toggles Ready through the same informer path, and a
+                     thread scrapes ``/metrics`` of a second hub (same loop, same tracker code, fed by the same
+                     informer handlers, tracking only the probe JobSet so that a scrape is small enough to poll
+                     every 2 ms) until ``jobset_pods{phase="ready"}`` shows it (p99; includes the poll interval)
+    event → handler  delay from an event's arrival time to its handlers having run (context)
     loop stall       lateness of a 5 ms ticker on the event loop (p99/max)
     scrape           wall seconds per scrape and series per scrape
     handler cost     µs CPU per event through store + tracker, without scrapes (context for P3)
@@ -17,7 +22,8 @@ the event loop, as a plain aiohttp handler calling ``generate_latest`` would). S
 the samples outside scrapes plus its own in-scrape samples weighted as if every scrape had used it. Goal P7:
 event → metric p99 ≤ 50 ms and loop stall p99 ≤ 20 ms.
 
-Run: ``.venv/bin/python -m scale_tests.bench_metrics [--quick]``; writes ``scale_tests/results/bench_metrics.json``.
+Run: ``.venv/bin/python -m scale_tests.bench_metrics [--quick]``; writes ``scale_tests/results/bench_metrics.json``
+in the common schema (``scale_tests/record.py``).
 Never a pass/fail test.
 """
 
@@ -29,7 +35,6 @@ import dataclasses
 import gc
 import itertools
 import json
-import os
 import statistics
 import sys
 import threading
@@ -42,6 +47,7 @@ from api.plan import Outcome, Plan
 from metrics.hub import MetricsHub
 from metrics.server import ObservabilityServer
 from metrics.settings import MetricsSettings
+from scale_tests import record
 from tools import synthetic as syn
 
 RESULTS = Path(__file__).parent / "results"
@@ -103,6 +109,77 @@ class Fleet:
         return rec
 
 
+class Probe:
+    """A probe JobSet (one pod) fed through the fleet's informers, tracked by a second hub served on its own port,
+    and a poller that scrapes that port until the probe pod's Ready toggle shows in ``jobset_pods``."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.hub = MetricsHub(MetricsSettings(max_jobsets=10))
+        self.hub.tracker.mark_synced()
+        tr = self.hub.tracker
+        for name, handler in (("jobsets", tr.on_jobset), ("jobs", tr.on_job), ("pods", tr.on_pod)):
+            fleet.infs[name].add_handler(_only_namespace(PROBE_NS, handler))
+        js = syn.jobset("probe", PROBE_NS, rjobs=(("w", 1, 1),))
+        fleet.infs["jobsets"].upsert(js)
+        fleet.infs["jobs"].upsert(syn.job(js, "w", 0))
+        self.records = [
+            syn.pod(js, "w", 0, 0, node="node-0", phase="Running", ready=ready, gpus=0) for ready in (False, True)
+        ]
+        self.pods = fleet.infs["pods"]
+        self.pods.upsert(self.records[1])
+        self.ready = 1
+        self.server = ObservabilityServer(self.hub.render, "127.0.0.1:0", "0")
+        self.pending: tuple[float, int] | None = None
+        self.wake = threading.Event()
+        self.delays: list[tuple[float, float]] = []
+        self.unseen = 0
+
+    def event(self, arrived: float) -> None:
+        """Toggle the probe pod's Ready (on the loop, through the informer); the poller looks for the new value."""
+        self.ready = 1 - self.ready
+        self.pods.upsert(self.records[self.ready])
+        self.pending = (arrived, self.ready)
+        self.wake.set()
+
+    def poll(self, url: str, stop: threading.Event) -> None:
+        needle = f'jobset_pods{{namespace="{PROBE_NS}",jobset_name="probe",phase="ready"}} '.encode()
+        while not stop.is_set():
+            if not self.wake.wait(0.2):
+                continue
+            pending = self.pending
+            if pending is None:
+                self.wake.clear()
+                continue
+            arrived, want = pending
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                body = resp.read()
+            seen = time.monotonic()
+            at = body.find(needle)
+            value = body[at + len(needle) : body.find(b"\n", at)] if at >= 0 else b""
+            if value.strip() in (str(want).encode(), f"{want}.0".encode()):
+                self.delays.append((arrived, seen - arrived))
+                self.pending = None
+                self.wake.clear()
+            elif seen - arrived > 30:
+                self.unseen += 1
+                self.pending = None
+                self.wake.clear()
+            else:
+                time.sleep(0.002)
+
+
+PROBE_NS = "ns-probe"
+
+
+def _only_namespace(namespace: str, handler: Any) -> Any:
+    def filtered(old: Any, new: Any) -> None:
+        obj = new if new is not None else old
+        if obj.metadata.namespace == namespace:
+            handler(old, new)
+
+    return filtered
+
+
 def handler_cost(fleet: Fleet, n: int) -> float:
     start = time.process_time()
     for _ in range(n):
@@ -150,6 +227,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     server = ObservabilityServer(render, "127.0.0.1:0", "0")
     await server.start()
+    probe = Probe(fleet)
+    await probe.server.start()
     loop = asyncio.get_running_loop()
     delays: list[tuple[float, float]] = []
     stalls: list[tuple[float, float]] = []
@@ -165,6 +244,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stalls.append((now - late, late))
             expected = now + period
 
+    probe_every = max(1, int(args.rate / 20))
+
     async def producer() -> None:
         start = loop.time()
         i = 0
@@ -173,7 +254,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             now = loop.time()
             while start + i / args.rate <= now:
                 arrived = start + i / args.rate
-                fleet.event()
+                if i % probe_every == 0 and probe.pending is None:
+                    probe.event(arrived)
+                else:
+                    fleet.event()
                 delays.append((arrived, loop.time() - arrived))
                 i += 1
             await asyncio.sleep(0.001)
@@ -184,13 +268,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     windows: list[tuple[float, float]] = []
     url = f"http://127.0.0.1:{server.ports['metrics']}/metrics"
     thread = threading.Thread(target=scraper, args=(url, args.scrape_interval, stop, scrapes, windows), daemon=True)
+    probe_url = f"http://127.0.0.1:{probe.server.ports['metrics']}/metrics"
+    poller = threading.Thread(target=probe.poll, args=(probe_url, stop), daemon=True)
     tick = asyncio.create_task(ticker())
     thread.start()
+    poller.start()
     await producer()
     stop.set()
     await tick
     await asyncio.to_thread(thread.join, 120)
+    await asyncio.to_thread(poller.join, 30)
     await server.stop()
+    await probe.server.stop()
     gc.unfreeze()
     tagged = list(zip(current, windows, scrapes, strict=False))
 
@@ -206,7 +295,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 during[hit].append(x)
         return outside, during
 
-    out_delay, in_delay = split(delays)
+    out_handler, in_handler = split(delays)
+    out_delay, in_delay = split(probe.delays)
     out_stall, in_stall = split(stalls)
     per_mode: dict[str, Any] = {}
     for m in MODES:
@@ -219,6 +309,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "p99_whole_run": ms(pct(as_run_delay, 0.99)),
                 "during_scrapes_p99": ms(pct(in_delay[m], 0.99)),
                 "during_scrapes_max": ms(max(in_delay[m], default=0)),
+                "probes_during_scrapes": len(in_delay[m]),
+            },
+            "event_to_handler_ms": {
+                "p99_whole_run": ms(pct(out_handler + in_handler[m] * len(MODES), 0.99)),
+                "during_scrapes_p99": ms(pct(in_handler[m], 0.99)),
             },
             "loop_stall_ms": {
                 "p99_whole_run": ms(pct(as_run_stall, 0.99)),
@@ -237,10 +332,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "events": len(delays),
+        "probes_seen": len(probe.delays),
+        "probes_unseen": probe.unseen,
         "series_per_scrape": scrapes[0][1] if scrapes else 0,
         "handler_us_per_event": round(cost_us, 2),
         "outside_scrapes": {
             "event_to_metric_ms_p99": ms(pct(out_delay, 0.99)),
+            "event_to_handler_ms_p99": ms(pct(out_handler, 0.99)),
             "loop_stall_ms_p99": ms(pct(out_stall, 0.99)),
             "loop_stall_ms_max": ms(max(out_stall, default=0)),
         },
@@ -266,13 +364,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         return round(a[kind]["during_scrapes_p99"] / max(b[kind]["during_scrapes_p99"], 0.01), 1)
 
     return {
-        "machine": {
-            "python": sys.version.split()[0],
-            "cores": os.cpu_count(),
-            "load_average_before_after": [load_before, load_average()],
-            "note": "2 shared cores: other processes' load inflates wall-clock figures; modes are interleaved "
-            "scrape by scrape so they see the same load; compare them by ratio",
-        },
+        "load_before": load_before,
+        "machine_note": "2 shared cores: other processes' load inflates wall-clock figures; modes are interleaved "
+        "scrape by scrape so they see the same load; compare them by ratio",
         "workload": {
             "jobsets": args.jobsets,
             "pods": args.jobsets * args.pods,
@@ -290,9 +384,41 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
+    w, modes = r["workload"], r["modes"]
+    sliced, inline = modes["sliced"], modes["inline"]
+    size = f"{r['series_per_scrape']:,} series, {w['events_per_s']:g} events/s, {w['duration_s']:g} s"
+    return [
+        record.figure(
+            "P7",
+            "event → metric visible in a scrape, p99 over the run (sliced exposition; probes during scrapes "
+            "weighted as if every scrape were sliced)",
+            sliced["event_to_metric_ms"]["p99_whole_run"],
+            "ms",
+            target=("<=", 50.0),
+            target_text="event → metric p99 ≤ 50 ms",
+            baseline=(inline["event_to_metric_ms"]["p99_whole_run"], "inline exposition (one render on the loop)"),
+            size=size,
+            note=f"during scrapes {sliced['event_to_metric_ms']['during_scrapes_p99']:g} ms p99; "
+            f"{r['probes_seen']:,} probes, {r['probes_unseen']} unseen",
+        ),
+        record.figure(
+            "P7",
+            "event-loop stall p99 over the run (5 ms ticker; sliced exposition)",
+            sliced["loop_stall_ms"]["p99_whole_run"],
+            "ms",
+            target=("<=", 20.0),
+            target_text="loop stall p99 ≤ 20 ms",
+            baseline=(inline["loop_stall_ms"]["p99_whole_run"], "inline exposition"),
+            size=size,
+            note=f"during scrapes {sliced['loop_stall_ms']['during_scrapes_p99']:g} ms p99",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="a tenth of the fleet and 10 s, for a smoke run")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the fleet and 19 s, for a smoke run")
     parser.add_argument("--jobsets", type=int, default=6200)
     parser.add_argument("--pods", type=int, default=4, help="pods per JobSet (even)")
     parser.add_argument("--rate", type=float, default=5000.0, help="pod events per second")
@@ -304,10 +430,13 @@ def main() -> None:
         args.duration = 19.0
         args.scrape_interval = 3.0
     results = asyncio.run(amain(args))
-    RESULTS.mkdir(exist_ok=True)
-    name = "bench_metrics_quick.json" if args.quick else "bench_metrics.json"
-    (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    load_before = results.pop("load_before")[0]
+    doc = record.document(
+        "bench_metrics", figures(results), load_before=load_before, workload=results["workload"], details=results
+    )
+    name = "bench_metrics_quick" if args.quick else "bench_metrics"
+    record.write(doc, name, command="python -m scale_tests.bench_metrics " + " ".join(sys.argv[1:]))
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

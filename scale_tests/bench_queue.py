@@ -20,16 +20,16 @@ Workloads (each the best of several rounds, CPU seconds from ``time.process_time
                 shows the queue adds nothing; P3's "≤ 1 per 100 events" then holds once a reconcile outlasts the
                 arrival of ~100 events.
 
-Prints JSON and writes it to ``scale_tests/results/bench_queue.json``. Figures are recorded, never asserted.
-Run: ``.venv/bin/python scale_tests/bench_queue.py [--quick]``.
+Prints JSON and writes it to ``scale_tests/results/bench_queue.json`` in the common schema
+(``scale_tests/record.py``); the storm here is a model counted in loop turns (context, not a P3 figure: P3's storm
+figure comes from ``bench_cache``, through a real WATCH). Figures are recorded, never asserted.
+Run: ``.venv/bin/python -m scale_tests.bench_queue [--quick]``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
-import platform
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from cache.clock import FakeClock  # noqa: E402
 from cache.queue import QueueShutDown, WorkQueue  # noqa: E402
+from scale_tests import record  # noqa: E402
 
 ROUNDS = 3
 
@@ -273,20 +274,27 @@ def bench_storm(events: int, keys: int, chunk: int, reconcile_turns: int) -> dic
 def main() -> None:
     quick = "--quick" in sys.argv
     n = 100_000 if quick else 500_000
-    out = {
-        "benchmark": "bench_queue",
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+    load_before = record.load_average()
+    details = {
         "rounds": ROUNDS,
         "throughput": bench_throughput(n),
-        "storm": [bench_storm(60_000, 100, 100, turns) for turns in (1, 10)],
+        "storm_loop_turn_model": [bench_storm(60_000, 100, 100, turns) for turns in (1, 10)],
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    target = ROOT / "scale_tests" / "results" / ("bench_queue_quick.json" if quick else "bench_queue.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text + "\n")
+    cyc = details["throughput"]["cycle"]
+    figures = [
+        record.figure(
+            "queue",
+            "work queue add → get → done, one item at a time, best of rounds",
+            cyc["ours_items_per_s"],
+            "items/s",
+            baseline=(cyc["baseline_asyncio_queue_items_per_s"], "asyncio.Queue put → get → task_done"),
+            size=f"{n:,} items",
+        )
+    ]
+    doc = record.document("bench_queue", figures, load_before=load_before, workload={"items": n}, details=details)
+    name = "bench_queue_quick" if quick else "bench_queue"
+    record.write(doc, name, command="python -m scale_tests.bench_queue" + (" --quick" if quick else ""))
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
