@@ -5,7 +5,9 @@ Role: keep the local model current with client-go's contract:
 * a 410 Gone (which arrives as an ``ERROR`` watch event, or as the status of the WATCH request) re-lists, and
   the re-list is diffed against the store so handlers see exactly the adds, updates and deletes they missed;
 * disconnects reconnect with jittered exponential backoff (0.8 s → 30 s, reset after 2 minutes healthy);
-* an update whose UID differs from the stored one is a delete followed by a re-create: handlers get both.
+* an update whose UID differs from the stored one is a delete followed by a re-create: handlers get both;
+* an object that does not decode into the record (a field of the wrong type that the API server stored anyway)
+  is skipped with a warning and counted in ``skipped``: one bad object never stalls the informer for the rest.
 
 Invariants: raw bytes are decoded straight into the record type (never kubernetes_asyncio models); handlers
 only map events to keys and enqueue (they must not block or await); ``synced`` is set once the first LIST is
@@ -58,6 +60,11 @@ class _List(msgspec.Struct, Generic[R]):
     items: list[R] = msgspec.field(default_factory=list)
 
 
+class _RawList(msgspec.Struct):
+    metadata: _ListMeta = msgspec.field(default_factory=_ListMeta)
+    items: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
 class _Event(msgspec.Struct):
     type: str
     object: msgspec.Raw
@@ -80,6 +87,18 @@ class _BookmarkMeta(msgspec.Struct):
 
 class _Bookmark(msgspec.Struct):
     metadata: _BookmarkMeta = msgspec.field(default_factory=_BookmarkMeta)
+
+
+class _NameMeta(msgspec.Struct):
+    name: Any = ""
+    namespace: Any = ""
+    resourceVersion: Any = ""  # noqa: N815 - wire name
+
+
+class _Named(msgspec.Struct):
+    """Just enough of any object to name it in a log line and keep the watch position."""
+
+    metadata: _NameMeta = msgspec.field(default_factory=_NameMeta)
 
 
 def rv_newer(candidate: str, current: str) -> bool:
@@ -120,6 +139,9 @@ class Informer(Generic[R]):
         self._typed_event_decoder = msgspec.json.Decoder(_TypedEvent[record_type])  # type: ignore[valid-type]
         self._status_decoder = msgspec.json.Decoder(_StatusObj)
         self._bookmark_decoder = msgspec.json.Decoder(_Bookmark)
+        self._raw_list_decoder = msgspec.json.Decoder(_RawList)
+        self._named_decoder = msgspec.json.Decoder(_Named)
+        self.skipped = 0
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
 
@@ -153,10 +175,18 @@ class Informer(Generic[R]):
                 params["continue"] = cont
             if self.label_selector:
                 params["labelSelector"] = self.label_selector
-            page = self._list_decoder.decode(await self.client.request("GET", self.path, params=params))
-            items.extend(page.items)
-            rv = page.metadata.resourceVersion or rv
-            cont = page.metadata.continue_
+            raw = await self.client.request("GET", self.path, params=params)
+            meta: _ListMeta
+            try:
+                page = self._list_decoder.decode(raw)
+                items.extend(page.items)
+                meta = page.metadata
+            except msgspec.ValidationError:
+                lenient = self._raw_list_decoder.decode(raw)  # one bad item: decode the others one by one
+                items.extend(obj for item in lenient.items if (obj := self._decode_or_skip(item)) is not None)
+                meta = lenient.metadata
+            rv = meta.resourceVersion or rv
+            cont = meta.continue_
             if not cont:
                 break
         added, updated, deleted = self.store.replace(items)
@@ -210,7 +240,27 @@ class Informer(Generic[R]):
             if status.code == 410:
                 raise Gone(status.message or "resourceVersion too old", reason=status.reason)
             raise ApiError(status.message or "watch error", status=status.code, reason=status.reason)
-        self._apply(etype, self._item_decoder.decode(event.object))
+        obj = self._decode_or_skip(event.object)
+        if obj is None:
+            with contextlib.suppress(msgspec.DecodeError):
+                rv = self._named_decoder.decode(event.object).metadata.resourceVersion
+                self.resource_version = rv if isinstance(rv, str) and rv else self.resource_version
+            return
+        self._apply(etype, obj)
+
+    def _decode_or_skip(self, raw: bytes | msgspec.Raw) -> R | None:
+        """The record, or None (logged and counted) for an object of a shape the record cannot hold."""
+        try:
+            return self._item_decoder.decode(raw)
+        except msgspec.ValidationError as err:
+            self.skipped += 1
+            try:
+                meta = self._named_decoder.decode(raw).metadata
+                name, namespace = str(meta.name), str(meta.namespace)
+            except msgspec.DecodeError:
+                name = namespace = "?"
+            log.warning("informer_skipped_object", informer=self.name, namespace=namespace, name=name, error=str(err))
+            return None
 
     def _apply(self, etype: str, obj: R) -> None:
         self.resource_version = obj.metadata.resource_version or self.resource_version

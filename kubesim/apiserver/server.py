@@ -42,6 +42,7 @@ from kubesim.storage.objects import WARNINGS
 from kubesim.storage.store import Store
 from kubesim.util import errors
 from kubesim.util.errors import ApiError
+from kubesim.util.jsonutil import header_quoted
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.apiserver.server")
@@ -208,7 +209,7 @@ class ApiServer:
     def _warnings(self, warnings: list[str]) -> dict[str, str]:
         if not warnings:
             return {}
-        return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+        return {"Warning": ", ".join(f"299 - {header_quoted(w)}" for w in warnings)}
 
     # ------------------------------------------------------------------------------------ reads
 

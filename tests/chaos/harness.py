@@ -75,6 +75,7 @@ class ControllerProcess:
     burst: int = 500
     extra_args: tuple[str, ...] = ()
     metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
     kills: int = 0
@@ -90,7 +91,7 @@ class ControllerProcess:
             f"--kubeconfig={self.kubeconfig}",
             f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
             "--metrics-secure=false",
-            f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
             "--leader-elect=false",
             f"--kube-api-qps={self.qps:g}",
             f"--kube-api-burst={self.burst}",
