@@ -74,7 +74,7 @@ if [[ $has_path -eq 0 ]]; then
 fi
 status=0
 "$python" -m pytest "$@" || status=$?
-# Tests that run a controller of their own (credential rotation, ...) skip while ours runs: once the default
+# Tests that run a controller of their own (credential rotation, chaos) skip while ours runs: once the default
 # suites are done, stop it and run them, so that CI never leaves them skipped.
 if [[ $has_path -eq 0 && -n "$controller_pid" ]]; then
     kill -TERM "$controller_pid" 2>/dev/null || true
@@ -82,7 +82,7 @@ if [[ $has_path -eq 0 && -n "$controller_pid" ]]; then
     controller_pid=""
     unset PYJOBSET_EXTERNAL_CONTROLLER
     echo "==> e2e tests that start their own controller"
-    "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py || status=$?
+    "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py tests/e2e/test_chaos.py || status=$?
 fi
 if [[ $status -ne 0 ]]; then
     echo "component logs: $workdir/logs (kept until this script exits)" >&2
