@@ -40,12 +40,13 @@ from tests.chaos.harness import (
 
 JSON = dict[str, Any]
 
-# Events per restart, from the spec's event rules: events are emitted only after a status write that changed a
-# condition, one per change. A restart changes at most: RestartingJobSet → True (its event) plus the failure-policy
-# action event (RestartJobSetFailurePolicyAction), and RestartingJobSet → False once the new attempt runs: 3.
-# Creation and completion add at most 3 more (StartupPolicy/Completed/RestartingJobSet cleared). A SIGKILL can only
-# lose an event (status written, event not yet sent); it cannot add one, because a restarted controller finds the
-# condition already written and has no change to report. Twice that is the bound: anything above is a storm.
+# Events per restart, from the spec's event rules (4.8: an Event only after a status write that changed a condition,
+# one per change; identical repeats aggregate into a series). A restart changes RestartingJobSet to True (reason
+# DefaultFailurePolicy or FailurePolicy_<rule>) and emits the action event (RestartJobSetFailurePolicyAction): 2;
+# a third change per restart (a condition cleared once the new attempt runs) is allowed for, so 3. Creation and
+# completion add JobsReady, AllJobsCompleted and JobSetCompleted: 3. A SIGKILL can only lose an event (status
+# written, event not yet sent); it cannot add one: a restarted controller finds the condition already written and
+# has no change to report. The bounds are twice those counts; anything above is a storm.
 EVENTS_PER_RESTART_BOUND = 6
 EVENTS_BASE_BOUND = 6
 
