@@ -13,7 +13,7 @@
 
 Writes ``scale_tests/results/bench_chaos.json`` and prints a summary. Never a pass/fail test, but a broken
 invariant stops it with the assertion that failed. Run:
-``.venv/bin/python -m scale_tests.bench_chaos [--only crash,storm,fuzz] [--jobs 2000] [--storm-seconds 300]
+``.venv/bin/python -m scale_tests.bench_chaos [--only crash,real,storm,fuzz] [--jobs 2000] [--storm-seconds 300]
 [--fuzz-examples 10000] [--real]``.
 """
 
@@ -70,7 +70,7 @@ async def crash_real(jobs: int, failures: int, kills_per_phase: int, seed: int) 
             async def create() -> None:
                 await api.create(resource_path(*JOBSETS, ns), big_jobset("crash", jobs, max_restarts=failures))
 
-            async def fail_job(job: str) -> None:
+            async def fail_job(job: str, counted: bool) -> None:  # a pod failure is always counted
                 await exit_pod(api, ns, job, "1")
 
             async def complete_all(names: list[str]) -> None:
@@ -138,7 +138,7 @@ def main() -> None:
 
     configure_logging("warning")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="crash,storm,fuzz")
+    parser.add_argument("--only", default="crash,storm,fuzz", help="sections: crash, real, storm, fuzz")
     parser.add_argument("--jobs", type=int, default=2000, help="Jobs in the crash JobSet (simulated)")
     parser.add_argument("--failures", type=int, default=8, help="restarts injected in the crash run")
     parser.add_argument("--kills-per-phase", type=int, default=6)
@@ -150,7 +150,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     only = set(args.only.split(","))
-    results: JSON = {"args": vars(args)}
+    # Sections run separately (``--only``) add to the results of earlier runs rather than replace them.
+    path = RESULTS / "bench_chaos.json"
+    results: JSON = json.loads(path.read_text()) if path.exists() else {}
+    results.setdefault("args", {})[",".join(sorted(only))] = vars(args)
 
     def report(key: str, value: JSON) -> None:
         results[key] = value
@@ -158,14 +161,14 @@ def main() -> None:
 
     if "crash" in only:
         report("crash_sim", asyncio.run(crash_sim(args.jobs, args.failures, args.kills_per_phase, args.seed)))
-        if args.real:
-            report("crash_real", asyncio.run(crash_real(args.real_jobs, 4, 2, args.seed)))
+    if "real" in only or args.real:
+        report("crash_real", asyncio.run(crash_real(args.real_jobs, 4, 2, args.seed)))
     if "storm" in only:
         report("storm", asyncio.run(storm(args.storm_seconds, args.storm_jobs, args.seed)))
     if "fuzz" in only:
         report("fuzz", fuzz(args.fuzz_examples))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_chaos.json").write_text(json.dumps(results, indent=2) + "\n")
+    path.write_text(json.dumps(results, indent=2) + "\n")
     summary = {
         "kills survived (simulated)": results.get("crash_sim", {}).get("kills"),
         "kills survived (real plane)": results.get("crash_real", {}).get("kills"),

@@ -439,8 +439,10 @@ async def follow_api(client: ApiClient, tracker: Tracker) -> AsyncIterator[None]
 # ------------------------------------------------------------------------------------------------ invariants
 
 
-def check_safety(t: Tracker, failures_injected: int) -> None:
-    """What must hold at every instant, also right after a SIGKILL."""
+def check_safety(t: Tracker, failures_injected: int, counted: int | None = None) -> None:
+    """What must hold at every instant, also right after a SIGKILL (``counted``: the failures injected that the
+    failure policy counts toward ``maxRestarts``; default all)."""
+    counted = failures_injected if counted is None else counted
     twice = {k: v for k, v in t.created.items() if len(v) > 1}
     assert not twice, f"two Jobs for one (name, restart attempt): {twice}"
     assert t.jobset is not None, "the JobSet is gone"
@@ -453,16 +455,17 @@ def check_safety(t: Tracker, failures_injected: int) -> None:
         assert owners[0]["uid"] == uid, orphan
         assert owners[0]["kind"] == c.KIND, orphan
     assert t.restarts() <= failures_injected, f"restarts {t.restarts()} > failures injected {failures_injected}"
-    assert t.restarts_toward_max() <= failures_injected
+    assert t.restarts_toward_max() <= counted, f"restartsCountTowardsMax {t.restarts_toward_max()} > {counted}"
     highest = max((int(a) for (_, a) in t.created if a.isdigit()), default=0)
     assert highest <= failures_injected, f"Jobs of attempt {highest} after {failures_injected} failures"
 
 
-def check_settled(t: Tracker, failures_injected: int, n: int) -> None:
-    """Once the controller caught up with ``failures_injected`` counted failures."""
-    check_safety(t, failures_injected)
+def check_settled(t: Tracker, failures_injected: int, n: int, counted: int | None = None) -> None:
+    """Once the controller caught up with ``failures_injected`` failures (``counted`` of them toward the max)."""
+    counted = failures_injected if counted is None else counted
+    check_safety(t, failures_injected, counted)
     assert t.restarts() == failures_injected, t.summary()
-    assert t.restarts_toward_max() == failures_injected, t.summary()
+    assert t.restarts_toward_max() == counted, t.summary()
     assert t.settled(failures_injected, n), t.summary()
     for attempt in range(failures_injected + 1):
         assert t.created_count(attempt) == n, f"attempt {attempt}: {t.created_count(attempt)} Jobs created, want {n}"
@@ -471,14 +474,23 @@ def check_settled(t: Tracker, failures_injected: int, n: int) -> None:
 # ------------------------------------------------------------------------------------------------ workload
 
 
-def big_jobset(name: str, n: int, max_restarts: int) -> JSON:
-    """One replicated job of ``n`` single-pod Jobs that fail the JobSet on first failure (backoffLimit 0)."""
+UNCOUNTED_REASON = "DeadlineExceeded"
+
+
+def big_jobset(name: str, n: int, max_restarts: int, *, uncounted_rule: bool = False) -> JSON:
+    """One replicated job of ``n`` single-pod Jobs that fail the JobSet on first failure (backoffLimit 0).
+
+    ``uncounted_rule``: a Job failing with reason ``DeadlineExceeded`` restarts the JobSet without counting toward
+    ``maxRestarts`` (RestartJobSetAndIgnoreMaxRestarts); any other failure takes the default, counted restart."""
+    rules = [
+        {"name": "uncounted", "action": "RestartJobSetAndIgnoreMaxRestarts", "onJobFailureReasons": [UNCOUNTED_REASON]}
+    ]
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND,
         "metadata": {"name": name},
         "spec": {
-            "failurePolicy": {"maxRestarts": max_restarts},
+            "failurePolicy": {"maxRestarts": max_restarts, **({"rules": rules} if uncounted_rule else {})},
             "replicatedJobs": [
                 {
                     "name": "w",
@@ -507,10 +519,10 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def failed_status() -> JSON:
+def failed_status(reason: str = "BackoffLimitExceeded") -> JSON:
     now = _now()
     conditions = [
-        {"type": t, "status": "True", "reason": "BackoffLimitExceeded", "message": "chaos", "lastTransitionTime": now}
+        {"type": t, "status": "True", "reason": reason, "message": "chaos", "lastTransitionTime": now}
         for t in ("FailureTarget", "Failed")
     ]
     return {"status": {"startTime": now, "failed": 1, "conditions": conditions}}

@@ -26,6 +26,7 @@ from api.crdgen import build_crd
 from cache.client import ApiClient, load_cluster_config, resource_path
 from tests.chaos.harness import (
     JOBSETS,
+    UNCOUNTED_REASON,
     ControllerProcess,
     Tracker,
     big_jobset,
@@ -119,6 +120,7 @@ def plan_phase(phase: int, n: int, kills: int, rng: random.Random) -> list[KillP
 class CrashFigures:
     n: int
     failures: int
+    counted: int = 0  # failures counted toward maxRestarts (restartsCountTowardsMax)
     kills: int = 0
     kill_points: list[str] = field(default_factory=list)
     starts: int = 0
@@ -137,7 +139,7 @@ async def crash_run(
     tracker: Tracker,
     proc: ControllerProcess,
     create: Callable[[], Awaitable[None]],
-    fail_job: Callable[[str], Awaitable[None]],
+    fail_job: Callable[[str, bool], Awaitable[None]],
     complete_all: Callable[[list[str]], Awaitable[None]],
     *,
     n: int,
@@ -145,12 +147,16 @@ async def crash_run(
     kills_per_phase: int,
     rng: random.Random,
     phase_timeout: float,
+    uncounted_every: int = 0,
 ) -> CrashFigures:
     """Create the JobSet, inject ``failures`` Job failures, then complete every Job; SIGKILL the controller at
-    ``kills_per_phase`` progress points of each phase and restart it; check invariants after every kill."""
+    ``kills_per_phase`` progress points of each phase and restart it; check invariants after every kill.
+
+    ``fail_job(job, counted)`` fails a Job so that the failure policy counts it toward ``maxRestarts`` or not;
+    with ``uncounted_every`` k > 0 every k-th failure is not counted (else all are)."""
     figures = CrashFigures(n=n, failures=failures)
     t0 = time.monotonic()
-    injected = 0
+    injected = counted = 0
     proc.start()
     await create()
     for phase in range(failures + 1):
@@ -167,7 +173,7 @@ async def crash_run(
             except TimeoutError:
                 raise AssertionError(f"kill point {point} never reached; {tracker.summary()}\n{proc.tail()}") from None
             await asyncio.to_thread(proc.reap)
-            check_safety(tracker, injected)
+            check_safety(tracker, injected, counted)
             figures.kill_points.append(str(point))
             proc.start()
         await tracker.until(
@@ -176,13 +182,16 @@ async def crash_run(
             phase_timeout,
             proc.tail(),
         )
-        check_settled(tracker, injected, n)
+        check_settled(tracker, injected, n, counted)
         if phase < failures:
-            await fail_job(pick_live_job(tracker, phase, rng))
+            counts = not (uncounted_every and injected % uncounted_every == uncounted_every - 1)
+            await fail_job(pick_live_job(tracker, phase, rng), counts)
             injected += 1
+            counted += counts
     await complete_all(sorted(tracker.jobs))
     await tracker.until(lambda t: t.terminal() == "Completed", "terminalState Completed", phase_timeout, proc.tail())
-    check_settled(tracker, injected, n)
+    check_settled(tracker, injected, n, counted)
+    figures.counted = counted
     figures.wall_s = round(time.monotonic() - t0, 2)
     await asyncio.to_thread(proc.stop)
     figures.kills = proc.kills
@@ -208,10 +217,11 @@ async def sim_crash_run(
     sem = asyncio.Semaphore(64)
 
     async def create() -> None:
-        await env.admin.create(resource_path(*JOBSETS, ns), big_jobset(name, n, max_restarts=failures))
+        body = big_jobset(name, n, max_restarts=failures, uncounted_rule=True)
+        await env.admin.create(resource_path(*JOBSETS, ns), body)
 
-    async def fail_job(job: str) -> None:
-        await patch_job_status(store, ns, job, failed_status())
+    async def fail_job(job: str, counted: bool) -> None:
+        await patch_job_status(store, ns, job, failed_status("BackoffLimitExceeded" if counted else UNCOUNTED_REASON))
 
     async def complete_all(jobs: list[str]) -> None:
         async def one(job: str) -> None:
@@ -232,6 +242,7 @@ async def sim_crash_run(
             kills_per_phase=kills_per_phase,
             rng=random.Random(seed),
             phase_timeout=phase_timeout,
+            uncounted_every=2,
         )
     finally:
         await asyncio.to_thread(proc.stop)

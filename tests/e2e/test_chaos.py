@@ -88,7 +88,7 @@ async def test_sigkills_during_creation_and_a_restart(
     async def create() -> None:
         await api.create(resource_path(*JOBSETS, namespace), big_jobset("crash", n, max_restarts=failures))
 
-    async def fail_job(job: str) -> None:
+    async def fail_job(job: str, counted: bool) -> None:  # a pod failure is always counted
         await exit_pod(api, namespace, job, "1")
 
     async def complete_all(jobs: list[str]) -> None:
