@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -45,6 +46,15 @@ DEPLOY_WEBHOOK = Path(__file__).resolve().parents[2] / "deploy" / "webhook"
 SYSTEM_NS = "jobset-system"
 SERVICE = "jobset-webhook-service"
 MANAGER = "jobset.sigs.k8s.io/jobset-controller"
+
+# What a 400 may say, each naming where the request is wrong: a field of the wrong JSON type (as Go's decoder
+# words it), the object's namespace, or JSON the server cannot parse at all (kubesim's answer to a lone UTF-16
+# surrogate, which kube-apiserver instead decodes to U+FFFD: a known difference, listed in the report).
+BAD_REQUESTS = {
+    "wrong type at a field": r"cannot unmarshal \w+ into Go struct field \S+|into Go value of type",
+    "namespace mismatch": r"the namespace of the provided object does not match",
+    "unparseable JSON": r"json parse error",
+}
 
 _valid_rjob_names = st.sampled_from(["a", "b", "w", "leader", "worker"])
 _valid_rjob = st.fixed_dictionaries(
@@ -98,6 +108,7 @@ class Outcomes:
     reasons: Counter[str] = field(default_factory=Counter)
     examples: int = 0
     samples: list[str] = field(default_factory=list)  # messages of non-422 denials, for the report
+    bad_requests: Counter[str] = field(default_factory=Counter)  # 400s by kind (BAD_REQUESTS)
 
 
 class FuzzCluster:
@@ -234,6 +245,11 @@ class FuzzCluster:
         out.reasons[f"{status} {reason}"] += 1
         if status != 422 and len(out.samples) < 20:
             out.samples.append(f"{status} {answer.get('message')}"[:300])
+        if status == 400:
+            message = str(answer.get("message"))
+            kind = next((k for k, pattern in BAD_REQUESTS.items() if re.search(pattern, message)), None)
+            assert kind is not None, f"a 400 that names no field: {answer}"
+            out.bad_requests[kind] += 1
         if status == 422:
             causes = (answer.get("details") or {}).get("causes") or []
             assert causes, answer

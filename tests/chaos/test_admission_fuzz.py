@@ -54,6 +54,7 @@ def run_fuzz(cluster: FuzzCluster, examples: int) -> dict[str, Any]:
         "accepted": len(out.accepted),
         "codes": dict(out.codes),
         "denials": dict(out.reasons.most_common()),
+        "bad_requests": dict(out.bad_requests),
         "not_reconciled": [(p, cluster.describe(*p)) for p in pending],
         "samples": out.samples,
         "reconcile_errors": total(metrics, "controller_runtime_reconcile_errors_total"),
