@@ -321,6 +321,38 @@ class FuzzCluster:
         self._barrier_passed = True
         return settle(list(self.outcomes.accepted))
 
+    def reconcile_failures(self) -> dict[str, str]:
+        """JobSets (``ns/name``) whose reconcile failed, with the last error, from the controller's log."""
+        out: dict[str, str] = {}
+        for log in self.proc.logs:
+            for line in log.read_text(errors="replace").splitlines():
+                if '"reconcile_failed"' in line:
+                    with contextlib.suppress(ValueError):
+                        entry = json.loads(line)
+                        out[str(entry.get("jobset"))] = str(entry.get("error"))
+        return out
+
+    def unexplained_failures(self) -> dict[str, str]:
+        """Reconcile failures other than the one the reference has too: a JobSet with no replicated jobs whose name
+        is a DNS-1123 subdomain but not a DNS-1035 label passes admission (only Job names are checked against
+        DNS-1035, and there are none), and its headless Service (named after it) is then rejected on every
+        attempt. The controller says so with a Warning ``HeadlessServiceCreationFailed`` Event and backs off."""
+        unexplained = {}
+        store = self.env.sim.store
+        for key, error in self.reconcile_failures().items():
+            ns, _, name = key.partition("/")
+            js = store.get_nowait("jobsets", name, ns) or {}
+            no_rjobs = not (js.get("spec") or {}).get("replicatedJobs")
+            events = self.call(store.list("events", ns))
+            told = any(
+                e.get("reason") == "HeadlessServiceCreationFailed" and (e.get("regarding") or {}).get("name") == name
+                for e in events
+            )
+            if not (no_rjobs and told and "creating headless service" in error):
+                reasons = sorted({str(e.get("reason")) for e in events})
+                unexplained[key] = f"{error} (spec {js.get('spec')}, events {reasons})"
+        return unexplained
+
     def describe(self, ns: str, name: str) -> JSON:
         js = self.env.sim.store.get_nowait("jobsets", name, ns) or {}
         return {"spec": js.get("spec"), "status": js.get("status")}

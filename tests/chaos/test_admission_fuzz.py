@@ -5,8 +5,11 @@ POSTed to kubesim's API server, which runs the CRD schema and calls our webhooks
 Mutating/ValidatingWebhookConfiguration objects of ``deploy/webhook``, served by the controller process itself).
 Each is accepted or answered with a 4xx Status (a 422 names ``metadata``/``spec`` fields in every cause); never a
 5xx or a crash. Every accepted JobSet is then acted on by the controller (its Jobs, or a condition, or left to
-its ``managedBy``) with no reconcile error. ``PYJOBSET_FUZZ_ADMISSION_EXAMPLES`` sets the budget (CI: 300;
-``scale_tests/bench_chaos.py`` runs 10,000). See ``tests/chaos/admission.py``.
+its ``managedBy``) with no reconcile error — but one, which the reference shares and which is reported: a JobSet
+with no replicated jobs and a dotted name is admitted, and its headless Service can never be created (the
+controller says so in a ``HeadlessServiceCreationFailed`` Event and backs off).
+``PYJOBSET_FUZZ_ADMISSION_EXAMPLES`` sets the budget (CI: 300; ``scale_tests/bench_chaos.py`` runs 10,000).
+See ``tests/chaos/admission.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def run_fuzz(cluster: FuzzCluster, examples: int) -> dict[str, Any]:
 
     one()
     pending = cluster.wait_reconciled(limit=120)
+    unexplained = cluster.unexplained_failures()
     metrics = cluster.proc.metrics()
     out = cluster.outcomes
     return {
@@ -58,6 +62,8 @@ def run_fuzz(cluster: FuzzCluster, examples: int) -> dict[str, Any]:
         "not_reconciled": [(p, cluster.describe(*p)) for p in pending],
         "samples": out.samples,
         "reconcile_errors": total(metrics, "controller_runtime_reconcile_errors_total"),
+        "jobsets_failing_as_in_the_reference": sorted(set(cluster.reconcile_failures()) - set(unexplained)),
+        "unexplained_reconcile_failures": unexplained,
         "reconciles": total(metrics, "controller_runtime_reconcile_total", controller="jobset"),
         "controller_alive": cluster.proc.alive(),
     }
@@ -70,4 +76,8 @@ def test_generated_jobsets_through_admission_and_the_controller(cluster: FuzzClu
     assert figures["controller_alive"], cluster.proc.tail()
     assert figures["accepted"] > 0, figures
     assert figures["not_reconciled"] == [], figures
-    assert figures["reconcile_errors"] == 0, cluster.proc.tail()
+    # Reconcile errors only where the reference fails the same way, and says so in an Event (see
+    # FuzzCluster.unexplained_failures): anything else is a JobSet admitted that the controller cannot reconcile.
+    assert figures["unexplained_reconcile_failures"] == {}, figures
+    if not figures["jobsets_failing_as_in_the_reference"]:
+        assert figures["reconcile_errors"] == 0, cluster.proc.tail()
