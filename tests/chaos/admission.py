@@ -334,9 +334,9 @@ class FuzzCluster:
 
     def unexplained_failures(self) -> dict[str, str]:
         """Reconcile failures other than the one the reference has too: a JobSet with no replicated jobs whose name
-        is a DNS-1123 subdomain but not a DNS-1035 label passes admission (only Job names are checked against
-        DNS-1035, and there are none), and its headless Service (named after it) is then rejected on every
-        attempt. The controller says so with a Warning ``HeadlessServiceCreationFailed`` Event and backs off."""
+        (given, or generated from ``generateName``) is a DNS-1123 subdomain but not a DNS-1035 label passes
+        admission (only Job names are checked against DNS-1035, and there are none), and its headless Service
+        (named after it) is then rejected on every attempt. The controller says so with a Warning ``HeadlessServiceCreationFailed`` Event and backs off."""
         unexplained = {}
         store = self.env.sim.store
         for key, error in self.reconcile_failures().items():
@@ -345,7 +345,8 @@ class FuzzCluster:
             no_rjobs = not (js.get("spec") or {}).get("replicatedJobs")
             events = self.call(store.list("events", ns))
             told = any(
-                e.get("reason") == "HeadlessServiceCreationFailed" and (e.get("regarding") or {}).get("name") == name
+                e.get("reason") == "HeadlessServiceCreationFailed"
+                and (e.get("regarding") or e.get("involvedObject") or {}).get("name") == name  # events.k8s.io or v1
                 for e in events
             )
             if not (no_rjobs and told and "creating headless service" in error):
