@@ -336,7 +336,8 @@ class FuzzCluster:
         """Reconcile failures other than the one the reference has too: a JobSet with no replicated jobs whose name
         (given, or generated from ``generateName``) is a DNS-1123 subdomain but not a DNS-1035 label passes
         admission (only Job names are checked against DNS-1035, and there are none), and its headless Service
-        (named after it) is then rejected on every attempt. The controller says so with a Warning ``HeadlessServiceCreationFailed`` Event and backs off."""
+        (named after it) is then rejected on every attempt. The controller says so with a Warning
+        ``HeadlessServiceCreationFailed`` Event and backs off."""
         unexplained = {}
         store = self.env.sim.store
         for key, error in self.reconcile_failures().items():
