@@ -27,7 +27,7 @@ from aiohttp import web
 from kubesim.apiserver import openapiv2pb, tables
 from kubesim.apiserver.bodies import accepted_view, read_body, read_raw
 from kubesim.apiserver.discovery import Discovery
-from kubesim.apiserver.faults import Faults, control, injected
+from kubesim.apiserver.faults import Faults, control, ended_watch, injected
 from kubesim.apiserver.httputil import (
     MAX_BODY,
     Target,
@@ -42,6 +42,7 @@ from kubesim.storage.objects import WARNINGS
 from kubesim.storage.store import Store
 from kubesim.util import errors
 from kubesim.util.errors import ApiError
+from kubesim.util.jsonutil import header_quoted
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.apiserver.server")
@@ -117,13 +118,14 @@ class ApiServer:
             path = request.path
             if self.faults.latency and path.startswith(("/api", "/apis")):
                 await asyncio.sleep(self.faults.latency)
-            if (
-                self.faults.error_rate
-                and path.startswith(("/api/", "/apis/"))
-                and self.faults.applies(request)
-                and self.faults.rng.random() < self.faults.error_rate
-            ):
-                return error_response(injected(self.faults))
+            if self.faults.active() and path.startswith(("/api/", "/apis/")):
+                fault = self.faults.draw(request, watch=request.method == "GET" and as_bool(request.query.get("watch")))
+                if fault in ("429", "500"):
+                    return error_response(injected(self.faults, int(fault)))
+                if fault == "hang":
+                    await asyncio.sleep(self.faults.hang_seconds)
+                elif fault is not None:
+                    return ended_watch(fault)
             if path.startswith("/kubesim/"):
                 return await control(self.faults, self.store, request)
             doc = self._doc_path(request)
@@ -221,7 +223,7 @@ class ApiServer:
     def _warnings(self, warnings: list[str]) -> dict[str, str]:
         if not warnings:
             return {}
-        return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
+        return {"Warning": ", ".join(f"299 - {header_quoted(w)}" for w in warnings)}
 
     # ------------------------------------------------------------------------------------ reads
 

@@ -24,6 +24,7 @@ import orjson
 from kubesim.storage.buckets import Key
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util import errors
+from kubesim.util.jsonutil import go_quote
 
 JSON = dict[str, Any]
 
@@ -83,14 +84,14 @@ def report_unknown_fields(info: ResourceInfo, unknown: list[str]) -> None:
         return
     mode = FIELD_VALIDATION.get()
     if mode == "Strict":
-        fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+        fields = ", ".join(f"unknown field {go_quote(u)}" for u in unknown)
         raise errors.bad_request(
             f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
             f"strict decoding error: {fields}"
         )
     if mode == "Warn":
         for u in unknown:
-            warn(f'unknown field "{u}"')
+            warn(f"unknown field {go_quote(u)}")
 
 
 def warn(message: str) -> None:

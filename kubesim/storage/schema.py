@@ -151,6 +151,12 @@ class SchemaHooks:
         prune(obj, schema, "", unknown, top=True)
         report_unknown_fields(info, unknown)
         apply_defaults(obj, schema)
+        if isinstance(meta, dict):
+            # A custom resource's metadata goes through ObjectMeta on the real server: a null field decodes to
+            # its zero value and is omitted when stored (``"generateName": null`` is never stored). In place:
+            # the caller goes on filling this very dict (uid, timestamps).
+            for key in [k for k, v in meta.items() if v is None]:
+                del meta[key]
         if meta is not None:
             obj["metadata"] = meta
 

@@ -529,6 +529,63 @@ class ControlPlane:
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
         return self._spawn(name, argv, env=env)
 
+    def restart_component(self, name: str, *, timeout: float = 90.0) -> None:
+        """Stop one component (SIGTERM to its process group, SIGKILL after 10 s) and start it again with the same
+        command line, then wait until it is healthy: ``etcd`` (``/health``) or ``kube-apiserver`` (``/readyz``).
+
+        Works on a plane started here and on one attached to (``start --detach`` elsewhere, e.g. by ``run.sh``):
+        the command line then comes from ``/proc/<pid>/cmdline`` of the pid in ``state.json``, the new process is
+        detached like the old one, and ``state.json`` is updated so ``stop --workdir`` stops the new process.
+        """
+        assert self.workdir is not None
+        checks = {
+            "etcd": lambda: b'"true"' in _http_get(f"http://127.0.0.1:{self._etcd_port()}/health"),
+            "kube-apiserver": lambda: Client(self.kubeconfig, timeout=5).get_raw("/readyz", timeout=5) == b"ok",
+        }
+        if name not in checks:
+            raise ValueError(f"restart_component: {name!r} is not one of {sorted(checks)}")
+        owned = next((p for p in self.processes if p.name == name), None)
+        state_file = self.workdir / "state.json"
+        if owned is not None:
+            argv = [str(a) for a in owned.popen.args]  # type: ignore[union-attr]
+            index = self.processes.index(owned)
+            owned.stop()
+            self.processes.remove(owned)
+            proc = self._spawn(name, argv)
+            self.processes.remove(proc)
+            self.processes.insert(index, proc)  # stop() keeps the reverse start order (apiserver before etcd)
+        else:
+            state = json.loads(state_file.read_text())
+            entry = next(p for p in state["processes"] if p["name"] == name)
+            pid = int(entry["pid"])
+            argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.05)
+            if _pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            detach, self._detach = self._detach, True  # outlives this process, as the original did
+            try:
+                proc = self._spawn(name, argv)
+            finally:
+                self._detach = detach
+            self.processes.remove(proc)  # not ours to stop: the plane's owner stops it through state.json
+            _RESTARTED.append(proc)  # held until exit: a collected Popen of a live process warns
+            entry["pid"] = proc.popen.pid
+            state_file.write_text(json.dumps(state, indent=2))
+        self._wait(proc, "healthy after a restart", checks[name], timeout=timeout)
+        if owned is not None:
+            self._write_state()
+
+    def _etcd_port(self) -> int:
+        if "etcd" in self.ports:
+            return self.ports["etcd"]
+        assert self.workdir is not None
+        return int(json.loads((self.workdir / "state.json").read_text())["ports"]["etcd"])
+
     def service_account_kubeconfig(
         self,
         namespace: str,
@@ -690,6 +747,7 @@ def _apply_rbac_doc(admin: Client, doc: JSON, namespace: str, name: str) -> None
 
 
 _WORKDIR_PREFIX = "pyjobset-cp-"
+_RESTARTED: list[Process] = []
 
 
 def _remove_stale_workdirs() -> None:

@@ -132,14 +132,14 @@ if [[ $has_path -eq 0 ]]; then
 fi
 status=0
 "$python" -m pytest "$@" || status=$?
-# Tests that run controllers of their own (credential rotation, two replicas, ...) skip while ours runs: once the default
-# suites are done, stop it and run them, so that CI never leaves them skipped.
+# Tests that run controllers of their own (credential rotation, chaos, two replicas, ...) skip while ours runs:
+# once the default suites are done, stop it and run them, so that CI never leaves them skipped.
 if [[ $has_path -eq 0 && -n "$controller_pid$kubelet_pid" ]]; then
     stop_controller
     unset PYJOBSET_EXTERNAL_CONTROLLER PYJOBSET_E2E_ADMISSION
     echo "==> e2e tests that start their own controller"
-    "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py tests/e2e/test_replicas.py \
-        tests/e2e/test_upgrade.py || status=$?
+    "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py tests/e2e/test_chaos.py \
+        tests/e2e/test_replicas.py tests/e2e/test_upgrade.py || status=$?
 
     # The feature-gated conformance scenarios (RestartJob, ElasticJobSet, InPlaceRestart) skip against a controller
     # started with the default gates: run them once more against one with every gate on, with the installed

@@ -188,3 +188,26 @@ async def test_write_through_never_resurrects_a_deleted_object(sim: tuple[kubesi
         created = await client.create(path, _svc("fresh"))
         inf.upsert_if_newer(inf.decode(orjson.dumps(created)))  # a create response newer than the watch
         assert store.get(f"{NS}/fresh") is not None
+
+
+def _bad_svc(name: str) -> dict[str, object]:
+    """A Service the record cannot hold (a label value that is not a string), as the admission fuzz suite got a
+    JobSet with ``metadata.generateName: null`` stored and the whole JobSet informer stalled on it."""
+    return {"metadata": {"name": name, "namespace": NS, "labels": {"a": 5}}, "spec": {"clusterIP": "None"}}
+
+
+async def test_an_undecodable_object_is_skipped_not_fatal(sim: tuple[kubesim.SimCluster, ApiClient]) -> None:
+    cluster, client = sim
+    path = resource_path("", "v1", "services", NS)
+    await client.create(path, _svc("good-before"))
+    cluster.store.seed("services", _bad_svc("bad-listed"))  # trusted insert: no validation stands in the way
+    inf, store, rec = make(client)
+    async with running(inf):
+        assert {s.metadata.name for s in store} == {"good-before"}  # the LIST synced without the bad object
+        assert sum(inf.decode_errors.values()) == 1
+        cluster.store.seed("services", _bad_svc("bad-watched"))
+        await client.create(path, _svc("good-after"))
+        await until(rec, lambda: rec.adds["good-after"] == 1)  # the WATCH goes on past the bad event
+        assert sum(inf.decode_errors.values()) == 2
+        await watch_is_live(client, rec)
+    assert rec.adds["bad-listed"] == rec.adds["bad-watched"] == 0

@@ -117,3 +117,55 @@ async def test_control_endpoint_sets_faults(sim: SimCluster) -> None:
             assert resp.status == 200
         async with http.get(f"{sim.url}/api/v1/pods") as resp:
             assert resp.status == 200
+
+
+async def test_error_codes_mix_429_and_500_and_counts_them(sim: SimCluster) -> None:
+    sim.faults.error_rate = 1.0
+    sim.faults.error_codes = (429, 500)
+    sim.faults.rng.seed(3)
+    seen = set()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(20):
+            async with http.get(f"{sim.url}/api/v1/namespaces") as resp:
+                seen.add(resp.status)
+    assert seen == {429, 500}
+    assert sim.faults.counts["429"] + sim.faults.counts["500"] == 20
+
+
+async def test_hang_holds_a_call_for_hang_seconds(sim: SimCluster) -> None:
+    sim.faults.hang_rate = 1.0
+    sim.faults.hang_seconds = 3600.0
+    async with aiohttp.ClientSession() as http:
+        call = asyncio.ensure_future(http.get(f"{sim.url}/api/v1/namespaces"))
+        for _ in range(1000):
+            if sim.faults.counts["hang"]:
+                break
+            await asyncio.sleep(0.001)
+        assert sim.faults.counts["hang"] == 1
+        assert not call.done(), "a hung call must not be answered before hang_seconds"
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        sim.faults.hang_seconds = 0.0
+        async with http.get(f"{sim.url}/api/v1/namespaces") as resp:
+            assert resp.status == 200  # a hang delays the call, then serves it
+
+
+async def test_watch_faults_end_the_stream_at_once_and_spare_other_calls(sim: SimCluster) -> None:
+    sim.faults.watch_fault_rate = 1.0
+    sim.faults.rng.seed(5)
+    kinds = []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.url}/api/v1/configmaps") as resp:
+            assert resp.status == 200  # a LIST is not a watch
+        for _ in range(8):
+            async with http.get(f"{sim.url}/api/v1/configmaps", params={"watch": "1"}) as resp:
+                assert resp.status == 200
+                lines = [orjson.loads(line) async for line in resp.content if line.strip()]
+            if lines:
+                assert [(e["type"], e["object"]["code"]) for e in lines] == [("ERROR", 410)]
+                kinds.append("watch-expire")
+            else:
+                kinds.append("watch-drop")
+    assert set(kinds) == {"watch-drop", "watch-expire"}
+    assert sim.faults.counts == {k: kinds.count(k) for k in set(kinds)}
