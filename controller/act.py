@@ -102,6 +102,7 @@ class Actor:
             # A note is something the user asked for that could not be honoured (e.g. an invalid failure-policy
             # pattern skipped): it must reach the user where they look, not only the log.
             log.warning("decision_note", jobset=js.metadata.name, namespace=ns, note=note)
+            await self.recorder.record(js, "Warning", REASON_POLICY_NOT_APPLIED, note)
         if plan.delete_jobs and not await self._delete_jobs(ns, plan.delete_jobs, current):
             return self._superseded(js, plan)
         if plan.create_service is not None:
@@ -264,7 +265,7 @@ class Actor:
         except ApiError as err:
             if isinstance(err, Invalid | BadRequest | Forbidden):
                 # Retrying cannot cure it: say so on the JobSet (the recorder aggregates repeats into a series).
-                pass
+                await self.recorder.record(js, "Warning", REASON_STATUS_UPDATE_FAILED, status_rejected_message(err))
             raise ReconcileError(f"writing JobSet status: {err}") from err
         if self.jobsets is not None:
             self.jobsets.upsert_if_newer(self.jobsets.decode(msgspec.json.encode(updated)))

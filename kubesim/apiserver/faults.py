@@ -55,7 +55,7 @@ class Faults:
         return bool(self.error_rate or self.hang_rate or self.watch_fault_rate)
 
     def draw(self, request: web.Request, watch: bool) -> str | None:
-        """The fault for one API request, counted: ``"429"``/``"500"``, ``"hang"``, ``"watch-drop"``,
+        """The fault for one API request, counted: ``"429"``/``"500"``/``"422"``, ``"hang"``, ``"watch-drop"``,
         ``"watch-expire"``, or None. One draw per knob, in that order, so each rate is the fraction of calls."""
         if not self.applies(request):
             return None

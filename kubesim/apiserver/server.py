@@ -120,7 +120,7 @@ class ApiServer:
                 await asyncio.sleep(self.faults.latency)
             if self.faults.active() and path.startswith(("/api/", "/apis/")):
                 fault = self.faults.draw(request, watch=request.method == "GET" and as_bool(request.query.get("watch")))
-                if fault in ("429", "500"):
+                if fault in ("429", "500", "422"):
                     return error_response(injected(self.faults, int(fault)))
                 if fault == "hang":
                     await asyncio.sleep(self.faults.hang_seconds)

@@ -57,6 +57,7 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[kubesim.SimCluster, ApiCl
 
 def warnings(reason: str, name: str) -> Any:
     def pick(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        print("EVENTS", [(e.get("reason"), e.get("type"), e.get("regarding", {}).get("name")) for e in items])
         found = [
             e
             for e in items
