@@ -109,7 +109,7 @@ def test_job_restart_arrays_are_dropped_with_the_gate_off() -> None:
 
 
 def test_the_gate_is_off_unless_asked() -> None:
-    # No job-index label: only the RestartJob gate needs one (spec 4.3).
+    # No job-index label: only the RestartJob gate needs one (behaviour.md §4.3).
     kids = classify(jobset(), (job("js-w-0", ours()),))
     assert len(kids.active) == 1
 

@@ -162,8 +162,8 @@ def test_restart_counters_grow_by_one_per_restart() -> None:
 
 
 def test_restart_job_arrays_accumulate_per_index() -> None:
-    # Spec 4.5: RestartJob bumps jobRestarts[i] and jobRestartsCountTowardsMax[i] of the failed Job's replicated
-    # job and index, by one each time, leaving the other indexes as they were; the arrays have `replicas` entries.
+    # behaviour.md §4.5: RestartJob bumps jobRestarts[i] and jobRestartsCountTowardsMax[i] of the failed Job's
+    # replicated job and index, by one each time, leaving the other indexes as they were; `replicas` entries each.
     world = started(base({"maxRestarts": 10, "rules": [{"name": "perJob", "action": "RestartJob"}]}), GATE_ON)
     world.set_status(failed_status(), B[2])
     world.step()

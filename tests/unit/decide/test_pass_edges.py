@@ -88,7 +88,7 @@ def test_suspension_ends_a_restart_episode() -> None:
 
 
 def test_jobs_ready_counts_succeeded_jobs_too() -> None:
-    # Spec 4.2 step 6: ready + succeeded over all replicated jobs equals the total replicas.
+    # behaviour.md §4.2 step 6: ready + succeeded over all replicated jobs equals the total replicas.
     world = restarted_once(base(spec__failurePolicy={"maxRestarts": 2}).record())
     world.set_status(complete_status(), A)
     world.set_status(ready_status(), *B)
@@ -124,7 +124,7 @@ def test_an_ordinary_pass_has_no_outcome_and_never_deletes_the_jobset() -> None:
 
 
 def test_completion_pass_still_deletes_previous_attempt_jobs() -> None:
-    # Spec 4.2: step 5 (delete previous-attempt Jobs) comes before step 8 (success), which then stops the pass.
+    # behaviour.md §4.2: step 5 (delete previous-attempt Jobs) comes before step 8 (success), which then stops the pass.
     old = base().record(restarts=0)
     js = base(spec__successPolicy={"operator": "Any", "targetReplicatedJobs": ["replicated-job-a"]}).record(restarts=1)
     previous = [job_record(children.build_job(old, old.spec.replicated_jobs[1], i)) for i in range(3)]
@@ -145,7 +145,7 @@ def test_a_classification_error_names_the_job() -> None:
 
 
 def test_a_decision_error_drops_the_status_and_its_events() -> None:
-    # Spec 4.1 step 4: on an error there is no status write and the pending events are dropped. Here InOrder
+    # behaviour.md §4.1 step 4: on an error there is no status write and the pending events are dropped. Here InOrder
     # queues StartupPolicyInProgress and the in-place barrier then fails on a bad pod annotation.
     js = base(
         spec__startupPolicy={"startupPolicyOrder": "InOrder"},
