@@ -5,7 +5,8 @@ Role: one entry point (``scripts/mutation``, or ``python -m tools.mutation``) fo
 * the full run (no option): every mutant; its score is the one quoted in ``docs/design/mutation-testing.md``;
 * ``--sample N``: N mutants drawn at random (the seed is printed; ``--seed`` replays a draw) — the step at the end
   of ``scripts/test``;
-* ``--changed [REF]``: every mutant of the mutated files that differ from REF (default ``main``).
+* ``--changed [REF]``: every mutant of the mutated files this branch changed since it left REF (default ``main``);
+* ``PATTERN ...``: only the mutants whose name matches one of the fnmatch patterns (``'controller.decide.ttl.*'``).
 
 mutmut copies the tree into ``mutants/`` (git-ignored) and runs, for each mutant, only the unit tests that call the
 mutated function (``[tool.mutmut]`` in pyproject.toml says which files are mutated and which tests run). A mutant
@@ -197,13 +198,18 @@ def allowed(s: Survivor, allow: Sequence[Equivalent]) -> Equivalent | None:
     return None
 
 
-def changed_files(ref: str, files: Sequence[Path]) -> list[Path]:
-    out = subprocess.run(
-        ["git", "diff", "--name-only", ref, "--"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"--changed {ref}: git diff failed: {out.stderr.strip()} (pass a ref that exists)")
-    touched = set(out.stdout.split())
+        raise SystemExit(f"git {' '.join(args)} failed: {out.stderr.strip()} (--changed needs a ref that exists)")
+    return out.stdout
+
+
+def changed_files(ref: str, files: Sequence[Path]) -> list[Path]:
+    """The mutated files this branch changed since it left ``ref`` (committed or not, new files included)."""
+    base = _git("merge-base", ref, "HEAD").strip()
+    touched = set(_git("diff", "--name-only", base, "--").split())
+    touched |= set(_git("ls-files", "--others", "--exclude-standard").split())
     return [f for f in files if f.as_posix() in touched]
 
 
@@ -212,7 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random")
     mode.add_argument(
-        "--changed", nargs="?", const="main", metavar="REF", help="run the mutants of files changed since REF"
+        "--changed", nargs="?", const="main", metavar="REF", help="run the mutants of files changed since leaving REF"
+    )
+    parser.add_argument(
+        "patterns",
+        nargs="*",
+        metavar="PATTERN",
+        help="only mutants whose name matches (fnmatch), e.g. 'controller.decide.ttl.*'",
     )
     parser.add_argument("--seed", type=int, help="seed of the --sample draw (printed by every sampled run)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run in parallel (default 1; the CPU is shared)")
@@ -233,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     generated = mutant_names(files)
     names = [n for n in generated if not is_outside(n, outside)]
+    if args.patterns:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in args.patterns)]
+        if not names:
+            print(f"mutation: no mutant matches {' '.join(args.patterns)}: nothing to run")
+            return 0
     skipped = len(generated) - len(names)
     chosen = names
     label = f"all {len(names)} mutants ({skipped} more are in functions decide does not use)"
@@ -260,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nSURVIVED ({s.status}): {s.name}\n{s.diff}")
     for name in unsure:
         print(f"\nNO VERDICT ({ran[name]}): {name}")
-    if args.sample is None and args.changed is None:
+    if args.sample is None and args.changed is None and not args.patterns:  # a full run sees every survivor
         matched = {id(e) for _, e in equivalent}
         for e in allow:
             if id(e) not in matched:
