@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Literal
 
 import msgspec
 
@@ -208,8 +207,14 @@ class ContainerStatus(_Slim, frozen=True, gc=False):
     ready: bool = False
 
 
-ConditionStatus = Literal["True", "False", "Unknown"]
-"""Decoded as the shared literal objects: no per-object copy of "True"."""
+ConditionStatus = str
+"""True, False or Unknown in practice, but decoded as plain ``str``: the API server accepts any status on a node
+or pod condition (``"Maybe"`` included), and one such condition must not make a whole object undecodable (the
+controller only ever compares with ``"True"``). Interned by the owning status's ``__post_init__``."""
+
+Quantity = str | int | float
+"""A resource quantity as it may arrive: the API server always sends a string (``"4"``, ``"500m"``), but other
+producers (simulators, hand-written fixtures) send JSON numbers; both decode, and ``str()`` is applied on read."""
 
 
 def _intern(obj: msgspec.Struct, *names: str) -> None:
@@ -220,19 +225,34 @@ def _intern(obj: msgspec.Struct, *names: str) -> None:
             msgspec.structs.force_setattr(obj, name, sys.intern(value))
 
 
+def _intern_conditions(conditions: tuple[PodCondition, ...]) -> None:
+    """Condition types and statuses repeat in every pod and node: keep one copy of each string."""
+    for cond in conditions:
+        msgspec.structs.force_setattr(cond, "type", sys.intern(cond.type))
+        msgspec.structs.force_setattr(cond, "status", sys.intern(cond.status))
+
+
 class PodCondition(_Slim, frozen=True, gc=False):
-    """Only type and status: reasons and messages of pod conditions are never read from the cache."""
+    """Only type and status: reasons and messages of pod conditions are never read from the cache. Any status
+    string decodes (see ``ConditionStatus``)."""
 
     type: str
     status: ConditionStatus
 
 
 class Accelerators(_KeyedFields, frozen=True, gc=False):
-    """Accelerator quantities of a container's requests or limits; cpu and memory are skipped at decode."""
+    """Accelerator quantities of a container's requests or limits; cpu and memory are skipped at decode.
 
-    nvidia_gpu: str | None = msgspec.field(default=None, name="nvidia.com/gpu")
-    amd_gpu: str | None = msgspec.field(default=None, name="amd.com/gpu")
-    google_tpu: str | None = msgspec.field(default=None, name="google.com/tpu")
+    A quantity sent as a JSON number decodes too; ``get`` always answers a string."""
+
+    nvidia_gpu: Quantity | None = msgspec.field(default=None, name="nvidia.com/gpu")
+    amd_gpu: Quantity | None = msgspec.field(default=None, name="amd.com/gpu")
+    google_tpu: Quantity | None = msgspec.field(default=None, name="google.com/tpu")
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        attr = _wire_to_attr(type(self)).get(key)
+        value = getattr(self, attr) if attr is not None else None
+        return default if value is None else str(value)
 
 
 class ResourceReq(_Slim, frozen=True, gc=False):
@@ -256,7 +276,9 @@ class PodSpec(_Slim, frozen=True, gc=False):
         _intern(self, "node_name")
 
 
-PodPhase = Literal["", "Pending", "Running", "Succeeded", "Failed", "Unknown"]
+PodPhase = str
+"""``""``, Pending, Running, Succeeded, Failed or Unknown; plain ``str`` so that a phase added by a future API
+version cannot make pods undecodable (unknown phases count as none of the known ones)."""
 
 
 class PodStatus(_Slim, frozen=True, gc=False):
@@ -267,8 +289,8 @@ class PodStatus(_Slim, frozen=True, gc=False):
     start_time: str | None = None
 
     def __post_init__(self) -> None:
-        for cond in self.conditions:  # condition types repeat in every pod; one hook per pod, not per condition
-            msgspec.structs.force_setattr(cond, "type", sys.intern(cond.type))
+        _intern(self, "phase")
+        _intern_conditions(self.conditions)
 
 
 class Pod(_Slim, frozen=True, gc=False):
@@ -289,8 +311,11 @@ class NodeSpec(_Slim, frozen=True, gc=False):
 
 
 class NodeStatus(_Slim, frozen=True, gc=False):
-    allocatable: dict[str, str] = msgspec.field(default_factory=dict)
+    allocatable: dict[str, Quantity] = msgspec.field(default_factory=dict)
     conditions: tuple[PodCondition, ...] = ()
+
+    def __post_init__(self) -> None:
+        _intern_conditions(self.conditions)
 
 
 class NodeMeta(_Slim, frozen=True, gc=False):

@@ -1,8 +1,8 @@
 """The API client: configuration, one shared aiohttp session, client-side QPS/burst, retries, watches.
 
-Role: every byte the controller exchanges with the API server goes through ``ApiClient``. kubernetes_asyncio is
-used only to *load configuration* (kubeconfig or in-cluster, auth, TLS); requests are plain aiohttp so that
-LIST and WATCH bodies reach the informers as raw bytes (never kubernetes_asyncio model objects).
+Role: every byte the controller exchanges with the API server goes through ``ApiClient``. Configuration
+(kubeconfig or in-cluster, TLS, credentials) comes from ``cache.kubeconfig``; requests are plain aiohttp so that
+LIST and WATCH bodies reach the informers as raw bytes (never generated client model objects).
 
 Invariants:
 * writes and reads share one token bucket (default 500 QPS / 500 burst, like the reference) and a bound on
@@ -10,16 +10,23 @@ Invariants:
 * 429 (honouring Retry-After), 5xx and connection failures are retried with capped exponential backoff up to
   ``max_retries`` times; every other error (404, 409 Conflict/AlreadyExists, 422, ...) surfaces to the caller at
   once as a class of ``cache.errors``;
-* credentials never appear in logs or error messages.
+* the ``Authorization`` header is taken from ``config.credentials`` for each request (tokens rotate); a 401
+  makes the client refresh the credential once and repeat the request (or re-open the watch) before surfacing
+  ``Unauthorized``;
+* credentials never appear in logs or error messages;
+* every socket the client opens has TCP keepalive on (first probe after ``KEEPALIVE_IDLE`` s of silence, then
+  every ``KEEPALIVE_INTERVAL`` s, dropped after ``KEEPALIVE_COUNT`` unanswered probes: a vanished peer is noticed
+  within about a minute); a WATCH may also carry a read-idle bound (``idle_timeout``): a stream that delivers no
+  byte for that long ends with ``WatchIdle`` (a proxy that froze the connection still answers keepalive probes,
+  so only the idle bound catches it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import ssl
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,7 +35,24 @@ import orjson
 
 from api.jsontypes import JSON
 from cache.clock import Clock, RealClock
-from cache.errors import ApiError, ConnectionFailed, TransientError, error_for
+from cache.credentials import CredentialError
+from cache.errors import ApiError, ConnectionFailed, TransientError, WatchIdle, error_for
+from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
+
+__all__ = [
+    "APPLY_PATCH",
+    "JSON",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "STRATEGIC_MERGE_PATCH",
+    "USER_AGENT",
+    "ApiClient",
+    "ClusterConfig",
+    "KubeconfigError",
+    "TokenBucket",
+    "load_cluster_config",
+    "resource_path",
+]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -37,44 +61,25 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 USER_AGENT = "pyjobset/0.1"
 
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """Where the API server is and how to authenticate; built from a kubeconfig or the in-cluster files."""
-
-    server: str
-    ssl_context: ssl.SSLContext | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+KEEPALIVE_IDLE = 30
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 3
 
 
-async def load_cluster_config(kubeconfig: str | None = None, *, context: str | None = None) -> ClusterConfig:
-    """Read a kubeconfig (or in-cluster configuration when ``kubeconfig`` is None) into a ``ClusterConfig``."""
-    from kubernetes_asyncio import config as kconfig  # heavy import, only needed at start-up
-    from kubernetes_asyncio.client import Configuration
-
-    cfg = Configuration()
-    if kubeconfig is None:
-        kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        await kconfig.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-    server = str(cfg.host).rstrip("/")
-    headers: dict[str, str] = {}
-    token = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
-    if token:
-        prefix = cfg.api_key_prefix.get("authorization", "")
-        headers["Authorization"] = f"{prefix} {token}".strip() if not token.startswith("Bearer") else token
-    elif cfg.username and cfg.password:
-        headers["Authorization"] = aiohttp.BasicAuth(cfg.username, cfg.password).encode()
-    ctx: ssl.SSLContext | None = None
-    if server.startswith("https"):
-        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if not cfg.verify_ssl:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if cfg.cert_file and cfg.key_file:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    return ClusterConfig(server=server, ssl_context=ctx, headers=headers)
+def keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A client socket with TCP keepalive (aiohttp ``socket_factory``): a dead peer is detected by the kernel
+    after ``KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL`` seconds (60 s) instead of never."""
+    family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, opt):  # Linux; other platforms keep the system's keepalive timings
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+    return sock
 
 
 class TokenBucket:
@@ -156,7 +161,9 @@ class ApiClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ssl=self.config.ssl_context or False)
+            connector = aiohttp.TCPConnector(
+                limit=0, ssl=self.config.ssl_context or False, socket_factory=keepalive_socket
+            )
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         return self._session
 
@@ -187,18 +194,21 @@ class ApiClient:
         """One API call with retries on transient failures; returns the response body."""
         url = self.config.server + path + (("?" + urlencode(params)) if params else "")
         data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
+        content = {"Content-Type": content_type} if data is not None else {}
         attempt = 0
+        reauthorized = self.config.credentials is None
         while True:
             await self.limiter.acquire()
+            auth: str | None = None
             try:
+                auth = await self._authorization()
                 async with (
                     self._in_flight,
                     self.session.request(
                         method,
                         url,
                         data=data,
-                        headers=headers,
+                        headers=_with_auth(content, auth),
                         timeout=aiohttp.ClientTimeout(total=self.request_timeout),
                     ) as resp,
                 ):
@@ -207,14 +217,33 @@ class ApiClient:
                     if resp.status < 400:
                         return payload
                     err: ApiError = error_for(resp.status, payload, retry_after=resp.headers.get("Retry-After"))
+            except CredentialError as exc:
+                err = exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._notify(method, 0)
                 err = ConnectionFailed(f"{method} {path}: {type(exc).__name__}: {exc}")
+            if err.status == 401 and not reauthorized:
+                reauthorized = True  # once per call: a credential the server keeps refusing surfaces at once
+                try:
+                    if await self._reauthorize(auth):
+                        continue
+                except CredentialError as exc:
+                    err = exc
             if not isinstance(err, TransientError) or attempt >= self.max_retries:
                 raise err
             delay = err.retry_after if err.retry_after is not None else min(0.1 * 2**attempt, 5.0)
             await asyncio.sleep(delay * (1 + random.random() * 0.1))  # noqa: S311 - jitter, not crypto
             attempt += 1
+
+    async def _authorization(self) -> str | None:
+        """The ``Authorization`` value for the next request (read per request: credentials rotate)."""
+        creds = self.config.credentials
+        return None if creds is None else await creds.authorization()
+
+    async def _reauthorize(self, rejected: str | None) -> bool:
+        """After a 401 for ``rejected``: refresh the credential; True when repeating the request may succeed."""
+        creds = self.config.credentials
+        return creds is not None and await creds.refresh(rejected)
 
     # ------------------------------------------------------------------------------------ verbs
 
@@ -239,30 +268,62 @@ class ApiClient:
         result: JSON = orjson.loads(await self.request("DELETE", path, body=body))
         return result
 
-    async def watch(self, path: str, params: Mapping[str, str]) -> AsyncIterator[bytes]:
+    async def watch(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        idle_timeout: float | None = None,
+        on_open: Callable[[], None] | None = None,
+    ) -> AsyncIterator[bytes]:
         """Open a WATCH and yield one raw JSON event per line until the server closes the stream.
+
+        ``idle_timeout``: seconds the stream may stay silent (no event, no bookmark) before it is presumed dead
+        and ends with ``WatchIdle``; ask for ``allowWatchBookmarks`` so a quiet but healthy stream is not
+        mistaken for a dead one. ``on_open`` runs once the server has accepted the WATCH (status < 400).
 
         Lines are split by hand rather than with ``StreamReader.readline`` so that a single large object (a JobSet
         with many templates) never hits aiohttp's line-length limit.
         """
         await self.limiter.acquire()
         url = self.config.server + path + "?" + urlencode({**params, "watch": "1"})
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle_timeout)
+        reauthorized = self.config.credentials is None
         try:
-            async with self.session.get(url, timeout=timeout) as resp:
-                self._notify("WATCH", resp.status)
-                if resp.status >= 400:
-                    raise error_for(resp.status, await resp.read())
-                buf = b""
-                async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    if b"\n" not in chunk:
-                        continue
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            yield line
-                if buf.strip():
-                    yield buf
+            while True:
+                auth = await self._authorization()
+                async with self.session.get(url, timeout=timeout, headers=_with_auth({}, auth)) as resp:
+                    self._notify("WATCH", resp.status)
+                    if resp.status >= 400:
+                        err = error_for(resp.status, await resp.read())
+                        if resp.status != 401 or reauthorized:
+                            raise err
+                    else:
+                        if on_open is not None:
+                            on_open()
+                        buf = b""
+                        async for chunk in resp.content.iter_any():
+                            buf += chunk
+                            if b"\n" not in chunk:
+                                continue
+                            *lines, buf = buf.split(b"\n")
+                            for line in lines:
+                                if line.strip():
+                                    yield line
+                        if buf.strip():
+                            yield buf
+                        return
+                reauthorized = True
+                if not await self._reauthorize(auth):
+                    raise err
+        except aiohttp.SocketTimeoutError as exc:
+            raise WatchIdle(f"WATCH {path}: nothing received for {idle_timeout}s (connection presumed dead)") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectionFailed(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _with_auth(headers: dict[str, str], auth: str | None) -> dict[str, str] | None:
+    """Per-request headers: ``headers`` plus ``Authorization`` when there is a credential."""
+    if auth:
+        return {**headers, "Authorization": auth}
+    return headers or None

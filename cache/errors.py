@@ -5,6 +5,7 @@
     │   ├── TooManyRequests       429 (honours Retry-After)
     │   ├── ServerError           5xx
     │   └── ConnectionFailed      timeouts, resets, refused connections (status 0)
+    │       └── WatchIdle         a WATCH delivered nothing (no event, no bookmark) for its idle bound
     └── TerminalError             retrying the same request cannot help
         ├── BadRequest            400
         ├── Unauthorized          401
@@ -52,6 +53,11 @@ class ServerError(TransientError):
 
 class ConnectionFailed(TransientError):
     status = 0
+
+
+class WatchIdle(ConnectionFailed):
+    """A WATCH stream went silent for longer than its read-idle bound: presumed dead (a proxy or NAT that
+    froze the connection without a FIN or RST), torn down so the informer can reconnect."""
 
 
 class TerminalError(ApiError):

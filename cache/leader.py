@@ -31,6 +31,10 @@ Invariants (why two processes never lead at once):
   an API so slow that a renewal (read + replace) takes more than ``(renew_deadline - retry_period) / 2``, we
   give up leadership rather than risk outliving a write a candidate has already started timing.
 * Defaults: lease 15 s, renew deadline 10 s, retry 2 s; candidates retry with jitter (up to 2.2 x retry).
+
+A candidate that cannot acquire the Lease for a reason retrying will not fix by itself — the namespace does not
+exist (404 on create) or RBAC forbids Leases (403) — keeps retrying (an operator may fix it), but says why at
+WARNING with the fix, once per distinct cause (``blocked_cause``), not at info on every attempt.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from api.jsontypes import JSON
 from api.timefmt import format_micro_time
 from cache.client import ApiClient, resource_path
 from cache.clock import Clock, RealClock
-from cache.errors import NotFound
+from cache.errors import Forbidden, NotFound
 
 __all__ = [
     "LEASE_NAME",
@@ -191,6 +195,24 @@ class LeaseRecord:
         return out
 
 
+def blocked_cause(exc: Exception, namespace: str) -> str | None:
+    """The operator-facing reason and fix when ``exc`` means the Lease cannot be acquired until someone acts;
+    None for errors that retrying can cure (timeouts, 5xx, conflicts)."""
+    if isinstance(exc, NotFound):
+        return (
+            f"the Lease namespace {namespace!r} does not exist: create it (kubectl create namespace {namespace}), "
+            "set leaderElection.resourceNamespace (--config) to an existing one, "
+            "or run with --leader-elect=false"
+        )
+    if isinstance(exc, Forbidden):
+        return (
+            f"forbidden to read or write Leases (coordination.k8s.io) in namespace {namespace!r}: grant the "
+            "controller's ServiceAccount get/create/update on leases there (deploy/rbac), "
+            "or run with --leader-elect=false"
+        )
+    return None
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -232,6 +254,8 @@ class LeaderElector:
         self._observed_at = 0.0  # our clock when the current record was first seen
         self._deadline = 0.0  # while leading: authority ends here unless renewed
         self._leader_seen = ""
+        self.blocked_cause: str | None = None
+        """Why acquiring is failing, when it is a cause an operator must fix (see the module docstring)."""
 
     # --- state ---------------------------------------------------------------------------------------------
 
@@ -277,11 +301,32 @@ class LeaderElector:
             except (TimeoutError, _Lost):
                 ok = False
             except Exception as exc:  # noqa: BLE001 - any failure of the injected API is one failed attempt
-                log.info("leader_attempt_failed", lease=cfg.name, identity=cfg.identity, error=repr(exc))
+                self._attempt_failed(exc)
             if ok:
+                if self.blocked_cause is not None:
+                    log.info("leader_election_unblocked", lease=cfg.name, namespace=cfg.namespace)
+                    self.blocked_cause = None
                 self._start_leading(started)
                 return
             await self._clock.sleep(cfg.retry_period * (1.0 + self._rng.random() * JITTER_FACTOR))
+
+    def _attempt_failed(self, exc: Exception) -> None:
+        """Log a failed acquire attempt: a cause the operator must fix at WARNING once, anything else at info."""
+        cfg = self.config
+        cause = blocked_cause(exc, cfg.namespace)
+        if cause is None:
+            log.info("leader_attempt_failed", lease=cfg.name, identity=cfg.identity, error=repr(exc))
+            return
+        if cause != self.blocked_cause:
+            self.blocked_cause = cause
+            log.warning(
+                "leader_election_blocked",
+                lease=cfg.name,
+                namespace=cfg.namespace,
+                cause=cause,
+                error=str(exc),
+                note="still retrying every retry period; this message repeats only if the cause changes",
+            )
 
     async def _renew(self) -> None:
         cfg = self.config

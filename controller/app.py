@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 import structlog
 
 from api import constants as c
-from api.jobset_types import JobSet
+from api.jobset_types import JobSet, ObjectMeta
 from api.records import Job, Node, Pod, Service
 from cache.client import ApiClient, ClusterConfig, resource_path
 from cache.errors import ApiError, NotFound
-from cache.informer import HasMeta, Informer
+from cache.informer import HasMeta, Informer, Quarantined
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
 from cache.store import Store
@@ -40,7 +40,7 @@ from controller.reconciler import (
     owner_uid_index,
 )
 from controller.settings import Settings
-from controller.webhooks.server import build_webhook_server, run_webhooks
+from controller.webhooks.server import WebhookServer, build_webhook_server, run_webhooks
 from metrics.auth import MetricsAuthorizer
 from metrics.hub import MetricsHub, api_host
 from metrics.seam import WatchedInformers
@@ -50,6 +50,10 @@ from metrics.settings import MetricsSettings
 log = structlog.get_logger("pyjobset.app")
 
 R = TypeVar("R", bound=HasMeta)
+
+
+UNDECODABLE_REASON = "UndecodableObject"
+"""Reason of the Warning Event on a JobSet when it, or one of its Jobs or pods, cannot be decoded."""
 
 
 def _ns_name(obj: Any) -> str:
@@ -74,6 +78,9 @@ class Controller:
     reconciler: JobSetReconciler = field(init=False)
     placement: PlacementRepair = field(init=False)
     ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    recorder: EventRecorder = field(init=False)
+    _event_tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    _informer_tasks: list[asyncio.Task[Any]] = field(init=False, default_factory=list)
 
     def _informer(
         self, group: str, version: str, plural: str, record: type[R], store: Store[R], label_selector: str | None = None
@@ -100,7 +107,8 @@ class Controller:
         self.informers = [js_inf, job_inf, svc_inf, pod_inf, node_inf]
         self.watched = WatchedInformers(jobsets=js_inf, jobs=job_inf, pods=pod_inf, nodes=node_inf)
         self.queue = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset") if hub is not None else None)
-        actor = Actor(self.client, EventRecorder(self.client), jobs=job_inf, jobsets=js_inf, services=svc_inf)
+        self.recorder = EventRecorder(self.client)
+        actor = Actor(self.client, self.recorder, jobs=job_inf, jobsets=js_inf, services=svc_inf)
         self.reconciler = JobSetReconciler(
             jobsets=self.jobsets,
             jobs=self.jobs,
@@ -122,6 +130,8 @@ class Controller:
         pod_inf.add_handler(self.placement.on_pod)
         if s.gate(c.GATE_IN_PLACE_RESTART):
             pod_inf.add_handler(self.reconciler.on_pod)  # only the in-place restart path reads pods
+        for inf in self.informers:
+            inf.on_quarantine.append(self.on_undecodable)
         if hub is not None:
             self.attach_metrics(hub)
 
@@ -145,6 +155,38 @@ class Controller:
         hub.pre_scrape.append(self.queue.report_unfinished)
         hub.watch(replace(self.watched, exported=list(self.informers)))
 
+    def informers_running(self) -> bool:
+        """Liveness: every informer task is still running. Informers retry every error themselves, so one that
+        ended can only come back with a new process (a stall they can recover from is a readiness matter)."""
+        return not any(t.done() for t in self._informer_tasks)
+
+    def informers_progressing(self) -> bool:
+        """Readiness: no informer has gone ``stall_after`` seconds without progress (see ``cache.informer``)."""
+        return not any(inf.stalled() for inf in self.informers)
+
+    def on_undecodable(self, item: Quarantined) -> None:
+        """An informer skipped an object it could not decode: tell the owning JobSet's users with a Warning
+        Event (through the one event recorder), since the controller now works from a stale or missing view."""
+        if item.resource == "jobsets":
+            js: JobSet | None = JobSet(
+                metadata=ObjectMeta(
+                    name=item.name, namespace=item.namespace, uid=item.uid, resource_version=item.resource_version
+                )
+            )
+            what = "this JobSet"
+        else:
+            js = self.jobsets.get(f"{item.namespace}/{item.jobset}") if item.jobset else None
+            what = f"{item.kind or item.resource} {item.name}"
+        if js is None:
+            return
+        kept = "its previous version is used until it changes" if item.stale_kept else "it is ignored until it changes"
+        note = f"The controller cannot read {what} (resourceVersion {item.resource_version}); {kept}: {item.detail}"
+        task = asyncio.get_running_loop().create_task(
+            self.recorder.record(js, "Warning", UNDECODABLE_REASON, note), name="event:undecodable"
+        )
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
     async def wait_synced(self) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in self.informers))
 
@@ -159,6 +201,7 @@ class Controller:
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(inf.run(), name=f"informer:{inf.name}") for inf in self.informers
         ]
+        self._informer_tasks = tasks[:]
         stopper = asyncio.create_task(stop.wait(), name="stop")
         tasks.append(stopper)
         try:
@@ -183,6 +226,8 @@ class Controller:
         finally:
             self.queue.shut_down()
             self.placement.queue.shut_down()
+            self._informer_tasks = []
+            tasks += self._event_tasks
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -233,10 +278,30 @@ class LeadershipLost(Exception):
     """The Lease was lost while leading: the process must exit (non-zero) so a fresh one can campaign."""
 
 
+@dataclass
+class Running:
+    """What ``run_controller`` started, for a process that embeds it (``pyjobset up``) to wait on and report.
+
+    Filled once the probe listeners are up (``started`` is then set): the controller (``ready`` = caches synced),
+    the admission server (None with ``webhooks=False``; ``ready()`` and ``bound_port`` once it serves) and the
+    metrics/probe listeners (``ports``).
+    """
+
+    controller: Controller | None = None
+    webhooks: WebhookServer | None = None
+    probes: ObservabilityServer | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 async def run_controller(
-    settings: Settings, config: ClusterConfig, stop: asyncio.Event, *, webhooks: bool = True
+    settings: Settings,
+    config: ClusterConfig,
+    stop: asyncio.Event,
+    *,
+    webhooks: bool = True,
+    running: Running | None = None,
 ) -> None:
-    """Entry point used by ``pyjobset run`` and the demo.
+    """Entry point used by ``pyjobset run``, ``up`` and the demo (``running``, if given, is filled as it starts).
 
     Runs the controller, the metrics and probe listeners and (unless ``webhooks`` is False) the HTTPS admission
     server. With leader election on, caches sync at once (a standby is warm) and webhooks serve in every replica,
@@ -249,7 +314,11 @@ async def run_controller(
     async with ApiClient(config, qps=cc.qps, burst=cc.burst) as client:
         controller = Controller(settings, client, metrics_hub=hub)
         side_tasks: list[asyncio.Task[Any]] = []
-        readiness: dict[str, Callable[[], bool]] = {"caches-synced": controller.ready.is_set}
+        readiness: dict[str, Callable[[], bool]] = {
+            "caches-synced": controller.ready.is_set,
+            "informers-progressing": controller.informers_progressing,
+        }
+        srv: WebhookServer | None = None
         if webhooks:
             srv = build_webhook_server(settings, client, controller.pods, controller.nodes)
             readiness["webhook-certs"] = srv.ready
@@ -264,6 +333,9 @@ async def run_controller(
             metrics_bind_address=settings.metrics.bind_address,
             health_bind_address=settings.health.health_probe_bind_address,
             readiness_checks=readiness,
+            # /healthz is answered on the event loop, so a loop blocked for longer than the probe's timeout x
+            # failureThreshold already fails it; beyond that only an informer that has ended is unrecoverable.
+            liveness_checks={"informers-running": controller.informers_running},
             readiness_path=settings.health.readiness_endpoint_name,
             liveness_path=settings.health.liveness_endpoint_name,
             metrics_tls=_metrics_tls(settings),
@@ -271,6 +343,9 @@ async def run_controller(
         )
         await probes.start()
         log.info("listening", **probes.ports)
+        if running is not None:
+            running.controller, running.webhooks, running.probes = controller, srv, probes
+            running.started.set()
         try:
             await _run_with_election(settings, config, controller, hub, stop)
         finally:

@@ -1,7 +1,9 @@
-"""The ``pyjobset`` command line: ``sim``, ``run`` and ``demo`` (forms fixed by docs/design/simulated-cluster.md).
+"""The ``pyjobset`` command line: ``sim``, ``run``, ``up``, ``demo`` (forms fixed by docs/design/simulated-cluster.md).
 
 Role: parse flags, configure logging, turn SIGINT/SIGTERM into a graceful stop, and map start-up failures to a
 one-line error and exit status 2 (bad usage or configuration) or 1 (runtime failure) — never a stack trace.
+A usage error is one line too (``_Parser.error``: the message and where to read the flags); every subcommand's
+``--help`` ends with an example.
 ``run`` accepts the reference controller's flags; a flag overrides the config file only when it is passed.
 """
 
@@ -10,11 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import signal
 import sys
+import tomllib
 from collections.abc import Sequence
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, NoReturn
 
 import structlog
 
@@ -52,19 +57,73 @@ def _bool_flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyjobset", description="JobSet controller for Kubernetes, in Python.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,demo}")
+def version() -> str:
+    """The installed distribution's version; from a source checkout without metadata, ``pyproject.toml``'s."""
+    try:
+        return importlib.metadata.version("pyjobset")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"]) + "+source"
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
 
-    sim = sub.add_parser("sim", help="start the simulated Kubernetes cluster on 127.0.0.1")
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors that say where the fix is, instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+EPILOGS = {
+    "sim": """example:
+  pyjobset sim --kubeconfig /tmp/sim.kubeconfig --nodes 64
+  kubectl --kubeconfig /tmp/sim.kubeconfig apply -f deploy/crd/""",
+    "run": """example (against a cluster started with 'pyjobset sim'):
+  pyjobset run --kubeconfig /tmp/sim.kubeconfig --leader-elect=false --webhooks=false""",
+    "up": """example:
+  pyjobset up --kubeconfig /tmp/pyjobset.kubeconfig --pod-run-seconds 5
+  export KUBECONFIG=/tmp/pyjobset.kubeconfig
+  kubectl apply -f examples/pytorch-ddp.yaml && kubectl get jobsets -w""",
+    "demo": """example:
+  pyjobset demo --nodes 8""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pyjobset",
+        description="JobSet controller for Kubernetes, in Python.",
+        epilog="example:\n  pyjobset up --kubeconfig /tmp/pyjobset.kubeconfig   # try your own JobSets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,up,demo}")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=f"pyjobset {name}: {help_text}.",
+            epilog=EPILOGS[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    sim = add("sim", "start the simulated Kubernetes cluster on 127.0.0.1")
     sim.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig once the server serves")
     sim.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
     sim.add_argument("--nodes", type=int, default=16, help="number of simulated nodes")
     sim.add_argument("--gpus-per-node", type=int, default=8, help="nvidia.com/gpu allocatable per node")
     sim.add_argument("--nodes-per-pool", type=int, default=16, help="nodes per cloud.google.com/gke-nodepool")
 
-    run = sub.add_parser("run", help="run the controller against a cluster")
-    run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster configuration)")
+    run = add("run", "run the controller against a cluster")
+    run.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="kubeconfig path (default: $KUBECONFIG, else in-cluster configuration, else ~/.kube/config)",
+    )
     run.add_argument("--config", default=None, help="Configuration file (config.jobset.x-k8s.io/v1alpha1)")
     run.add_argument("--metrics-bind-address", default=None, help='metrics address (default ":8443"; "0" disables)')
     run.add_argument("--health-probe-bind-address", default=None, help='probe address (default ":8081")')
@@ -88,13 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--zap-log-level", default="info", help="log level: debug, info, warning, error or a number")
     run.add_argument("--zap-devel", nargs="?", const=True, default=None, type=_bool_flag, help=argparse.SUPPRESS)
 
-    demo = sub.add_parser("demo", help="simulated cluster + controller + a sample JobSet, in one process")
+    up = add("up", "simulated cluster + JobSet CRD + webhooks + controller, ready for kubectl")
+    up.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig once everything is ready")
+    up.add_argument("--nodes", type=int, default=16, help="number of simulated nodes (default 16)")
+    up.add_argument("--gpus-per-node", type=int, default=8, help="nvidia.com/gpu allocatable per node (default 8)")
+    up.add_argument("--nodes-per-pool", type=int, default=4, help="nodes per cloud.google.com/gke-nodepool (default 4)")
+    up.add_argument("--port", type=int, default=0, help="API server port on 127.0.0.1 (default 0 = any free port)")
+    up.add_argument(
+        "--pod-run-seconds",
+        type=float,
+        default=None,
+        help="pods with no sim.pyjobset.io/ annotation run this long, then succeed (default: until deleted)",
+    )
+
+    demo = add("demo", "simulated cluster + controller + a sample JobSet, in one process")
     demo.add_argument("--nodes", type=int, default=8, help="simulated nodes")
     demo.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     return parser
 
 
-_OVERRIDES: Final = {
+FLAG_OVERRIDES: Final = {
     "metrics_bind_address": "metrics.bind_address",
     "metrics_secure": "metrics.secure",
     "health_probe_bind_address": "health.health_probe_bind_address",
@@ -102,12 +174,13 @@ _OVERRIDES: Final = {
     "kube_api_qps": "client_connection.qps",
     "kube_api_burst": "client_connection.burst",
 }
-"""Flag (argparse destination) → the settings key it overrides when given."""
+"""Flag (argparse destination) → the settings key it overrides when given (public: the configuration reference,
+``tools/gendocs.py``, is generated from it)."""
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    given = {flag: getattr(args, flag) for flag in _OVERRIDES}
-    return {_OVERRIDES[flag]: value for flag, value in given.items() if value is not None}
+    given = {flag: getattr(args, flag) for flag in FLAG_OVERRIDES}
+    return {FLAG_OVERRIDES[flag]: value for flag, value in given.items() if value is not None}
 
 
 async def _until_signalled(coro_factory: Any) -> int:
@@ -121,15 +194,14 @@ async def _until_signalled(coro_factory: Any) -> int:
 
 
 async def _cmd_run(args: argparse.Namespace) -> int:
-    from cache.client import load_cluster_config
+    from cache.kubeconfig import KubeconfigError, load_cluster_config
     from controller.app import LeadershipLost, StartupError, preflight, run_controller
 
     settings = load_settings(args.config, overrides=_overrides(args))
     try:
         config = await load_cluster_config(args.kubeconfig)
-    except Exception as err:  # noqa: BLE001 - kubernetes_asyncio raises many unrelated types for bad kubeconfigs
-        where = args.kubeconfig or "in-cluster configuration"
-        print(f"pyjobset run: cannot load cluster configuration from {where}: {err}", file=sys.stderr)
+    except KubeconfigError as err:
+        print(f"pyjobset run: {err}", file=sys.stderr)
         return 2
 
     try:
@@ -166,6 +238,32 @@ async def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _cmd_up(args: argparse.Namespace) -> int:
+    from cache.errors import ApiError
+    from controller.up import UpError, UpOptions, run_up
+
+    opts = UpOptions(
+        kubeconfig=args.kubeconfig,
+        port=args.port,
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        nodes_per_pool=args.nodes_per_pool,
+        pod_run_seconds=args.pod_run_seconds,
+    )
+
+    async def body(stop: asyncio.Event) -> int:
+        try:
+            return await run_up(opts, stop, lambda line: print(line, flush=True))
+        except UpError as err:
+            print(f"pyjobset up: {err}", file=sys.stderr)
+            return 2
+        except (RuntimeError, ApiError) as err:
+            print(f"pyjobset up: {err}", file=sys.stderr)
+            return 1
+
+    return await _until_signalled(body)
+
+
 async def _cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo import run_demo
 
@@ -176,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "zap_log_level", "warning") if args.command == "run" else "warning")
-    handlers = {"run": _cmd_run, "sim": _cmd_sim, "demo": _cmd_demo}
+    handlers = {"run": _cmd_run, "sim": _cmd_sim, "up": _cmd_up, "demo": _cmd_demo}
     try:
         return asyncio.run(handlers[args.command](args))
     except ConfigError as err:

@@ -1,16 +1,17 @@
 """kubesim: a simulated Kubernetes cluster for tests, demos and what-if runs (never a production component).
 
-Role: ``SimCluster`` wires together the object store (:mod:`kubesim.store`), the HTTP API server
-(:mod:`kubesim.server`), the garbage and namespace collectors (:mod:`kubesim.gc`) and -- when the package
-``kubesim.cluster`` is present -- the in-cluster behaviour (Job controller, scheduler, kubelet, nodes)::
+Role: ``SimCluster`` wires together the storage (:mod:`kubesim.storage`: the object store with the apiserver's
+write semantics, CRDs, admission, the garbage and namespace collectors), the HTTP API server
+(:mod:`kubesim.apiserver`) and the in-cluster behaviour (:mod:`kubesim.cluster`: Job controller, scheduler,
+kubelets, nodes)::
 
     async with SimCluster(port=0, nodes=0, gpus_per_node=8, nodes_per_pool=16) as sim:
         sim.url                      # http://127.0.0.1:<port>
-        sim.store                    # the in-process API (see kubesim.store)
+        sim.store                    # the in-process API (see kubesim.storage.store)
         sim.write_kubeconfig(path)   # context/user/cluster named "kubesim"
-        sim.faults                   # fault injection knobs (kubesim.faults.Faults)
+        sim.faults                   # fault injection knobs (kubesim.apiserver.faults.Faults)
         sim.admission.endpoints      # (namespace, service) -> "https://127.0.0.1:<port>" for webhooks
-        sim.cluster                  # the kubesim.cluster runner (None without one)
+        sim.cluster                  # the kubesim.cluster Runner (None with with_cluster=False)
 
 Keyword options: ``bookmark_interval`` (seconds between watch BOOKMARKs, default 1), ``watch_window`` (events
 kept per resource for watches from an old resourceVersion), ``with_cluster`` (False: API server only),
@@ -20,18 +21,8 @@ there is shared with the store).
 ``serve(kubeconfig_path, port, nodes, gpus_per_node, nodes_per_pool)`` runs one until SIGINT/SIGTERM and writes
 the kubeconfig once it serves (``pyjobset sim`` calls it).
 
-The cluster hook: after the store and server start, ``SimCluster`` imports ``kubesim.cluster`` and, if it has
-a ``start`` attribute, awaits ``kubesim.cluster.start(store, options)``. ``options`` is
-``kubesim.cluster.ClusterOptions(nodes=, gpus_per_node=, nodes_per_pool=, **cluster_options)`` when that class
-exists (else a :class:`SimOptions`). ``start`` returns a runner whose ``async stop()`` is awaited when the
-cluster shuts down (it is kept as ``sim.cluster``). Nothing else is assumed about ``kubesim.cluster``.
-
-Modules: ``store`` (the in-process API; ``writes``, ``lifecycle``, ``watches`` and ``objects`` hold its parts),
-``storage`` (bytes, replay windows, watcher fan-out), ``server`` (REST over aiohttp; ``httpwatch``, ``httputil``,
-``faults``), ``discovery`` and ``tables`` (what kubectl reads), ``resources`` (served kinds), ``builtins`` and
-``knownfields`` (built-in strategies and fields), ``schema`` and ``validation`` (CRDs, CEL), ``patch`` and
-``apply`` (patch types, server-side apply), ``admission`` (webhooks), ``gc`` (owner references, namespaces),
-``selectors``, ``errors``, ``protobuf`` (the bodies kubectl's generators send).
+Layers (checked by import-linter): ``apiserver`` and ``cluster`` (independent of each other) over ``storage``
+over ``util``. ``util`` holds what every layer shares (errors, selectors, JSON copies, timestamps).
 
 Invariants: the server listens on 127.0.0.1 only; leaving the ``async with`` block stops the cluster
 controllers first, then the garbage collector, then the HTTP server, and leaves no task behind.
@@ -41,33 +32,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from kubesim import admission, schema
-from kubesim.errors import ApiError
-from kubesim.gc import GarbageCollector
-from kubesim.server import ApiServer, Faults
-from kubesim.store import Store
+from kubesim.apiserver.faults import Faults
+from kubesim.apiserver.server import ApiServer
+from kubesim.cluster import ClusterOptions, Runner
+from kubesim.cluster import start as start_cluster
+from kubesim.storage import admission, schema
+from kubesim.storage.gc import GarbageCollector
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
 
-__all__ = ["ApiError", "Faults", "SimCluster", "SimOptions", "Store", "serve"]
-
-
-@dataclass(frozen=True, slots=True)
-class SimOptions:
-    """What the in-cluster half needs to know (passed to ``kubesim.cluster.start``)."""
-
-    nodes: int = 0
-    gpus_per_node: int = 8
-    nodes_per_pool: int = 16
-    url: str = ""
+__all__ = ["ApiError", "Faults", "SimCluster", "Store", "serve"]
 
 
 class SimCluster:
@@ -98,7 +80,7 @@ class SimCluster:
         self._per_pool = nodes_per_pool
         self._with_cluster = with_cluster
         self._cluster_options = dict(cluster_options or {})
-        self.cluster: Any = None  # the runner kubesim.cluster.start returned
+        self.cluster: Runner | None = None  # the runner kubesim.cluster.start returned
         self.admission: admission.Admission | None = None  # .endpoints maps webhook services to URLs
         self.url = ""
 
@@ -117,39 +99,24 @@ class SimCluster:
         self.url = f"http://127.0.0.1:{port}"
         self.gc.start()
         if self._with_cluster:
+            opts = ClusterOptions(
+                nodes=self._nodes,
+                gpus_per_node=self._gpus,
+                nodes_per_pool=self._per_pool,
+                **self._cluster_options,
+            )
             try:
-                cluster = importlib.import_module("kubesim.cluster")
-            except ModuleNotFoundError as exc:
-                if exc.name not in ("kubesim.cluster",):
-                    raise
-                cluster = None
-            start = getattr(cluster, "start", None)
-            if start is not None:
-                options_cls = getattr(cluster, "ClusterOptions", None)
-                opts: Any
-                if options_cls is not None:
-                    opts = options_cls(
-                        nodes=self._nodes,
-                        gpus_per_node=self._gpus,
-                        nodes_per_pool=self._per_pool,
-                        **self._cluster_options,
-                    )
-                else:
-                    opts = SimOptions(self._nodes, self._gpus, self._per_pool, self.url)
-                try:
-                    self.cluster = await start(self.store, opts)
-                except BaseException:
-                    await self.gc.stop()
-                    await self.server.stop()
-                    raise
+                self.cluster = await start_cluster(self.store, opts)
+            except BaseException:
+                await self.gc.stop()
+                await self.server.stop()
+                raise
         return self
 
     async def stop(self) -> None:
         if self.cluster is not None:
             runner, self.cluster = self.cluster, None
-            stop = getattr(runner, "stop", None)
-            if stop is not None:
-                await stop()
+            await runner.stop()
         await self.gc.stop()
         await self.server.stop()
         if self.admission is not None:

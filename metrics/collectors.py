@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from api import constants as c
 from api.records import Node, Pod
+from cache.informer import DECODE_REASONS
 from metrics import registry as reg
 from metrics.exposition import PAUSE_EVERY, Item, RowCollector
 from metrics.lifecycle import LifecycleTracker
@@ -28,7 +29,7 @@ from metrics.settings import OTHER_JOBSET, MetricsSettings
 
 
 class InformerCollector(RowCollector):
-    """Watch restarts, re-lists, store sizes and sync state of informers."""
+    """Watch restarts, re-lists, store sizes, sync state, decode errors, quarantine and stalls of informers."""
 
     def __init__(self, informers: Callable[[], Sequence[InformerLike]]) -> None:
         self._informers = informers
@@ -43,6 +44,16 @@ class InformerCollector(RowCollector):
         yield from (((inf.name,), len(inf.store)) for inf in infs)
         yield reg.INFORMER_SYNCED
         yield from (((inf.name,), 1.0 if inf.has_synced() else 0.0) for inf in infs)
+        yield reg.INFORMER_DECODE_ERRORS
+        for inf in infs:
+            counts = dict(inf.decode_errors)
+            yield from (((inf.name, reason), counts.get(reason, 0)) for reason in DECODE_REASONS)
+        yield reg.INFORMER_QUARANTINED
+        yield from (((inf.name,), len(inf.quarantined)) for inf in infs)
+        yield reg.INFORMER_STALLED
+        yield from (((inf.name,), 1.0 if inf.stalled() else 0.0) for inf in infs)
+        yield reg.INFORMER_SINCE_PROGRESS
+        yield from (((inf.name,), round(inf.seconds_since_progress(), 3)) for inf in infs)
 
 
 # --------------------------------------------------------------------------------------------- JobSet state

@@ -20,8 +20,11 @@ def parse_time(ts: str | None) -> float | None:
     return None if when is None else when.timestamp()
 
 
-def parse_count(q: str) -> int:
-    """An extended-resource quantity (GPUs are whole numbers: "8"); anything unparsable counts as 0."""
+def parse_count(q: str | int | float) -> int:
+    """An extended-resource quantity (GPUs are whole numbers: "8", or 8 from a producer that sends numbers);
+    anything unparsable counts as 0."""
+    if isinstance(q, int | float):
+        return int(q)
     try:
         return int(q)
     except ValueError:

@@ -72,6 +72,32 @@ INFORMER_OBJECTS = FamilySpec("informer_cache_objects", "Objects held in an info
 INFORMER_SYNCED = FamilySpec(
     "informer_synced", "1 once the informer's first LIST is in its store.", "gauge", ("resource",)
 )
+INFORMER_DECODE_ERRORS = FamilySpec(
+    "informer_decode_errors",
+    "Objects (per version) an informer could not decode and skipped, by reason (wrong_type, invalid_value, "
+    "missing_field, invalid, malformed_json). The log event informer_object_undecodable names each one.",
+    "counter",
+    ("resource", "reason"),
+)
+INFORMER_QUARANTINED = FamilySpec(
+    "informer_quarantined_objects",
+    "Objects whose latest version did not decode (their previous version, if any, is served stale).",
+    "gauge",
+    ("resource",),
+)
+INFORMER_STALLED = FamilySpec(
+    "informer_stalled",
+    "1 while the informer has made no progress (no LIST, watch event or bookmark) for its stall bound; "
+    "readiness fails meanwhile.",
+    "gauge",
+    ("resource",),
+)
+INFORMER_SINCE_PROGRESS = FamilySpec(
+    "informer_seconds_since_progress",
+    "Seconds since the informer last made progress (a LIST, a watch event or bookmark, an orderly watch end).",
+    "gauge",
+    ("resource",),
+)
 
 # JobSet state (metrics.collectors.LifecycleCollector).
 JOBSET_STATE_COUNT = FamilySpec(
@@ -164,6 +190,10 @@ SCRAPE_FAMILIES: tuple[FamilySpec, ...] = (
     INFORMER_RELISTS,
     INFORMER_OBJECTS,
     INFORMER_SYNCED,
+    INFORMER_DECODE_ERRORS,
+    INFORMER_QUARANTINED,
+    INFORMER_STALLED,
+    INFORMER_SINCE_PROGRESS,
     JOBSET_STATE_COUNT,
     JOBSET_STATUS,
     JOBSET_STATE_SECONDS,

@@ -54,7 +54,8 @@ class Sized(Protocol):
 
 
 class InformerLike(Protocol):
-    """What the metrics export about any informer: name, store size, watch restarts, re-lists, sync state."""
+    """What the metrics export about any informer: name, store size, watch restarts, re-lists, sync state, decode
+    errors and quarantined objects, stalls."""
 
     @property
     def name(self) -> str: ...
@@ -68,7 +69,17 @@ class InformerLike(Protocol):
     @property
     def relists(self) -> int: ...
 
+    @property
+    def decode_errors(self) -> dict[str, int]: ...
+
+    @property
+    def quarantined(self) -> dict[str, str]: ...
+
     def has_synced(self) -> bool: ...
+
+    def stalled(self) -> bool: ...
+
+    def seconds_since_progress(self) -> float: ...
 
 
 class Records(Protocol[R_co]):

@@ -125,3 +125,15 @@ async def wait_for(
                     event = orjson.loads(line)
                     if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                         break
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``PYJOBSET_REQUIRE_KUBECTL=1`` (CI sets it through ``scripts/test``), a missing kubectl is an error,
+    never a reason for the kubectl-driven tests (cli, examples, contract) to skip."""
+    if os.environ.get("PYJOBSET_REQUIRE_KUBECTL") == "1":
+        path = os.environ.get("PYJOBSET_KUBECTL")
+        if not path or not os.access(path, os.X_OK):
+            raise pytest.UsageError(
+                f"PYJOBSET_REQUIRE_KUBECTL=1 but PYJOBSET_KUBECTL={path!r} is not an executable kubectl: "
+                "run tests/e2e/build.sh and export PYJOBSET_KUBECTL=$(tests/e2e/build.sh --print-bin-dir)/kubectl"
+            )

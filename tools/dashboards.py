@@ -379,6 +379,26 @@ ALERTS = (
         "No JobSet controller replica holds the lease",
         "Nothing reconciles JobSets: check the controller pods and the Lease in jobset-system.",
     ),
+    Alert(
+        "JobSetControllerInformerStalled",
+        "max by (resource) (informer_stalled)",
+        "> 0",
+        "5m",
+        "critical",
+        "The controller's {{ $labels.resource }} cache has made no progress (no LIST, event or bookmark) for minutes",
+        "Its view of the cluster is stale and the replica is unready: see informer_disconnected / informer_watch_idle "
+        "in its log (API server unreachable, RBAC, a proxy dropping watches).",
+    ),
+    Alert(
+        "JobSetControllerUndecodableObjects",
+        "sum by (resource, reason) (increase(informer_decode_errors_total[30m]))",
+        "> 0",
+        "0m",
+        "warning",
+        "The controller skipped {{ $labels.resource }} it could not decode ({{ $labels.reason }})",
+        "The log event informer_object_undecodable names each object and field; JobSets they belong to carry a "
+        "Warning event UndecodableObject. Such objects are ignored (or served stale) until they change.",
+    ),
 )
 
 

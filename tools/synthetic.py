@@ -192,9 +192,19 @@ class FakeInformer:
     relists: int = 1
     synced: bool = True
     handlers: list[Any] = field(default_factory=list)
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)
+    idle_seconds: float = 0.0
+    stall_after: float = 300.0
 
     def has_synced(self) -> bool:
         return self.synced
+
+    def seconds_since_progress(self) -> float:
+        return self.idle_seconds
+
+    def stalled(self) -> bool:
+        return self.idle_seconds > self.stall_after
 
     def add_handler(self, handler: Any) -> None:
         self.handlers.append(handler)
@@ -363,6 +373,7 @@ async def populate(hub: MetricsHub, time: FakeTime) -> dict[str, FakeInformer]:
     tracker = hub.tracker
     hub.watch(watched(infs))
     ScriptedLife(infs, tracker, time).run()
+    infs["pods"].decode_errors["wrong_type"] = 1  # one pod version the informer could not decode and skipped
     failing = jobset("doomed", "team-b", rjobs=(("w", 1, 1),), created=time.now)
     infs["jobsets"].upsert(failing)
     failed = with_status(failing, conditions=((c.COND_FAILED, "ReachedMaxRestarts"),))

@@ -19,7 +19,8 @@ Modules: ``jobsync``/``jobutil`` (the Job controller's pure decision), ``jobcont
 priority, PersistentVolumes (a scheduled pod's claims are just marked Bound), images, kubelet probes beyond
 their initial delay, node leases and heartbeats, eviction grace periods (a failed node fails its pods at once).
 
-Invariants: nothing here imports the controller; every write goes through ``Store`` methods (the apiserver's
+Invariants: nothing here imports the controller or the HTTP server (:mod:`kubesim.apiserver`); every write goes
+through ``Store`` methods (the apiserver's
 semantics apply to our writes too); ``Runner.stop`` cancels every task and timer this package started and
 leaves the store's objects in place.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,9 @@ from kubesim.cluster.jobsync import BackoffSettings
 from kubesim.cluster.kubelet import Kubelets
 from kubesim.cluster.nodes import NodeShape, make_node
 from kubesim.cluster.scheduler import Scheduler
+from kubesim.storage.store import Store
+
+JSON = dict[str, Any]
 
 __all__ = ["ClusterOptions", "FakeClock", "RealClock", "Runner", "start"]
 
@@ -52,7 +57,9 @@ class ClusterOptions:
     the Job controller's base delay before replacing failed pods (Kubernetes: 10 s, doubling to 6 min);
     ``job_sync_batch_seconds``: delay that coalesces pod-triggered Job syncs (Kubernetes: 1 s; 0 = at once);
     ``job_controller_qps``/``job_controller_burst``: the Job controller's client rate limit (Kubernetes
-    defaults: 20/30; 0 = unlimited); ``events``: record Events; ``clock``: time source (default: wall clock).
+    defaults: 20/30; 0 = unlimited); ``events``: record Events; ``clock``: time source (default: wall clock);
+    ``pod_run_seconds``: run time of pods that carry no ``sim.pyjobset.io/`` annotation at all (None: such pods
+    run until deleted, the annotation contract's default; ``pyjobset up --pod-run-seconds`` sets it).
     """
 
     nodes: int = 0
@@ -68,12 +75,13 @@ class ClusterOptions:
     events: bool = True
     node_shape: NodeShape | None = None
     clock: Clock = field(default_factory=RealClock)
+    pod_run_seconds: float | None = None
 
 
 class Runner:
     """The running in-cluster components; ``await stop()`` ends them."""
 
-    def __init__(self, store: Any, options: ClusterOptions) -> None:
+    def __init__(self, store: Store, options: ClusterOptions) -> None:
         self.store = store
         self.options = options
         self.clock = options.clock
@@ -92,15 +100,17 @@ class Runner:
         self.scheduler = Scheduler(
             store, self.index, self.clock, pods_per_second=options.scheduler_pods_per_second, events=options.events
         )
-        self.kubelets = Kubelets(store, self.index, self.clock, events=options.events)
+        self.kubelets = Kubelets(
+            store, self.index, self.clock, events=options.events, default_run_seconds=options.pod_run_seconds
+        )
         self._stopped = False
 
     async def create_nodes(self, count: int, first: int = 0) -> None:
         shape = self.options.node_shape or NodeShape(gpus=self.options.gpus_per_node)
         now = self.clock.now()
         # Bulk path: the store's seed insert (defaults, uid, timestamps, one commit each; no admission or
-        # per-object deep copies) when it offers one, else ordinary creates.
-        seed = getattr(self.store, "seed", None) or getattr(self.store, "_seed", None)
+        # per-object deep copies).
+        seed = self.store.seed
         # Bulk creation makes no reference cycles; pausing the cyclic GC avoids repeated full collections
         # over a heap that grows by ~10 objects per node (it roughly halves the time at 65k nodes).
         was_enabled = gc.isenabled()
@@ -113,11 +123,13 @@ class Runner:
         if count >= 1000:
             gc.freeze()  # the node indexes live as long as the cluster: keep them out of every full collection
 
-    async def _create_nodes(self, count: int, first: int, shape: NodeShape, now: float, seed: Any) -> None:
+    async def _create_nodes(
+        self, count: int, first: int, shape: NodeShape, now: float, seed: Callable[[str, JSON], None]
+    ) -> None:
         existing = self.store.bucket(self.store.info("nodes")).objects
         for i in range(first, first + count):
             node = make_node(i, nodes_per_pool=self.options.nodes_per_pool, shape=shape, now=now)
-            if seed is not None and ("", node["metadata"]["name"]) not in existing:
+            if ("", node["metadata"]["name"]) not in existing:
                 self.index.hint = (("", node["metadata"]["name"]), node)
                 try:
                     seed("nodes", node)
@@ -152,7 +164,7 @@ class Runner:
         await self.kubelets.stop()
 
 
-async def start(store: Any, options: ClusterOptions | None = None) -> Runner:
+async def start(store: Store, options: ClusterOptions | None = None) -> Runner:
     """Create the nodes and start the in-cluster components against ``store``."""
     options = options or ClusterOptions()
     runner = Runner(store, options)

@@ -1,7 +1,5 @@
 """Clocks for the simulated cluster: wall time plus timers driven by the event loop.
 
-(Also home of ``clone``, the fast deep copy of JSON values every component uses.)
-
 Every in-cluster component (Job controller, scheduler, kubelet) reads time and arms timers only through a
 ``Clock``, so tests can swap in ``FakeClock`` and move time forward at once instead of sleeping.
 
@@ -14,15 +12,11 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import itertools
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Protocol, TypeVar
-
-import orjson
+from typing import Protocol
 
 
 class Timer(Protocol):
@@ -95,32 +89,3 @@ class FakeClock:
     def next_deadline(self) -> float | None:
         live = [w for w, _, t in self._heap if not t.cancelled]
         return min(live) if live else None
-
-
-def rfc3339(ts: float) -> str:
-    """Kubernetes' second-precision timestamp format (``metav1.Time``)."""
-    return _format_second(int(ts))
-
-
-@functools.lru_cache(maxsize=256)
-def _format_second(second: int) -> str:
-    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(value: str | None) -> float | None:
-    """Parse a ``metav1.Time`` string; ``None`` or garbage gives ``None``."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-T = TypeVar("T")
-
-
-def clone(obj: T) -> T:
-    """A deep copy of a JSON value (several times faster than ``copy.deepcopy`` for API objects)."""
-    out: T = orjson.loads(orjson.dumps(obj))
-    return out

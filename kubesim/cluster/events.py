@@ -12,8 +12,10 @@ import itertools
 import time
 from typing import Any
 
-from kubesim.cluster.clock import Clock, rfc3339
-from kubesim.errors import ApiError
+from kubesim.cluster.clock import Clock
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
+from kubesim.util.timefmt import rfc3339
 
 JSON = dict[str, Any]
 # One process-wide sequence: Event names sort in recording order across components.
@@ -21,7 +23,7 @@ _SEQ = itertools.count(int(time.time() * 1e6) & 0xFFFFFFFFFFFF)
 
 
 class EventRecorder:
-    def __init__(self, store: Any, clock: Clock, component: str, *, enabled: bool = True) -> None:
+    def __init__(self, store: Store, clock: Clock, component: str, *, enabled: bool = True) -> None:
         self._store = store
         self._clock = clock
         self._component = component

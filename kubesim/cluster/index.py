@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from kubesim.storage.store import Store
+
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster")
 Key = tuple[str, str]
@@ -39,7 +41,7 @@ def controller_uid(obj: JSON | None) -> str | None:
 
 
 class ClusterIndex:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.pods_by_owner: dict[str, set[Key]] = {}
         self.pods_by_node: dict[str, set[Key]] = {}
@@ -75,7 +77,8 @@ class ClusterIndex:
         if hint is not None and ev.type == "ADDED" and ev.key == hint[0]:
             obj = hint[1]  # the dict we just seeded: identical to what was committed, no decode needed
         else:
-            obj = ev._obj if ev._obj is not None else orjson.loads(ev.raw)
+            cached = ev.cached_obj()
+            obj = cached if cached is not None else orjson.loads(ev.raw)
         self._apply(kind, ev.key, obj, deleted=ev.type == "DELETED")
 
     def _apply(self, kind: str, key: Key, obj: JSON, *, deleted: bool) -> None:

@@ -27,14 +27,16 @@ import logging
 import secrets
 from typing import Any
 
-from kubesim.cluster.clock import Clock, parse_rfc3339
+from kubesim.cluster.clock import Clock
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key, controller_uid
 from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_job
 from kubesim.cluster.jobutil import TRACKING_FINALIZER, build_pod, is_job_finished
 from kubesim.cluster.ratelimit import TokenBucket
-from kubesim.cluster.workqueue import WorkQueue
-from kubesim.errors import ApiError
+from kubesim.cluster.workqueue import WorkQueue, run_worker
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
+from kubesim.util.timefmt import parse_rfc3339
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.jobs")
@@ -51,7 +53,7 @@ def _suffix() -> str:
 class JobController:
     def __init__(
         self,
-        store: Any,
+        store: Store,
         index: ClusterIndex,
         clock: Clock,
         *,
@@ -98,8 +100,8 @@ class JobController:
 
     def start(self) -> None:
         for _ in range(self._workers):
-            self._tasks.append(asyncio.create_task(self._run(self.queue, self.sync)))
-        self._tasks.append(asyncio.create_task(self._run(self.orphans, self.sync_orphan)))
+            self._tasks.append(asyncio.create_task(run_worker(self.queue, self.sync, "job", log)))
+        self._tasks.append(asyncio.create_task(run_worker(self.orphans, self.sync_orphan, "job", log)))
 
     async def stop(self) -> None:
         self.queue.shutdown()
@@ -116,23 +118,6 @@ class JobController:
         if self.limiter.waiting:
             return True
         return self.queue.idle() and self.orphans.idle()
-
-    async def _run(self, queue: WorkQueue[Key], handler: Any) -> None:
-        while True:
-            key = await queue.get()
-            if key is None:
-                return
-            try:
-                await handler(key)
-            except ApiError:
-                queue.add_rate_limited(key)
-            except Exception:  # a bug in one sync must not stop the controller
-                log.exception("job sync failed", extra={"key": key})
-                queue.add_rate_limited(key)
-            else:
-                queue.forget(key)
-            finally:
-                queue.done(key)
 
     # ------------------------------------------------------------------ syncs
 

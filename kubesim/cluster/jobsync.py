@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesim.cluster.clock import clone, parse_rfc3339, rfc3339
 from kubesim.cluster.jobutil import (
     INDEX_FAILURE_COUNT_KEY,
     INDEX_IGNORED_FAILURE_COUNT_KEY,
@@ -55,6 +54,8 @@ from kubesim.cluster.jobutil import (
     spec,
     status,
 )
+from kubesim.util.jsonutil import clone
+from kubesim.util.timefmt import parse_rfc3339, rfc3339
 
 JSON = dict[str, Any]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubesim.cluster.clock import clone, parse_rfc3339
+from kubesim.util.jsonutil import clone
+from kubesim.util.timefmt import parse_rfc3339
 
 JSON = dict[str, Any]
 

@@ -14,6 +14,10 @@ Events as the kubelet records them: Pulled, Created, Started when containers sta
 pod's containers are stopped; and as the node lifecycle controller does: NodeNotReady / NodeReady on the
 node, TaintManagerEviction on pods failed by a failed node.
 
+A cluster-wide ``default_run_seconds`` (``ClusterOptions.pod_run_seconds``) is given to pods that carry no
+``sim.pyjobset.io/`` annotation at all, as if they had ``run-seconds`` set: it is applied to the copy handed
+to ``decide`` only, so the stored pod is never changed.
+
 Invariant: at most one armed timer per pod; timers only enqueue keys.
 """
 
@@ -27,19 +31,41 @@ from typing import Any
 from kubesim.cluster.clock import Clock, Timer
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
-from kubesim.cluster.kubeletsim import decide
+from kubesim.cluster.kubeletsim import RUN_SECONDS, decide
 from kubesim.cluster.nodes import desired_node, node_failed, node_ready
-from kubesim.cluster.workqueue import WorkQueue
-from kubesim.errors import ApiError
+from kubesim.cluster.workqueue import WorkQueue, run_worker
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.kubelet")
 NODE_MANAGER = "kube-controller-manager"
+SIM_PREFIX = "sim.pyjobset.io/"
+
+
+def with_default_run(pod: JSON, seconds: float | None) -> JSON:
+    """``pod`` itself, or (no ``sim.pyjobset.io/`` annotation and a default set) a shallow copy that runs for
+    ``seconds``."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if seconds is None or any(k.startswith(SIM_PREFIX) for k in annotations):
+        return pod
+    meta = dict(pod.get("metadata") or {}, annotations={**annotations, RUN_SECONDS: f"{seconds:g}"})
+    return dict(pod, metadata=meta)
 
 
 class Kubelets:
-    def __init__(self, store: Any, index: ClusterIndex, clock: Clock, *, workers: int = 2, events: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: ClusterIndex,
+        clock: Clock,
+        *,
+        workers: int = 2,
+        events: bool = True,
+        default_run_seconds: float | None = None,
+    ) -> None:
         self.store = store
+        self.default_run_seconds = default_run_seconds
         self.recorder = EventRecorder(store, clock, "kubelet", enabled=events)
         self.node_recorder = EventRecorder(store, clock, "node-controller", enabled=events)
         self.index = index
@@ -105,36 +131,10 @@ class Kubelets:
         return self.pods.idle() and self.nodes.idle()
 
     async def _run_pods(self) -> None:
-        while True:
-            key = await self.pods.get()
-            if key is None:
-                return
-            try:
-                await self.sync_pod(key)
-            except ApiError:
-                self.pods.add_rate_limited(key)
-            except Exception:  # a bug with one pod must not stop every kubelet
-                log.exception("pod sync failed", extra={"key": key})
-                self.pods.add_rate_limited(key)
-            else:
-                self.pods.forget(key)
-            finally:
-                self.pods.done(key)
+        await run_worker(self.pods, self.sync_pod, "pod", log)
 
     async def _run_nodes(self) -> None:
-        while True:
-            name = await self.nodes.get()
-            if name is None:
-                return
-            try:
-                await self.sync_node(name)
-            except ApiError:
-                self.nodes.add_rate_limited(name)
-            except Exception:  # a bug with one node must not stop node handling
-                log.exception("node sync failed", extra={"node": name})
-                self.nodes.add_rate_limited(name)
-            finally:
-                self.nodes.done(name)
+        await run_worker(self.nodes, self.sync_node, "node", log, forget=False)
 
     async def sync_node(self, name: str) -> None:
         node = self.store.get_nowait("nodes", name)
@@ -164,7 +164,7 @@ class Kubelets:
             return
         node_gone = node not in self._node_ips
         decision = decide(
-            pod,
+            with_default_run(pod, self.default_run_seconds),
             node_failed=node in self._failed_nodes,
             now=self.clock.now(),
             host_ip=self._node_ips.get(node, ""),

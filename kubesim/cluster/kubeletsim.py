@@ -28,8 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubesim.cluster.clock import clone, parse_rfc3339, rfc3339
 from kubesim.cluster.selectors import match_equality_selector, parse_equality_selector
+from kubesim.util.jsonutil import clone
+from kubesim.util.timefmt import parse_rfc3339, rfc3339
 
 JSON = dict[str, Any]
 

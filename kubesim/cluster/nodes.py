@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubesim.cluster.clock import clone, rfc3339
+from kubesim.util.jsonutil import clone
+from kubesim.util.timefmt import rfc3339
 
 JSON = dict[str, Any]
 

@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 
 from kubesim.cluster.quantity import parse_milli
-from kubesim.cluster.selectors import match_label_selector, match_node_selector, untolerated_taint
+from kubesim.cluster.selectors import match_node_selector, untolerated_taint
+from kubesim.util.selectors import match_label_selector
 
 JSON = dict[str, Any]
 PodKey = tuple[str, str]

@@ -22,12 +22,14 @@ import logging
 from collections import deque
 from typing import Any
 
-from kubesim.cluster.clock import Clock, Timer, rfc3339
+from kubesim.cluster.clock import Clock, Timer
 from kubesim.cluster.events import EventRecorder
 from kubesim.cluster.index import ClusterIndex, Key
 from kubesim.cluster.schedcore import SchedulerState
 from kubesim.cluster.timing import wait_until
-from kubesim.errors import ApiError
+from kubesim.storage.store import Store
+from kubesim.util.errors import ApiError
+from kubesim.util.timefmt import rfc3339
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.cluster.scheduler")
@@ -54,7 +56,7 @@ def occupies_node(pod: JSON) -> bool:
 
 class Scheduler:
     def __init__(
-        self, store: Any, index: ClusterIndex, clock: Clock, *, pods_per_second: float = 0.0, events: bool = True
+        self, store: Store, index: ClusterIndex, clock: Clock, *, pods_per_second: float = 0.0, events: bool = True
     ) -> None:
         self.store = store
         self.clock = clock

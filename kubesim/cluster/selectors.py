@@ -1,8 +1,7 @@
-"""Label, node and taint matching as Kubernetes defines it, over plain JSON dicts.
+"""Node and taint matching as Kubernetes defines it, over plain JSON dicts.
 
 Pure functions, no I/O. Semantics follow the API types:
-- ``metav1.LabelSelector``: ``None`` matches nothing, ``{}`` matches everything; ``matchLabels`` and
-  ``matchExpressions`` (In, NotIn, Exists, DoesNotExist) are ANDed.
+- ``metav1.LabelSelector``: see :func:`kubesim.util.selectors.match_label_selector` (one implementation).
 - ``NodeSelector`` (required node affinity): terms are ORed, expressions inside a term ANDed; operators
   In, NotIn, Exists, DoesNotExist, Gt, Lt; ``matchFields`` supports ``metadata.name``; an empty term
   matches nothing.
@@ -16,41 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubesim.util.selectors import match_expression
+
 JSON = dict[str, Any]
-
-
-def match_expression(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key = expr.get("key", "")
-    op = expr.get("operator", "")
-    values = expr.get("values") or []
-    present = key in labels
-    if op == "In":
-        return present and labels[key] in values
-    if op == "NotIn":
-        return not present or labels[key] not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt"):
-        if not present or len(values) != 1:
-            return False
-        try:
-            have, want = int(labels[key]), int(values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
-def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """``metav1.LabelSelector`` semantics: ``None`` matches nothing, empty matches everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    return all(match_expression(e, labels) for e in selector.get("matchExpressions") or [])
 
 
 def match_node_selector_term(term: Mapping[str, Any], node_name: str, labels: Mapping[str, str]) -> bool:

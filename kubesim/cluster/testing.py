@@ -1,6 +1,6 @@
 """A test harness: an in-process store plus the simulated cluster on fake time.
 
-``async with Harness(nodes=4) as h:`` gives ``h.store`` (a :class:`kubesim.store.Store` sharing the fake
+``async with Harness(nodes=4) as h:`` gives ``h.store`` (a :class:`kubesim.storage.store.Store` sharing the fake
 clock), ``h.runner``, the store's garbage collector (``gc=False`` leaves it out), and ``await
 h.advance(seconds)``, which moves fake time (firing timers in order) and lets every component settle after each
 step, so tests never sleep. Invariant: leaving the ``async with`` stops every task the cluster started.
@@ -14,8 +14,8 @@ from typing import Any
 
 from kubesim.cluster import ClusterOptions, Runner, start
 from kubesim.cluster.clock import FakeClock
-from kubesim.gc import GarbageCollector
-from kubesim.store import Store
+from kubesim.storage.gc import GarbageCollector
+from kubesim.storage.store import Store
 
 JSON = dict[str, Any]
 

@@ -11,11 +11,13 @@ Invariant: ``get`` never returns a key that is currently being processed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from kubesim.cluster.clock import Clock, Timer
+from kubesim.util.errors import ApiError
 
 K = TypeVar("K", bound=Hashable)
 
@@ -100,3 +102,32 @@ class WorkQueue(Generic[K]):
             timer.cancel()
         self._waiting.clear()
         self._wakeup.set()
+
+
+async def run_worker(
+    queue: WorkQueue[K],
+    sync: Callable[[K], Awaitable[None]],
+    what: str,
+    log: logging.Logger,
+    *,
+    forget: bool = True,
+) -> None:
+    """One worker: sync keys from ``queue`` until it shuts down. A failed sync (an API error) is retried
+    rate-limited; a bug with one key is logged and retried too, and never stops the worker. ``forget``: a
+    success resets the key's backoff."""
+    while True:
+        key = await queue.get()
+        if key is None:
+            return
+        try:
+            await sync(key)
+        except ApiError:
+            queue.add_rate_limited(key)
+        except Exception:  # a bug with one key must not stop the component
+            log.exception("%s sync failed", what, extra={"key": key})
+            queue.add_rate_limited(key)
+        else:
+            if forget:
+                queue.forget(key)
+        finally:
+            queue.done(key)

@@ -7,6 +7,7 @@ Also: bad flags and bad configuration end with a one-line error and exit status 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -224,7 +225,11 @@ def test_sim_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     [
         pytest.param(["run", "--config", "/nonexistent.yaml"], "cannot read the file", id="missing-config"),
         pytest.param(["run", "--kube-api-qps", "fast"], "invalid float value", id="bad-flag"),
-        pytest.param(["run", "--kubeconfig", "/nonexistent"], "cannot load cluster configuration", id="bad-kubeconfig"),
+        pytest.param(
+            ["run", "--kubeconfig", "/nonexistent"],
+            "kubeconfig /nonexistent (from --kubeconfig) does not exist",
+            id="bad-kubeconfig",
+        ),
         pytest.param(["sim", "--kubeconfig", "/tmp/x", "--nodes", "-1"], "--nodes must be >= 0", id="negative-nodes"),
     ],
 )
@@ -233,3 +238,73 @@ def test_bad_input_is_a_one_line_error(args: list[str], needle: str) -> None:
     assert out.returncode == 2
     assert needle in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    out = subprocess.run(_pyjobset("--version"), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0
+    name, version = out.stdout.strip().split(" ")
+    assert name == "pyjobset"
+    assert version == importlib.metadata.version("pyjobset")
+
+
+GOOD_CLUSTER = "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+EXEC_USER = (
+    "users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1, interactiveMode: Never, "
+    "command: {command}, args: {args}}}}}}}]\n"
+)
+CONTEXT = "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "env", "needle"),
+    [
+        pytest.param(
+            None,
+            {"KUBECONFIG": "{tmp}/missing"},
+            "KUBECONFIG names {tmp}/missing, which does not exist",
+            id="env-missing",
+        ),
+        pytest.param("clusters: [\n", {}, "kubeconfig {tmp}/kubeconfig is not valid YAML at line", id="malformed"),
+        pytest.param(GOOD_CLUSTER, {}, "kubeconfig {tmp}/kubeconfig sets no current-context", id="no-current-context"),
+        pytest.param(
+            GOOD_CLUSTER + "current-context: nope\n", {}, "context 'nope' (current-context in", id="missing-context"
+        ),
+        pytest.param(
+            GOOD_CLUSTER + EXEC_USER.format(command="{tmp}/no-such-plugin", args="[]") + CONTEXT,
+            {},
+            "exec plugin {tmp}/no-such-plugin not found (users[u].user.exec in {tmp}/kubeconfig)",
+            id="exec-not-found",
+        ),
+        pytest.param(
+            GOOD_CLUSTER + EXEC_USER.format(command=sys.executable, args="['{tmp}/failing-plugin.py']") + CONTEXT,
+            {},
+            "exited with status 1: token expired: run gcloud auth login",
+            id="exec-failing",
+        ),
+        pytest.param(
+            None,
+            {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+            "in-cluster configuration: cannot read token file /var/run/secrets/kubernetes.io/serviceaccount/token",
+            id="in-cluster-no-token",
+        ),
+        pytest.param(None, {}, "no cluster configuration: --kubeconfig not given, KUBECONFIG unset", id="nothing"),
+    ],
+)
+def test_unusable_cluster_configuration_is_a_one_line_error(
+    tmp_path: Path, content: str | None, env: dict[str, str], needle: str
+) -> None:
+    (tmp_path / "failing-plugin.py").write_text("import sys\nsys.exit('token expired: run gcloud auth login')\n")
+    args = ["run"]
+    if content is not None:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(content.replace("{tmp}", str(tmp_path)))
+        args += ["--kubeconfig", str(kubeconfig)]
+    clean = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    clean["HOME"] = str(tmp_path / "home")  # no ~/.kube/config to fall back to
+    clean.update({k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()})
+    out = subprocess.run(_pyjobset(*args), cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("pyjobset run: ")
+    assert needle.replace("{tmp}", str(tmp_path)) in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -57,9 +57,13 @@ def test_metrics_and_probes(sim_process: Path) -> None:
             assert time.monotonic() < deadline, "never became ready"
             time.sleep(0.1)
         assert _get(f"http://127.0.0.1:{hport}/healthz")[0] == 200
+        assert "[+]informers-running ok" in _get(f"http://127.0.0.1:{hport}/healthz?verbose")[1]
+        assert "[+]informers-progressing ok" in _get(f"http://127.0.0.1:{hport}/readyz?verbose")[1]
         status, body = _get(f"http://127.0.0.1:{mport}/metrics")
         assert status == 200
         for name in (
+            "informer_stalled",
+            "informer_decode_errors_total",
             "controller_runtime_reconcile_total",
             "workqueue_depth",
             "rest_client_requests_total",

@@ -37,57 +37,6 @@ NOT_PRIVATE = frozenset({"_", "_replace", "_asdict", "_fields", "_make", "_field
 
 ATTR_BUILTINS = frozenset({"getattr", "setattr", "hasattr", "delattr"})
 
-# kubesim's offenders when this test was written, as ``"<module>: <what>"`` (line numbers left out, so edits that
-# move lines do not touch this list). kubesim is being decomposed on another branch (its write path, deletion and
-# watches reach into ``kubesim.store.Store``'s private methods, which ``Store`` in turn re-exports from those
-# modules); the lead empties this set after merging that work. A fixed entry must leave the set:
-# ``test_pending_kubesim_entries_still_occur`` fails on stale ones, so the list only ever shrinks.
-PENDING_KUBESIM: frozenset[str] = frozenset(
-    {
-        "kubesim.apply: from kubesim.patch import _merge_key",
-        "kubesim.cluster.index: ev._obj",
-        "kubesim.cluster: getattr(self.store, '_seed', None)",
-        "kubesim.faults: server._body",
-        "kubesim.httpwatch: server._accept",
-        "kubesim.lifecycle: store._admit",
-        "kubesim.lifecycle: store._commit",
-        "kubesim.lifecycle: store._grace_period",
-        "kubesim.lifecycle: store._guaranteed_update",
-        "kubesim.lifecycle: store._key",
-        "kubesim.server: self._site._server",
-        "kubesim.store: lifecycle._grace_period",
-        "kubesim.store: writes._admit",
-        "kubesim.store: writes._apply_schema",
-        "kubesim.store: writes._check_kind",
-        "kubesim.store: writes._check_namespace_open",
-        "kubesim.store: writes._check_unknown",
-        "kubesim.store: writes._create",
-        "kubesim.store: writes._default",
-        "kubesim.store: writes._guaranteed_update",
-        "kubesim.store: writes._guaranteed_update_impl",
-        "kubesim.store: writes._namespace_for",
-        "kubesim.store: writes._prepare_update",
-        "kubesim.store: writes._validate",
-        "kubesim.watches: store._buckets",
-        "kubesim.watches: store._rv",
-        "kubesim.writes: store._admit",
-        "kubesim.writes: store._apply_schema",
-        "kubesim.writes: store._buckets",
-        "kubesim.writes: store._check_kind",
-        "kubesim.writes: store._check_namespace_open",
-        "kubesim.writes: store._check_unknown",
-        "kubesim.writes: store._commit",
-        "kubesim.writes: store._create",
-        "kubesim.writes: store._default",
-        "kubesim.writes: store._guaranteed_update",
-        "kubesim.writes: store._guaranteed_update_impl",
-        "kubesim.writes: store._key",
-        "kubesim.writes: store._namespace_for",
-        "kubesim.writes: store._prepare_update",
-        "kubesim.writes: store._validate",
-    }
-)
-
 
 def is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__")) and name not in NOT_PRIVATE
@@ -328,15 +277,8 @@ def without_line(entry: str) -> str:
 
 
 def test_no_module_reads_another_modules_private_names() -> None:
-    left = [e for e in offenders() if without_line(e) not in PENDING_KUBESIM]
+    left = offenders()
     assert left == [], "private names read across modules (make them public or move the code):\n" + "\n".join(left)
-
-
-def test_pending_kubesim_entries_still_occur() -> None:
-    assert all(e.startswith("kubesim") for e in PENDING_KUBESIM), "the allow-list is for kubesim only"
-    found = {without_line(e) for e in offenders()}
-    stale = sorted(PENDING_KUBESIM - found)
-    assert stale == [], "fixed, so remove from PENDING_KUBESIM:\n" + "\n".join(stale)
 
 
 # --------------------------------------------------------------------------------------------- the checker

@@ -174,3 +174,62 @@ async def test_stale_replace_is_rejected_so_racing_candidates_cannot_both_win(cl
     rec = await cluster.lease()
     assert rec.holder in {"a", "b", "c"}
     assert rec.transitions == 0
+
+
+class FailingFirst(ClientLeaseApi):
+    """The real HTTP Lease API, but every ``get`` raises ``fail`` while it is set; counts attempts."""
+
+    def __init__(self, client: ApiClient) -> None:
+        super().__init__(client)
+        self.fail: Exception | None = None
+        self.attempts = 0
+        self.attempted = asyncio.Event()
+
+    async def get(self, namespace: str, name: str) -> JSON | None:
+        self.attempts += 1
+        self.attempted.set()
+        if self.fail is not None:
+            raise self.fail
+        return await super().get(namespace, name)
+
+    async def wait_attempts(self, n: int) -> None:
+        target = self.attempts + n
+        while self.attempts < target:
+            self.attempted.clear()
+            await self.attempted.wait()
+
+
+async def test_a_lease_that_cannot_be_acquired_says_why_once_per_cause(cluster: Cluster) -> None:
+    from structlog.testing import capture_logs
+
+    from cache.errors import Forbidden
+
+    missing = "no-such-namespace"
+    api = FailingFirst(cluster.client)
+    elector = LeaderElector(
+        api,
+        LeaderElectionConfig(namespace=missing, identity="a", lease_duration=2.0, renew_deadline=1.2, retry_period=0.3),
+    )
+    with capture_logs() as logs:
+        task = asyncio.create_task(elector.run())
+        try:
+            async with asyncio.timeout(LIMIT):
+                api.fail = Forbidden("leases is forbidden", reason="Forbidden")
+                await api.wait_attempts(3)
+                api.fail = None  # RBAC fixed; the namespace is still missing: the create answers 404
+                await api.wait_attempts(3)
+                await cluster.client.create(resource_path("", "v1", "namespaces"), {"metadata": {"name": missing}})
+                await elector.wait_leading()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    blocked = [e for e in logs if e["event"] == "leader_election_blocked"]
+    assert [e["log_level"] for e in blocked] == ["warning", "warning"]  # one per distinct cause, not per attempt
+    assert "forbidden" in blocked[0]["cause"]
+    assert "--leader-elect=false" in blocked[0]["cause"]
+    assert f"kubectl create namespace {missing}" in blocked[1]["cause"]
+    assert "--leader-elect=false" in blocked[1]["cause"]
+    assert not [e for e in logs if e["event"] == "leader_attempt_failed"]
+    assert [e["event"] for e in logs if e["event"] == "leader_election_unblocked"] == ["leader_election_unblocked"]
+    assert elector.blocked_cause is None

@@ -43,7 +43,7 @@ from controller.webhooks.server import (
     CachePlacementLookup,
     WebhookServer,
 )
-from kubesim.patch import json_patch
+from kubesim.storage.patch import json_patch
 from tests.unit.controller.test_fuzz_jobset_validation import jobsets, json_values, names
 
 JSON = dict[str, Any]

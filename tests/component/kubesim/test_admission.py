@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from kubesim import ApiError, SimCluster
-from kubesim.admission import rule_matches
-from kubesim.store import AdmissionAttributes
+from kubesim.storage.admission import rule_matches
+from kubesim.storage.objects import AdmissionAttributes
 from tests.contract.webhook import WebhookServer, allow, deny
 
 JSON = dict[str, Any]
@@ -157,7 +157,7 @@ async def test_in_process_writes_are_admitted_like_http_ones(sim: SimCluster, ho
     ],
 )
 def test_rule_matching(rule: JSON, sub: str, op: str, matches: bool) -> None:
-    from kubesim.resources import Registry, builtin_resources
+    from kubesim.storage.resources import Registry, builtin_resources
 
     reg = Registry()
     for info in builtin_resources():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubesim import protobuf
+from kubesim.apiserver import protobuf
 
 
 def _varint(n: int) -> bytes:

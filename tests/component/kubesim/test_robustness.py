@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubesim import ApiError
-from kubesim.store import Store
+from kubesim.storage.store import Store
 
 JSON = dict[str, Any]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kubesim import ApiError
-from kubesim.store import Store
+from kubesim.storage.store import Store
 
 JSON = dict[str, Any]
 

@@ -84,6 +84,21 @@ def test_checked_in_crd_equals_generator_output() -> None:
     assert on_disk == crdgen.generate(), "run `python -m api.crdgen --write` and commit the result"
 
 
+def test_the_helm_charts_copy_equals_generator_output() -> None:
+    on_disk = crdgen.CHART_CRD_PATH.read_text(encoding="utf-8")
+    assert on_disk == crdgen.generate(), "run `python -m api.crdgen --write` and commit the result"
+
+
+def test_check_mode_fails_on_a_stale_chart_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "crd.yaml"
+    stale.write_text(crdgen.generate().replace("replicas", "replica"), encoding="utf-8")
+    monkeypatch.setattr(crdgen, "CHART_CRD_PATH", stale)
+    assert crdgen.main(["--check"]) == 1
+    assert str(stale) in capsys.readouterr().err
+
+
 def test_generation_is_deterministic() -> None:
     assert crdgen.generate() == crdgen.generate()
 

@@ -20,7 +20,7 @@ from controller.webhooks.pod_webhooks import (
     strip_pod_suffix,
     validate_pod,
 )
-from kubesim.patch import json_patch
+from kubesim.storage.patch import json_patch
 
 JSON = dict[str, Any]
 NS = "default"

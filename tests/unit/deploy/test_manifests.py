@@ -116,7 +116,7 @@ def test_kustomizations_reference_existing_files_and_every_file_is_referenced(di
 def test_every_deploy_directory_of_ours_is_checked() -> None:
     others = {"grafana", "prometheus"}  # dashboards and alert rules belong to the observability work
     ours = {p.name for p in DEPLOY.iterdir() if p.is_dir()} - others
-    assert ours == {"crd", "openapi", "image", *(d for d in KUSTOMIZATIONS if d)}
+    assert ours == {"crd", "image", *(d for d in KUSTOMIZATIONS if d)}
 
 
 def test_default_install_contents() -> None:
@@ -484,6 +484,39 @@ def test_service_monitor_selects_the_metrics_service(objects: dict[tuple[str, st
     assert (endpoint["port"], endpoint["scheme"], endpoint["path"]) == ("https", "https", "/metrics")
 
 
+# The reference install's identity (kubernetes-sigs/jobset, kustomize `config/default`): what `kubectl apply -k
+# deploy/` must agree with to take over an existing reference install in place. A Deployment's selector is
+# immutable, so it must be exactly the reference's; Services select on the JobSet-specific name + instance labels
+# (the reference moved off `control-plane`, which every kubebuilder controller in a namespace shares).
+REFERENCE_DEPLOYMENT_SELECTOR = {"control-plane": "controller-manager"}
+IDENTITY_LABELS = {"app.kubernetes.io/name": "jobset", "app.kubernetes.io/instance": "jobset"}
+
+
+def test_deployment_selector_is_the_reference_installs(deployment: JSON) -> None:
+    assert deployment["metadata"]["name"] == "jobset-controller-manager"
+    assert deployment["metadata"]["namespace"] == NAMESPACE
+    assert deployment["spec"]["selector"] == {"matchLabels": REFERENCE_DEPLOYMENT_SELECTOR}
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert (REFERENCE_DEPLOYMENT_SELECTOR | IDENTITY_LABELS).items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("service", ["jobset-webhook-service", "jobset-controller-manager-metrics-service"])
+def test_services_select_the_jobset_pod_only(objects: dict[tuple[str, str], JSON], service: str) -> None:
+    assert obj(objects, "Service", service)["spec"]["selector"] == IDENTITY_LABELS
+
+
+def test_no_selector_relies_on_the_shared_control_plane_label_but_the_deployments(
+    objects: dict[tuple[str, str], JSON],
+) -> None:
+    for (kind, name), doc in objects.items():
+        if kind in ("Deployment", "Namespace"):
+            continue
+        selector = doc.get("spec", {}).get("selector") if isinstance(doc.get("spec"), dict) else None
+        if isinstance(selector, dict):
+            flat = selector.get("matchLabels", selector)
+            assert "control-plane" not in flat, (kind, name)
+
+
 def test_pdb_selects_the_controller(objects: dict[tuple[str, str], JSON], deployment: JSON) -> None:
     pdb = obj(objects, "PodDisruptionBudget", "jobset-controller-manager")
     assert pdb["spec"]["minAvailable"] == 1
@@ -531,3 +564,53 @@ def test_certmanager_config_is_accepted_by_the_strict_decoder(tmp_path: Path) ->
     settings = load_settings(path)
     assert settings.internal_cert_management.enable is False
     assert settings.webhook.cert_dir == "/tmp/k8s-webhook-server/serving-certs"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(spec: str) -> str:
+    return _canonical(re.split(r"[\s<>=!~;\[]", spec.strip(), maxsplit=1)[0])
+
+
+@pytest.fixture(scope="module")
+def lock() -> dict[str, list[str]]:
+    """deploy/image/requirements.lock as {name: [hashes]}, checking that every entry is an exact pin."""
+    text = (DEPLOY / "image" / "requirements.lock").read_text(encoding="utf-8")
+    pins: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        head = block.split("\\", 1)[0].strip()
+        if not head or head.startswith("#"):
+            continue
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", head), f"not an exact pin: {head!r}"
+        pins[_requirement_name(head)] = re.findall(r"--hash=sha256:([0-9a-f]{64})", block)
+    return pins
+
+
+def test_lock_pins_every_dependency_with_hashes(lock: dict[str, list[str]]) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = {_requirement_name(d) for d in project["project"]["dependencies"]}
+    build = (DEPLOY / "image" / "build-requirements.in").read_text(encoding="utf-8").splitlines()
+    build_reqs = [line for line in build if line.strip() and not line.startswith("#")]
+    assert sorted(build_reqs) == sorted(project["build-system"]["requires"])
+    wanted |= {_requirement_name(r) for r in build_reqs}
+    missing = wanted - set(lock)
+    assert not missing, f"{sorted(missing)} not in the lock: regenerate it (command in its first lines)"
+    assert all(lock.values()), [name for name, hashes in lock.items() if not hashes]
+
+
+def test_image_installs_only_hashed_artifacts(dockerfile: str) -> None:
+    assert "--require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert "COPY deploy/image/requirements.lock ./" in dockerfile
+    assert "--no-deps --no-build-isolation ." in dockerfile  # the project: no resolution, no unhashed backend
+    ignore = (DEPLOY / "image" / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    assert "!deploy/image/requirements.lock" in ignore.splitlines()
+
+
+def test_base_image_is_pinned_by_tag_and_takes_a_release_digest(dockerfile: str) -> None:
+    froms = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
+    assert froms == ["${PYTHON_IMAGE}${PYTHON_IMAGE_DIGEST:+@}${PYTHON_IMAGE_DIGEST}"] * 2
+    (tag,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, flags=re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11-slim-\w+", tag)
+    assert "RELEASE PROCESS MUST FILL: --build-arg PYTHON_IMAGE_DIGEST=sha256:" in dockerfile

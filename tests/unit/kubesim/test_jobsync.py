@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from kubesim.cluster.clock import rfc3339
 from kubesim.cluster.jobsync import BackoffSettings, JobMemory, JobPlan, sync_job
 from kubesim.cluster.jobutil import (
     COMPLETION_INDEX_KEY,
@@ -17,6 +16,7 @@ from kubesim.cluster.jobutil import (
     format_indexes,
     parse_indexes,
 )
+from kubesim.util.timefmt import rfc3339
 
 NOW = 1_800_000_000.0
 JSON = dict[str, Any]

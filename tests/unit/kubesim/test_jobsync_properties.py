@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesim.cluster.clock import rfc3339
 from kubesim.cluster.jobsync import BackoffSettings, JobMemory, sync_job
 from kubesim.cluster.jobutil import build_pod, completion_index, default_job, is_active
+from kubesim.util.timefmt import rfc3339
 
 NOW = 1_800_000_000.0
 JSON = dict[str, Any]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubesim.cluster.clock import rfc3339
 from kubesim.cluster.kubeletsim import decide, planned_exit_code
 from kubesim.cluster.nodes import NodeShape, desired_node, make_node, node_ready
+from kubesim.util.timefmt import rfc3339
 
 JSON = dict[str, Any]
 T0 = 1_800_000_000.0

@@ -11,10 +11,10 @@ from kubesim.cluster.quantity import parse_milli
 from kubesim.cluster.schedcore import SchedulerState, pod_requests
 from kubesim.cluster.selectors import (
     match_equality_selector,
-    match_label_selector,
     parse_equality_selector,
     tolerates,
 )
+from kubesim.util.selectors import match_label_selector
 
 JSON = dict[str, Any]
 NOW = 1_800_000_000.0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from kubesim.cluster.clock import FakeClock, parse_rfc3339, rfc3339
+from kubesim.cluster.clock import FakeClock
 from kubesim.cluster.timing import wait_until
 from kubesim.cluster.workqueue import WorkQueue
+from kubesim.util.timefmt import parse_rfc3339, rfc3339
 
 
 async def test_queue_is_stingy_fair_and_one_worker_per_key() -> None:
