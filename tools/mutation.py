@@ -244,15 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"mutation: no mutated file changed since {args.changed}: nothing to run")
             return 0
     generated = mutant_names(files)
-    names = [n for n in generated if not is_outside(n, outside)]
     if args.patterns:
-        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in args.patterns)]
-        if not names:
-            print(f"mutation: no mutant matches {' '.join(args.patterns)}: nothing to run")
-            return 0
-    skipped = len(generated) - len(names)
+        generated = [n for n in generated if any(fnmatch.fnmatchcase(n, p) for p in args.patterns)]
+    names = [n for n in generated if not is_outside(n, outside)]
+    if not names:
+        print("mutation: no mutant to run (none matches, or all are in functions decide does not use)")
+        return 0
     chosen = names
-    label = f"all {len(names)} mutants ({skipped} more are in functions decide does not use)"
+    label = f"all {len(names)} mutants ({len(generated) - len(names)} more are in functions decide does not use)"
     if args.sample is not None:
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
         chosen = sorted(random.Random(seed).sample(names, min(args.sample, len(names))))  # noqa: S311 - a draw, not a secret
