@@ -22,6 +22,7 @@ from typing import Literal
 from api.jobset_types import JobSet, JobSetStatus
 from api.jsontypes import JSON
 from api.records import Job, Pod
+from api.tally import ChildTally
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class Snapshot:
     gates: Mapping[str, bool] = field(default_factory=dict)
     pods: tuple[Pod, ...] = ()
     """The JobSet's pods; filled only when gate InPlaceRestart is on."""
+    tally: ChildTally | None = None
+    """The children of ``jobs`` summed up incrementally (``cache.tally``); ``decide`` classifies from it when it
+    matches (UID, size, attempts) and falls back to a full pass over ``jobs`` otherwise."""
 
     def gate(self, name: str) -> bool:
         return bool(self.gates.get(name, False))
