@@ -177,10 +177,8 @@ def test_tally_is_distrusted_when_in_doubt() -> None:
     assert children_from_tally(other, tally, n) is None  # another JobSet with the same name (UID mismatch)
     assert children_from_tally(js, tally, n, restart_job_gate=True) is None
     job = store.by_index(OWNER_INDEX, "uid-a")[0]
-    labels = {**dict(job.metadata.labels.items()), c.RESTART_ATTEMPT_KEY: "x"}
-    bad = msgspec.convert(
-        {**msgspec.to_builtins(job), "metadata": {**msgspec.to_builtins(job.metadata), "labels": labels}}, Job
-    )
+    labels = msgspec.structs.replace(job.metadata.labels, restart_attempt="x")
+    bad = msgspec.structs.replace(job, metadata=msgspec.structs.replace(job.metadata, labels=labels))
     store.upsert(bad)
     tally = tallies.view("uid-a")
     assert children_from_tally(js, tally, n) is None  # the full pass words the error
