@@ -41,7 +41,23 @@ class JobFacts(NamedTuple):
     """``spec.suspend`` is true."""
 
 
+_SHARED: dict[JobFacts, JobFacts] = {}
+_SHARED_MAX = 4096
+
+
 def job_facts(job: Job) -> JobFacts:
+    """The facts of ``job``; equal facts are one shared tuple (most Jobs of a JobSet have the same ones)."""
+    facts = _facts(job)
+    shared = _SHARED.get(facts)
+    if shared is not None:
+        return shared
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[facts] = facts
+    return facts
+
+
+def _facts(job: Job) -> JobFacts:
     labels = job.metadata.labels
     status = job.status
     finished = ""

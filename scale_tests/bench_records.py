@@ -4,8 +4,11 @@
                 annotations ``build_job`` writes, the Job controller's selector and template labels, managedFields,
                 a running status): the current ``api.records.Job`` vs the record shape before issue 18 (full label
                 and annotation maps on the Job and on its pod template), defined here as the baseline.
+    store       tracemalloc bytes per Job held by the Job store (owner index) with slim records, without and with the
+                incremental child tally (``cache.tally``) listening to it: the tally's own cost per Job.
     idle_rss    VmRSS of a fresh interpreter after ``import controller.app`` (and, for context, of a bare
-                interpreter and of one that imported only ``msgspec``), each in its own subprocess.
+                interpreter, of one that imported only ``msgspec``, and of ``controller.app`` as a production
+                install has it: without ``rich``), each in its own subprocess, best of three.
 
 Run: ``.venv/bin/python -m scale_tests.bench_records [--jobs N]``. Prints JSON and writes
 ``scale_tests/results/bench_records.json``. Figures are recorded, never asserted.
@@ -193,6 +196,40 @@ def bench_job_bytes(n: int) -> dict[str, Any]:
     }
 
 
+def store_bytes_per_job(bodies: list[bytes], *, tally: bool) -> float:
+    from api.records import Job
+    from cache.store import Store
+    from cache.tally import ChildTallies
+    from controller.reconciler import OWNER_INDEX, owner_uid_index
+
+    decoder = msgspec.json.Decoder(Job)
+    records = [decoder.decode(b) for b in bodies]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    listeners = [ChildTallies(owner_uid_index)] if tally else []
+    store: Store[Job] = Store(lambda j: j.key, {OWNER_INDEX: owner_uid_index}, listeners=listeners)
+    for job in records:
+        store.upsert(job)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del store, listeners
+    return held / len(bodies)
+
+
+def bench_store(n: int) -> dict[str, Any]:
+    bodies = job_bodies(n)
+    plain = store_bytes_per_job(bodies, tally=False)
+    tallied = store_bytes_per_job(bodies, tally=True)
+    return {
+        "jobs": n,
+        "store_bytes_per_job": round(plain),
+        "store_with_tally_bytes_per_job": round(tallied),
+        "tally_bytes_per_job": round(tallied - plain),
+    }
+
+
 # ----------------------------------------------------------------------------------- idle RSS
 
 _RSS = (
@@ -215,6 +252,9 @@ def bench_idle_rss() -> dict[str, Any]:
             ("bare_interpreter_mib", ""),
             ("msgspec_only_mib", "import msgspec"),
             ("controller_app_mib", "import controller.app"),
+            # A production install has no ``rich`` (only import-linter, a dev tool, pulls it in); structlog imports it
+            # when present, so the dev venv's figure is that much above the deployed controller's.
+            ("controller_app_without_rich_mib", "import sys; sys.modules['rich'] = None; import controller.app"),
         )
     }
     return {k: round(v, 1) for k, v in best.items()}
@@ -230,6 +270,7 @@ def main() -> None:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "job_bytes": bench_job_bytes(args.jobs),
+        "store": bench_store(args.jobs),
         "idle_rss": bench_idle_rss(),
     }
     text = json.dumps(out, indent=2)
