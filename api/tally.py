@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from api import constants as c
 from api.records import Job
 
 COMPLETE = "Complete"
@@ -70,8 +69,8 @@ def _facts(job: Job) -> JobFacts:
     completions = spec.completions
     needed = parallelism if completions is None or completions > parallelism else completions
     return JobFacts(
-        attempt=labels.get(c.RESTART_ATTEMPT_KEY),
-        rjob=labels.get(c.REPLICATED_JOB_NAME_KEY) or "",
+        attempt=labels.restart_attempt,
+        rjob=labels.replicated_job_name or "",
         finished=finished,
         ready=status.succeeded + (status.ready or 0) >= needed,
         active=status.active > 0,

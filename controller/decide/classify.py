@@ -86,9 +86,9 @@ def classify(js: JobSet, jobs: tuple[Job, ...], *, restart_job_gate: bool = Fals
     counts_get = counts.get
     for job in jobs:
         labels = job.metadata.labels
-        bucket = counts_get(labels.get(_RJOB, "")) or scratch
+        bucket = counts_get(labels.replicated_job_name or "") or scratch  # fields, not .get(): the hot loop
         bucket[5] += 1
-        attempt = labels.get(_ATTEMPT)
+        attempt = labels.restart_attempt
         if attempt != current_label:  # fast path: the label is the decimal of status.restarts
             if attempt is None:
                 raise ClassifyError(f"job {job.metadata.name!r} is missing label {_ATTEMPT}")
