@@ -121,7 +121,7 @@ class JobSetReconciler:
         tally = self.tallies.view(uid) if self.tallies is not None else None
         return Snapshot(jobset=js, jobs=jobs, service_exists=svc is not None, gates=self.gates, pods=pods, tally=tally)
 
-    def _full_pass(self, snap: Snapshot) -> bool:
+    def full_pass_needed(self, snap: Snapshot) -> bool:
         """Whether ``decide`` will classify every child (no usable tally): O(attempts), no classification."""
         if snap.tally is None:
             return True
@@ -133,7 +133,7 @@ class JobSetReconciler:
         if js is None:
             return None
         snap = self.snapshot(js)
-        if len(snap.jobs) >= self.offload_children and self._full_pass(snap):
+        if len(snap.jobs) >= self.offload_children and self.full_pass_needed(snap):
             plan = await asyncio.to_thread(decide, snap, self.now(), max_writes=self.max_writes)
         else:
             plan = decide(snap, self.now(), max_writes=self.max_writes)
