@@ -24,6 +24,7 @@ from api.extensions import Defaults
 from api.jobset_types import JobSet, JobSetStatus
 from api.jsontypes import JSON
 from api.records import Job, Pod
+from api.tally import ChildTally
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,9 @@ class Snapshot:
     """The JobSet's pods; filled only when gate InPlaceRestart is on."""
     extensions: Defaults = field(default_factory=Defaults)
     """Cluster-wide defaults of the opt-in extensions (the Configuration's ``pyjobset:`` section)."""
+    tally: ChildTally | None = None
+    """The children of ``jobs`` summed up incrementally (``cache.tally``); ``decide`` classifies from it when it
+    matches (UID, size, attempts) and falls back to a full pass over ``jobs`` otherwise."""
 
     def gate(self, name: str) -> bool:
         return bool(self.gates.get(name, False))

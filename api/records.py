@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import overload
 
 import msgspec
 
@@ -51,7 +52,7 @@ class OwnerRef(_Slim, frozen=True, gc=False):
         _intern(self, "api_version", "kind")
 
 
-def controller_uid(meta: Meta | PodMeta | ObjectMeta) -> str | None:
+def controller_uid(meta: Meta | JobMeta | PodMeta | ObjectMeta) -> str | None:
     """UID of the controlling owner, or None."""
     for ref in meta.owner_references:
         if ref.controller:
@@ -59,7 +60,62 @@ def controller_uid(meta: Meta | PodMeta | ObjectMeta) -> str | None:
     return None
 
 
+class _KeyedFields(_Slim, frozen=True, gc=False):
+    """A fixed set of label/annotation keys, read like a mapping."""
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+    @overload
+    def get(self, key: str, default: None) -> str | None: ...
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        attr = _wire_to_attr(type(self)).get(key)
+        value = getattr(self, attr) if attr is not None else None
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(k, v) for k in _wire_to_attr(type(self)) if (v := self.get(k)) is not None]
+
+    def keys(self) -> list[str]:
+        """The keys that are set (so ``dict(x)`` and ``{**x}`` work as on a label map)."""
+        return [k for k in _wire_to_attr(type(self)) if self.get(k) is not None]
+
+
+@functools.cache
+def _wire_to_attr(cls: type[msgspec.Struct]) -> dict[str, str]:
+    return {f.encode_name: f.name for f in msgspec.structs.fields(cls)}
+
+
+class JobLabels(_KeyedFields, frozen=True, gc=False):
+    """The Job labels pyjobset reads: classification, failure policy, lifecycle metrics (every other key is skipped)."""
+
+    jobset_name: str | None = msgspec.field(default=None, name=c.JOBSET_NAME_KEY)
+    jobset_uid: str | None = msgspec.field(default=None, name=c.JOBSET_UID_KEY)
+    replicated_job_name: str | None = msgspec.field(default=None, name=c.REPLICATED_JOB_NAME_KEY)
+    job_index: str | None = msgspec.field(default=None, name=c.JOB_INDEX_KEY)
+    restart_attempt: str | None = msgspec.field(default=None, name=c.RESTART_ATTEMPT_KEY)
+    job_restart_attempt: str | None = msgspec.field(default=None, name=c.JOB_RESTART_ATTEMPT_KEY)
+
+
 # --------------------------------------------------------------------------------------------- Job
+#
+# A large JobSet has tens of thousands of Jobs, each sent with ~12 labels, ~12 annotations and its pod template's
+# labels and annotations again (~8.5 KB held per Job as maps). The Job record keeps only the label keys some part
+# of pyjobset reads (``JobLabels``), no annotations and no template metadata (nothing reads them from a cached
+# Job: resume builds its patch from the JobSet's template), and interns the strings that repeat across Jobs.
 
 
 class JobCondition(_Slim, frozen=True, gc=False):
@@ -68,11 +124,6 @@ class JobCondition(_Slim, frozen=True, gc=False):
     reason: str = ""
     message: str = ""
     last_transition_time: str = ""
-
-
-class PodTemplateMeta(_Slim, frozen=True, gc=False):
-    labels: dict[str, str] = msgspec.field(default_factory=dict)
-    annotations: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class PodTemplateSpecSlim(_Slim, frozen=True, gc=False):
@@ -84,7 +135,6 @@ class PodTemplateSpecSlim(_Slim, frozen=True, gc=False):
 
 
 class PodTemplate(_Slim, frozen=True, gc=False):
-    metadata: PodTemplateMeta = msgspec.field(default_factory=PodTemplateMeta)
     spec: PodTemplateSpecSlim = msgspec.field(default_factory=PodTemplateSpecSlim)
 
 
@@ -106,9 +156,35 @@ class JobStatus(_Slim, frozen=True, gc=False):
     completion_time: str | None = None
     conditions: tuple[JobCondition, ...] = ()
 
+    def __post_init__(self) -> None:
+        for cond in self.conditions:
+            _intern(cond, "type", "status", "reason")
+
+
+class JobMeta(_Slim, frozen=True, gc=False):
+    """Slim Job metadata: the labels pyjobset reads (``JobLabels``), no annotations."""
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    labels: JobLabels = msgspec.field(default_factory=JobLabels)
+    owner_references: tuple[OwnerRef, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The namespace, JobSet name and UID, rjob name and attempt repeat in every Job of a JobSet.
+        _intern(self, "namespace", "creation_timestamp")
+        labels = self.labels
+        for name in labels.__struct_fields__:
+            value = getattr(labels, name)
+            if value is not None:
+                msgspec.structs.force_setattr(labels, name, sys.intern(value))
+
 
 class Job(_Slim, frozen=True, gc=False):
-    metadata: Meta = msgspec.field(default_factory=Meta)
+    metadata: JobMeta = msgspec.field(default_factory=JobMeta)
     spec: JobSpec = msgspec.field(default_factory=JobSpec)
     status: JobStatus = msgspec.field(default_factory=JobStatus)
 
@@ -134,27 +210,6 @@ class Job(_Slim, frozen=True, gc=False):
 # building a 30-entry dict per pod. ``get``/``in``/``[]`` keep the mapping-style reads working.
 
 
-class _KeyedFields(_Slim, frozen=True, gc=False):
-    """A fixed set of label/annotation keys, read like a mapping."""
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        attr = _wire_to_attr(type(self)).get(key)
-        value = getattr(self, attr) if attr is not None else None
-        return default if value is None else value
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
-
-    def __getitem__(self, key: str) -> str:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def items(self) -> list[tuple[str, str]]:
-        return [(k, v) for k in _wire_to_attr(type(self)) if (v := self.get(k)) is not None]
-
-
 class PodLabels(_KeyedFields, frozen=True, gc=False):
     jobset_name: str | None = msgspec.field(default=None, name=c.JOBSET_NAME_KEY)
     jobset_uid: str | None = msgspec.field(default=None, name=c.JOBSET_UID_KEY)
@@ -173,11 +228,6 @@ class PodAnnotations(_KeyedFields, frozen=True, gc=False):
     exclusive_topology: str | None = msgspec.field(default=None, name=c.EXCLUSIVE_TOPOLOGY_KEY)
     node_selector_strategy: str | None = msgspec.field(default=None, name=c.NODE_SELECTOR_STRATEGY_KEY)
     in_place_restart_attempt: str | None = msgspec.field(default=None, name=c.IN_PLACE_RESTART_ATTEMPT_KEY)
-
-
-@functools.cache
-def _wire_to_attr(cls: type[msgspec.Struct]) -> dict[str, str]:
-    return {f.encode_name: f.name for f in msgspec.structs.fields(cls)}
 
 
 class PodMeta(_Slim, frozen=True, gc=False):
@@ -248,6 +298,15 @@ class Accelerators(_KeyedFields, frozen=True, gc=False):
     nvidia_gpu: Quantity | None = msgspec.field(default=None, name="nvidia.com/gpu")
     amd_gpu: Quantity | None = msgspec.field(default=None, name="amd.com/gpu")
     google_tpu: Quantity | None = msgspec.field(default=None, name="google.com/tpu")
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+    @overload
+    def get(self, key: str, default: None) -> str | None: ...
 
     def get(self, key: str, default: str | None = None) -> str | None:
         attr = _wire_to_attr(type(self)).get(key)

@@ -3,22 +3,41 @@
 Role: key → record, plus secondary indexes (by controller-owner UID, by JobSet label, by node, ...), each a
 function from a record to the index values it belongs under. Invariants: indexes always agree with the primary
 map after every ``upsert``/``delete``/``replace``; records are shared, never copied or mutated; lookups are
-O(1) plus the size of the answer.
+O(1) plus the size of the answer. Listeners (aggregates such as ``cache.tally.ChildTallies``) hear of every
+change in the order the store makes it: a replaced record is ``removed`` then ``added``, a re-list is ``cleared``
+then every record ``added``, so a listener can always equal an aggregate computed from scratch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 Indexer = Callable[[R], Iterable[str]]
 
 
+class StoreListener(Protocol[R_contra]):
+    """Told of every change of a store, after its indexes were updated."""
+
+    def added(self, key: str, obj: R_contra) -> None: ...
+
+    def removed(self, key: str, obj: R_contra) -> None: ...
+
+    def cleared(self) -> None: ...
+
+
 class Store(Generic[R]):
-    def __init__(self, key: Callable[[R], str], indexers: dict[str, Indexer[R]] | None = None) -> None:
+    def __init__(
+        self,
+        key: Callable[[R], str],
+        indexers: dict[str, Indexer[R]] | None = None,
+        listeners: Iterable[StoreListener[R]] = (),
+    ) -> None:
         self._key = key
+        self._listeners: tuple[StoreListener[R], ...] = tuple(listeners)
         self._items: dict[str, R] = {}
         self._indexers: dict[str, Indexer[R]] = dict(indexers or {})
         self._indexes: dict[str, dict[str, dict[str, R]]] = {name: {} for name in self._indexers}
@@ -54,12 +73,18 @@ class Store(Generic[R]):
             self._unindex(key, old)
         self._items[key] = obj
         self._index(key, obj)
+        for listener in self._listeners:
+            if old is not None:
+                listener.removed(key, old)
+            listener.added(key, obj)
         return old
 
     def delete(self, key: str) -> R | None:
         old = self._items.pop(key, None)
         if old is not None:
             self._unindex(key, old)
+            for listener in self._listeners:
+                listener.removed(key, old)
         return old
 
     def replace(self, objs: Iterable[R]) -> tuple[list[R], list[tuple[R, R]], list[R]]:
@@ -78,6 +103,10 @@ class Store(Generic[R]):
         self._indexes = {name: {} for name in self._indexers}
         for key, obj in fresh.items():
             self._index(key, obj)
+        for listener in self._listeners:
+            listener.cleared()
+            for key, obj in fresh.items():
+                listener.added(key, obj)
         return added, updated, deleted
 
     def _index(self, key: str, obj: R) -> None:

@@ -30,6 +30,7 @@ from cache.informer import HasMeta, Informer, Quarantined
 from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
 from cache.queue import WorkQueue
 from cache.store import Store
+from cache.tally import ChildTallies
 from controller.act import Actor
 from controller.events import EventRecorder
 from controller.placement import POD_INDEXERS, PlacementRepair
@@ -70,6 +71,7 @@ class Controller:
     metrics_hub: MetricsHub | None = None
     jobsets: Store[JobSet] = field(init=False)
     jobs: Store[Job] = field(init=False)
+    job_tallies: ChildTallies = field(init=False)
     services: Store[Service] = field(init=False)
     pods: Store[Pod] = field(init=False)
     nodes: Store[Node] = field(init=False)
@@ -94,7 +96,8 @@ class Controller:
         s = self.settings
         hub = self.metrics_hub
         self.jobsets = Store(_ns_name)
-        self.jobs = Store(_ns_name, {OWNER_INDEX: owner_uid_index})
+        self.job_tallies = ChildTallies(owner_uid_index)
+        self.jobs = Store(_ns_name, {OWNER_INDEX: owner_uid_index}, listeners=[self.job_tallies])
         self.services = Store(_ns_name, {OWNER_INDEX: owner_uid_index})
         self.pods = Store(_ns_name, {JOBSET_LABEL_INDEX: jobset_label_index, **POD_INDEXERS})
         self.nodes = Store(lambda n: n.metadata.name)
@@ -119,6 +122,7 @@ class Controller:
             gates=dict(s.feature_gates),
             pods=self.pods,
             extensions=Defaults(record_failures=s.pyjobset.record_failures, fail_fast=s.pyjobset.fail_fast),
+            tallies=self.job_tallies,
         )
         self.placement = PlacementRepair(
             self.pods,

@@ -13,8 +13,13 @@ the big one continues. While a Plan runs, the Actor asks ``still_current`` (a ca
 write and drops the rest of the Plan once the JobSet is gone, being deleted, or its generation or suspend
 changed. Several workers may run ``process_one`` concurrently: the queue never hands one key to two of them.
 
-Never blocking the loop: ``decide`` is O(children) (classification), about 2 µs per child Job, so for a JobSet
-with at least ``offload_children`` children it runs in a worker thread (``asyncio.to_thread``). The Snapshot is
+Incremental classification: with ``tallies`` (a ``cache.tally.ChildTallies`` listening to the Job store), the
+snapshot carries the JobSet's child tally and ``decide`` reads counts and buckets instead of classifying every
+child: a steady-state reconcile costs O(replicated jobs) plus C-speed tuple copies (well under 2 ms at 15k Jobs).
+
+Never blocking the loop: a full pass of ``decide`` is O(children) (classification), about 1 µs per child Job, so for
+a JobSet with at least ``offload_children`` children whose tally cannot be used it runs in a worker thread
+(``asyncio.to_thread``). The Snapshot is
 immutable (a tuple of frozen records taken on the loop), so the thread shares nothing mutable; the GIL is handed
 back to the loop every switch interval (5 ms), so lease renewals, probes, webhooks and informers keep running.
 Small JobSets decide inline, in the order the conformance suite pins.
@@ -39,7 +44,9 @@ from api.records import Job, Pod, Service
 from cache.errors import ApiError, Conflict, NotFound, TerminalError
 from cache.queue import QueueShutDown, WorkQueue
 from cache.store import Store
+from cache.tally import ChildTallies
 from controller.act import Actor, ReconcileError
+from controller.decide.classify import children_from_tally
 from controller.decide.naming import subdomain
 from controller.decide.reconcile import decide
 from metrics.seam import ReconcileObserver
@@ -78,7 +85,9 @@ class JobSetReconciler:
     max_writes: int = c.MAX_CHILD_WRITES_PER_PASS
     """Per-pass bound on Job creates (and on deletes, and on updates) handed to ``decide``."""
     offload_children: int = 2000
-    """From this many child Jobs on, ``decide`` runs in a worker thread (inline it would cost ≳ 4 ms)."""
+    """From this many child Jobs on, a full-pass ``decide`` runs in a worker thread (inline it would cost ≳ 2 ms)."""
+    tallies: ChildTallies | None = None
+    """Incremental per-JobSet tallies of ``jobs`` (must listen to that store); None: every decide is a full pass."""
     extensions: Defaults = field(default_factory=Defaults)
 
     # ------------------------------------------------------------------------------------ handlers
@@ -111,6 +120,7 @@ class JobSetReconciler:
         pods: tuple[Pod, ...] = ()
         if self.pods is not None and self.gates.get(c.GATE_IN_PLACE_RESTART):
             pods = tuple(self.pods.by_index(JOBSET_LABEL_INDEX, js.key))
+        tally = self.tallies.view(uid) if self.tallies is not None else None
         return Snapshot(
             jobset=js,
             jobs=jobs,
@@ -118,14 +128,22 @@ class JobSetReconciler:
             gates=self.gates,
             pods=pods,
             extensions=self.extensions,
+            tally=tally,
         )
+
+    def full_pass_needed(self, snap: Snapshot) -> bool:
+        """Whether ``decide`` will classify every child (no usable tally): O(attempts), no classification."""
+        if snap.tally is None:
+            return True
+        gate = bool(self.gates.get(c.GATE_RESTART_JOB))
+        return children_from_tally(snap.jobset, snap.tally, len(snap.jobs), restart_job_gate=gate) is None
 
     async def reconcile(self, key: str) -> float | None:
         js = self.jobsets.get(key)
         if js is None:
             return None
         snap = self.snapshot(js)
-        if len(snap.jobs) >= self.offload_children:
+        if len(snap.jobs) >= self.offload_children and self.full_pass_needed(snap):
             plan = await asyncio.to_thread(decide, snap, self.now(), max_writes=self.max_writes)
         else:
             plan = decide(snap, self.now(), max_writes=self.max_writes)

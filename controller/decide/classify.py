@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from api import constants as c
 from api.jobset_types import JobSet, ReplicatedJobStatus
+from api.plan import Snapshot
 from api.records import Job
+from api.tally import AttemptTally, ChildTally
 
 _RJOB = c.REPLICATED_JOB_NAME_KEY
 _ATTEMPT = c.RESTART_ATTEMPT_KEY
@@ -84,9 +86,9 @@ def classify(js: JobSet, jobs: tuple[Job, ...], *, restart_job_gate: bool = Fals
     counts_get = counts.get
     for job in jobs:
         labels = job.metadata.labels
-        bucket = counts_get(labels.get(_RJOB, "")) or scratch
+        bucket = counts_get(labels.replicated_job_name or "") or scratch  # fields, not .get(): the hot loop
         bucket[5] += 1
-        attempt = labels.get(_ATTEMPT)
+        attempt = labels.restart_attempt
         if attempt != current_label:  # fast path: the label is the decimal of status.restarts
             if attempt is None:
                 raise ClassifyError(f"job {job.metadata.name!r} is missing label {_ATTEMPT}")
@@ -127,6 +129,65 @@ def classify(js: JobSet, jobs: tuple[Job, ...], *, restart_job_gate: bool = Fals
         counts={name: v[:5] for name, v in counts.items()},
         present={name: v[5] for name, v in counts.items()},
         suspended_active=tuple(suspended_active),
+    )
+
+
+def snapshot_children(snap: Snapshot, *, restart_job_gate: bool = False) -> Children:
+    """The snapshot's children classified: from its tally when it can be trusted, else by a full pass."""
+    if snap.tally is not None:
+        kids = children_from_tally(snap.jobset, snap.tally, len(snap.jobs), restart_job_gate=restart_job_gate)
+        if kids is not None:
+            return kids
+    return classify(snap.jobset, snap.jobs, restart_job_gate=restart_job_gate)
+
+
+def children_from_tally(
+    js: JobSet, tally: ChildTally, n_jobs: int, *, restart_job_gate: bool = False
+) -> Children | None:
+    """``classify`` from a tally, equal to the full pass over the same Jobs; None when in doubt: gate RestartJob on
+    (per-Job attempts depend on the JobSet's arrays), a tally of another UID or of another size than the snapshot,
+    a missing or non-integer attempt label (the full pass words the error), or more than one attempt on either side
+    of ``status.restarts`` (the full pass interleaves them in store order)."""
+    if restart_job_gate or tally.uid != js.metadata.uid or tally.size != n_jobs:
+        return None
+    restarts = js.status.restarts
+    current_label = str(restarts)
+    current: AttemptTally | None = None
+    previous: AttemptTally | None = None
+    for group in tally.attempts:
+        if group.attempt != current_label:
+            if group.attempt is None:
+                return None
+            try:
+                is_previous = int(group.attempt) < restarts
+            except ValueError:
+                return None
+            if is_previous:
+                if previous is not None:
+                    return None
+                previous = group
+                continue
+        if current is not None:
+            return None
+        current = group
+    counts: dict[str, list[int]] = {r.name: [0, 0, 0, 0, 0] for r in js.spec.replicated_jobs}
+    present = dict.fromkeys(counts, 0)
+    for group in tally.attempts:
+        for rjob, row in group.counts.items():
+            if rjob in present:
+                present[rjob] += row[5]
+                if group is current:
+                    counts[rjob] = list(row[:5])
+    if current is None:
+        return Children(previous=previous.jobs if previous else (), counts=counts, present=present)
+    return Children(
+        current.active,
+        current.successful,
+        current.failed,
+        previous.jobs if previous else (),
+        counts=counts,
+        present=present,
+        suspended_active=current.suspended_active,
     )
 
 

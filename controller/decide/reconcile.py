@@ -28,7 +28,7 @@ from api.records import Job
 from controller.decide import children as build
 from controller.decide import conditions as cond
 from controller.decide import failure, startup, success
-from controller.decide.classify import ClassifyError, classify, replicated_jobs_status
+from controller.decide.classify import ClassifyError, replicated_jobs_status, snapshot_children
 from controller.decide.elastic import elastic_updates
 from controller.decide.extensions import ExtensionPass
 from controller.decide.inplace import reconcile_in_place
@@ -53,7 +53,7 @@ def _decide(snap: Snapshot, now: dt.datetime, ext: ExtensionPass, max_writes: in
         return Plan()
     gate_restart_job = snap.gate(c.GATE_RESTART_JOB)
     try:
-        kids = classify(js, snap.jobs, restart_job_gate=gate_restart_job)
+        kids = snapshot_children(snap, restart_job_gate=gate_restart_job)
     except ClassifyError as err:
         return Plan(error=str(err))
 

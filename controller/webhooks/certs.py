@@ -13,8 +13,9 @@ trusts them through the ``caBundle`` of the webhook configurations. Two sources 
   service name is re-issued from the existing CA (the caBundle does not change); a CA that is invalid or expires
   within ``lookahead`` is replaced, and until the old CA expires both are in the caBundle, so the API server
   keeps trusting whichever certificate a replica still serves.
-* :class:`FileCertSource` (``enable: false``): ``tls.crt``/``tls.key`` are provided in ``certDir`` (cert-manager's
-  Secret mounted there); they are re-read when their modification time changes.
+* :class:`FileCertSource` (``enable: false``; in ``certfiles``, re-exported here): ``tls.crt``/``tls.key`` are
+  provided in ``certDir`` (cert-manager's Secret mounted there); they are re-read when their modification time
+  changes.
 
 Invariants: the caBundle is patched before the certificate it vouches for is served; a replica that loses an
 update race (409) adopts the Secret the winner wrote instead of writing its own; private keys never appear in
@@ -45,6 +46,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cache.client import ApiClient, resource_path
 from cache.errors import ApiError, Conflict, NotFound
+from controller.webhooks.certfiles import CertListener, FileCertSource
+
+__all__ = ["CertListener", "CertManager", "FileCertSource"]
 
 log = structlog.get_logger("pyjobset.certs")
 
@@ -308,7 +312,6 @@ def _write_files(target: Path, art: CertArtifacts) -> None:
 
 # --------------------------------------------------------------------------------------------- sources
 
-CertListener = Callable[[Path, Path], None]
 """Called with (tls.crt path, tls.key path) whenever a new serving pair is on disk."""
 
 
@@ -432,46 +435,3 @@ class CertManager:
                 delay, backoff = backoff, min(backoff * 2, self.check_interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-
-
-@dataclass
-class FileCertSource:
-    """Externally provided ``tls.crt``/``tls.key`` in ``cert_dir`` (cert-manager), reloaded when they change."""
-
-    cert_dir: str
-    poll_interval: float = 10.0
-    listeners: list[CertListener] = field(default_factory=list)
-    _seen: tuple[float, float] | None = field(default=None, init=False)
-    _files: tuple[Path, Path] | None = field(default=None, init=False)
-
-    def ready(self) -> bool:
-        return self._files is not None
-
-    @property
-    def files(self) -> tuple[Path, Path] | None:
-        return self._files
-
-    def check_once(self) -> bool:
-        """Notify listeners if the pair appeared or changed; True when it did."""
-        crt, key = Path(self.cert_dir) / "tls.crt", Path(self.cert_dir) / "tls.key"
-        try:
-            stamp = (crt.stat().st_mtime, key.stat().st_mtime)
-        except OSError:
-            return False
-        if stamp == self._seen:
-            return False
-        for listener in self.listeners:
-            listener(crt, key)  # raises if the pair does not load: keep serving the old one, retry next poll
-        self._seen = stamp
-        self._files = (crt, key)
-        log.info("webhook_cert_loaded", cert_dir=self.cert_dir)
-        return True
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.check_once()
-            except (OSError, ValueError) as err:
-                log.warning("webhook_cert_load_failed", cert_dir=self.cert_dir, error=str(err))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_interval)

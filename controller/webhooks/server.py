@@ -20,7 +20,8 @@ denial of code 500 (never an HTTP 500), which the fuzz tests hold at zero.
 
 TLS: 1.2 minimum (``tls.minVersion: VersionTLS13`` raises it), ``tls.cipherSuites`` given by their Go names
 are mapped to OpenSSL's for TLS 1.2 (TLS 1.3 suites are fixed, as in Go), HTTP/1.1 only. The serving pair comes
-from :mod:`controller.webhooks.certs` and is re-loaded into the same ``SSLContext`` on rotation, so new
+from :mod:`controller.webhooks.certs` (internal management; imported only then, it needs ``cryptography``) or
+:mod:`controller.webhooks.certfiles` and is re-loaded into the same ``SSLContext`` on rotation, so new
 connections get the new certificate without a restart. The server starts listening only once a certificate is
 loaded; ``ready()`` (for ``/readyz``) is false until then.
 
@@ -38,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import orjson
 import structlog
@@ -52,7 +53,10 @@ from cache.errors import NotFound
 from cache.store import Store
 from controller.placement import POD_NAME_INDEX
 from controller.settings import Settings
-from controller.webhooks.certs import CertManager, FileCertSource
+from controller.webhooks.certfiles import FileCertSource
+
+if TYPE_CHECKING:
+    from controller.webhooks.certs import CertManager
 from controller.webhooks.jobset_defaults import defaulting_patch
 from controller.webhooks.jobset_validation import rejection_status, validate_create, validate_update
 from controller.webhooks.pod_webhooks import Denial, JobSetLookup, PlacementLookup, mutate_pod, validate_pod
@@ -357,7 +361,7 @@ def build_app(
 # --------------------------------------------------------------------------------------------- server
 
 
-CertSource = CertManager | FileCertSource
+CertSource: TypeAlias = "CertManager | FileCertSource"
 
 
 @dataclass
@@ -444,6 +448,8 @@ def build_webhook_server(
     icm = settings.internal_cert_management
     certs: CertSource
     if icm.enable:
+        from controller.webhooks.certs import CertManager  # cryptography: only for internal management
+
         certs = CertManager(
             client,
             namespace=settings.namespace,

@@ -228,7 +228,9 @@ def test_previous_attempt_by_restart_label_and_bad_label_is_plan_error() -> None
     bad = _job(js, 0, 0, job_status())
     bad = msgspec.structs.replace(
         bad,
-        metadata=msgspec.structs.replace(bad.metadata, labels={**bad.metadata.labels, c.RESTART_ATTEMPT_KEY: "x"}),
+        metadata=msgspec.structs.replace(
+            bad.metadata, labels=msgspec.structs.replace(bad.metadata.labels, restart_attempt="x")
+        ),
     )
     plan = decide(Snapshot(jobset=js, jobs=(bad,), service_exists=True), NOW)
     assert plan.error is not None
