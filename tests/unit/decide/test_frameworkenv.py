@@ -145,3 +145,14 @@ def test_annotation_errors_name_each_bad_annotation() -> None:
     errs = annotation_errors({x.INJECT_ENV_KEY: "mpi", x.MASTER_PORT_KEY: "99999", "other": "x"})
     assert [(k, v) for k, v, _ in errs] == [(x.INJECT_ENV_KEY, "mpi"), (x.MASTER_PORT_KEY, "99999")]
     assert annotation_errors({x.INJECT_ENV_KEY: "torch", x.MASTER_PORT_KEY: "29501"}) == []
+
+
+def test_rank_zero_skips_replicated_jobs_whose_jobs_have_no_pods() -> None:
+    # Replicas but zero completions: its Jobs run no pod, so rank 0 (the coordinator) is the next one's first pod.
+    b = (
+        JobSetBuilder("t")
+        .rjob("empty", 2, parallelism=0, completions=0)
+        .rjob("w", 1, parallelism=2, completions=2)
+        .annotate(x.INJECT_ENV_KEY, "generic")
+    )
+    assert coordinator_host(b.record()) == "t-w-0-0.t"

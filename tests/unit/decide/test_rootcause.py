@@ -104,3 +104,14 @@ def test_recovered_seconds_only_on_the_matching_last_restart_and_only_once() -> 
     assert filled is not None
     assert json.loads(filled)[-1]["recoveredSeconds"] == 12.346
     assert rootcause.with_recovered(filled, 2, 99.0) is None
+
+
+def test_pods_failed_with_only_a_reason_and_no_conditions_are_ordered_by_their_start() -> None:
+    # No container terminated and no condition time: the pod's start time dates the failure (creation is the
+    # fallback), so the pod that started first — not the one created first — is the root cause.
+    early = pod("p-b", "Failed", reason="Evicted", startTime="2026-01-01T00:01:00Z")
+    early["metadata"]["creationTimestamp"] = "2026-01-01T00:00:30Z"
+    late = pod("p-a", "Failed", reason="Evicted", startTime="2026-01-01T00:02:00Z")
+    late["metadata"]["creationTimestamp"] = "2026-01-01T00:00:10Z"
+    record = rootcause.build_record(REQUEST, [late, early])
+    assert (record["pod"], record["time"]) == ("p-b", "2026-01-01T00:01:00Z")
