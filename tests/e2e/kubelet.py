@@ -67,6 +67,8 @@ JSON = dict[str, Any]
 NAMESPACE = "jobset-system"
 RUN_TMPFS = "pyjobset-run"  # the source name run.sh gives its private /run
 VENV_BIN = str(Path(sys.executable).parent)
+APP_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout (an editable install's sources live here)."""
 
 
 def _sh(*argv: str) -> None:
@@ -435,6 +437,17 @@ class Kubelet:
                 lines.append(f"mount --bind {q(str(m.source))} {target}")
             if m.read_only:
                 lines.append(f"mount -o remount,bind,ro {target}")
+        # The application (our virtualenv and, for an editable install, the checkout it points into) must stay
+        # visible even where it lives under a directory the pod replaces (/tmp is the pod's own emptyDir, /run a
+        # tmpfs): a checkout in /tmp/... (as CI's may be) is bound back, read-only, at its own path.
+        for app in sorted({os.path.realpath(sys.prefix), os.path.realpath(APP_ROOT)}):
+            if app.startswith(("/tmp/", "/run/")):
+                target = q(f"{rootfs}{app}")
+                lines += [
+                    f"mkdir -p {target}",
+                    f"mount --rbind {q(app)} {target}",
+                    f"mount -o remount,bind,ro {target}",
+                ]
         if read_only_root:
             lines.append(f"mount -o remount,ro {root}")
         workdir = q(container.get("workingDir") or "/")
