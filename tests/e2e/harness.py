@@ -616,8 +616,11 @@ def installed_identity(plane: ControlPlane, directory: Path, *, token_seconds: i
     For controllers the harness runs outside the installed Deployment's pod (``tests/e2e/kubelet.py`` runs that
     one with in-cluster credentials): same account and permissions, credentials read from a file as a pod's are.
     """
-    plane.kubectl("apply", "--server-side", "-f", str(REPO / "deploy" / "manager" / "namespace.yaml"))
-    plane.kubectl("apply", "--server-side", "-k", str(REPO / "deploy" / "rbac"))
+    # --force-conflicts: deploy/ is the authority over these objects; a test that bound another account to the same
+    # roles through the API (the chaos suite's own controller) must not make the next install fail.
+    namespace = REPO / "deploy" / "manager" / "namespace.yaml"
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(namespace))
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "deploy" / "rbac"))
     token = plane.admin.create(
         f"/api/v1/namespaces/{INSTALLED_NAMESPACE}/serviceaccounts/{INSTALLED_ACCOUNT}/token",
         {
