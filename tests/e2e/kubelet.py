@@ -1,4 +1,4 @@
-"""The e2e kubelet: runs the pods of the installed controller (namespace ``jobset-system``) as real processes.
+"""The e2e kubelet: runs the pods of installed controllers (``jobset-system`` and namespaces given) as processes.
 
 No container runtime runs on our machines, so after ``kubectl apply -k deploy/`` the Deployment's pod is created,
 scheduled and bound by the real control plane and then run by this module, which does a kubelet's share and only
@@ -15,12 +15,15 @@ A pod gets:
   and ours at ``10.200.<n>.1/30``; the pod IP reported in ``status.podIP`` is the former;
 * a UTS namespace (its hostname is the pod's name) and a mount namespace with a root of its own: every top-level
   directory of the machine bind-mounted (read-only when ``readOnlyRootFilesystem``; our virtualenv stands in for
-  the image), plus the pod's volume mounts at their
-  ``mountPath`` (``subPath`` too): ``configMap`` and ``projected`` volumes (ServiceAccount token from a
-  TokenRequest bound to the pod, ``kube-root-ca.crt``, the namespace from the downward API) as files, ``emptyDir`` as
-  a tmpfs. So the controller finds its in-cluster credentials at ``/var/run/secrets/kubernetes.io/serviceaccount``
+  the image), plus the pod's volume mounts at their ``mountPath`` (``subPath`` too): ``configMap`` and
+  ``projected`` volumes (ServiceAccount token from a TokenRequest bound to the pod, ``kube-root-ca.crt``, the
+  namespace from the downward API) as files, ``emptyDir`` as a tmpfs, ``secret`` volumes as files kept in step
+  with the Secret (a controller that writes its own serving certificate into a Secret sees it appear, as with a
+  real kubelet). So the controller finds its in-cluster credentials at ``/var/run/secrets/kubernetes.io/serviceaccount``
   and its configuration at the path the Deployment mounts it, and can write only where the pod can;
-* the container's ``command``/``args`` and ``env`` (``value`` and ``fieldRef``) verbatim, plus what the kubelet
+* the container's ``command``/``args`` and ``env`` (``value`` and ``fieldRef``) verbatim, except that a namespace
+  given ``--namespace NS=BINARY`` has its entrypoint (``command[0]``, or the image's when the container has no
+  command) replaced by ``BINARY`` (a Go binary built for the e2e tier stands in for its image), plus what the kubelet
   adds: ``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT`` (the ``kubernetes`` Service's cluster IP and port)
   and ``HOSTNAME``. The ``kubernetes`` Service is reached as kube-proxy's userspace mode did: its cluster IP is an
   address of our loopback and a relay forwards it to the API server on 127.0.0.1.
@@ -33,14 +36,19 @@ Invariants: refuses to run unless its network namespace holds only loopback and 
 vanishes with it); the container is stopped (SIGTERM, ``terminationGracePeriodSeconds``, SIGKILL) when the pod is
 deleted or this process is told to stop, and also dies with this process (PR_SET_PDEATHSIG).
 
-Command line: ``python -m tests.e2e.kubelet run --kubeconfig ADMIN --workdir DIR [--log FILE]`` (foreground until
-SIGTERM); ``python -m tests.e2e.kubelet wait-admission --kubeconfig ADMIN`` returns once the API server defaults a
-JobSet through the installed mutating webhook (dry run).
+Pods of each namespace are run one at a time (one pod per namespace at once: the installed Deployments have one
+replica), the namespaces concurrently, each pod in its own network namespace ``10.200.<n>.0/30``.
+
+Command line: ``python -m tests.e2e.kubelet run --kubeconfig ADMIN --workdir DIR --log FILE [--namespace
+NS[=BINARY] ...]`` (foreground until SIGTERM; pods of ``jobset-system`` always; the output of another namespace's
+containers goes to ``FILE``'s directory as ``NS.log``); ``python -m tests.e2e.kubelet wait-admission
+--kubeconfig ADMIN`` returns once the API server defaults a JobSet through the installed mutating webhook (dry run).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import ctypes
 import json
@@ -141,6 +149,23 @@ class Mount:
     source: Path | None = None  # None: a tmpfs (emptyDir)
     read_only: bool = False
     size: str = ""
+    secret: str = ""  # the Secret a ``secret`` volume is kept in step with
+
+
+def _secret_name(volume: JSON) -> str:
+    return str((volume.get("secret") or {}).get("secretName", ""))
+
+
+def _write_files(target: Path, files: dict[str, bytes]) -> None:
+    """Write each file whose content changed, atomically (write aside, rename), so a reader never sees half."""
+    for name, data in files.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.read_bytes() == data:
+            continue
+        aside = path.with_name(f".{path.name}.tmp")
+        aside.write_bytes(data)
+        aside.replace(path)
 
 
 @dataclass
@@ -165,13 +190,16 @@ def _die_with_parent() -> None:
 
 
 class Kubelet:
-    def __init__(self, admin: Client, workdir: Path, log: Path, namespace: str = NAMESPACE) -> None:
+    def __init__(self, admin: Client, workdir: Path, log: Path, entrypoints: dict[str, str] | None = None) -> None:
+        """``entrypoints`` maps each namespace whose pods we run to the binary standing in for its image ("" keeps
+        the container's own command); ``jobset-system`` is always run, its output going to ``log``."""
         self.admin = admin
         self.workdir = workdir
-        self.log = log
-        self.namespace = namespace
+        self.entrypoints = {NAMESPACE: "", **(entrypoints or {})}
+        self.logs = {ns: log if ns == NAMESPACE else log.with_name(f"{ns}.log") for ns in self.entrypoints}
         self.stopping = threading.Event()
         self.sandboxes = 0
+        self._lock = threading.Lock()
         self.service_host = ""
         self.service_port = 0
 
@@ -188,8 +216,26 @@ class Kubelet:
     # ---- the loop -------------------------------------------------------------------------------------------
     def run(self) -> None:
         self.start_service_relay()
+        failures: list[BaseException] = []
+
+        def loop(namespace: str) -> None:
+            try:
+                self._loop(namespace)
+            except BaseException as err:  # a broken pod stops the whole kubelet, as before, with its message
+                failures.append(err)
+                self.stopping.set()
+
+        threads = [threading.Thread(target=loop, args=(ns,), name=f"kubelet-{ns}") for ns in self.entrypoints]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise failures[0]
+
+    def _loop(self, namespace: str) -> None:
         while not self.stopping.is_set():
-            pod = self._next_pod()
+            pod = self._next_pod(namespace)
             if pod is None:
                 continue
             running = self._start(pod)
@@ -198,10 +244,10 @@ class Kubelet:
             finally:
                 self._stop(running)
 
-    def _next_pod(self) -> JSON | None:
+    def _next_pod(self, namespace: str) -> JSON | None:
         try:
             return self.admin.wait_for(
-                f"/api/v1/namespaces/{self.namespace}/pods",
+                f"/api/v1/namespaces/{namespace}/pods",
                 lambda p: (
                     bool(p["spec"].get("nodeName"))
                     and not p["metadata"].get("deletionTimestamp")
@@ -217,7 +263,7 @@ class Kubelet:
         probe = running.container.get("readinessProbe") or {}
         period = float(probe.get("periodSeconds", 10))
         next_probe = time.monotonic() + float(probe.get("initialDelaySeconds", 0))
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{running.pod['metadata']['name']}"
+        path = f"/api/v1/namespaces/{running.pod['metadata']['namespace']}/pods/{running.pod['metadata']['name']}"
         pod_uid = running.pod["metadata"]["uid"]
         while not self.stopping.is_set():
             if running.proc.poll() is not None:
@@ -231,6 +277,7 @@ class Kubelet:
                 raise
             if current["metadata"].get("deletionTimestamp") or current["metadata"]["uid"] != pod_uid:
                 return
+            self._refresh_secrets(running)
             if time.monotonic() >= next_probe:
                 ready = self._probe(running, probe)
                 if ready != running.ready:
@@ -246,8 +293,9 @@ class Kubelet:
         if len(containers) != 1 or spec.get("initContainers"):
             raise SystemExit(f"kubelet: pod {meta['name']}: only one container and no init containers are supported")
         container = containers[0]
-        self.sandboxes += 1
-        n = self.sandboxes
+        with self._lock:
+            self.sandboxes += 1
+            n = self.sandboxes
         netns, ip = f"pod-{n}", f"10.200.{n}.2"
         poddir = self.workdir / meta["uid"]
         poddir.mkdir(parents=True, exist_ok=True)
@@ -255,9 +303,16 @@ class Kubelet:
         mounts = self._volumes(pod, container, poddir)
         env = self._env(pod, container, ip)
         script = self._container_script(poddir / "rootfs", mounts, container, meta["name"])
-        command = [*(container.get("command") or []), *(container.get("args") or [])]
+        entrypoint = self.entrypoints.get(meta["namespace"], "")
+        command = list(container.get("command") or [])
+        if entrypoint:
+            command = [entrypoint, *command[1:]]
+        command += container.get("args") or []
         if not command:
-            raise SystemExit(f"kubelet: pod {meta['name']}: the container has no command (no image entrypoint here)")
+            raise SystemExit(
+                f"kubelet: pod {meta['name']}: the container has no command (no image entrypoint here; "
+                f"give one with --namespace {meta['namespace']}=BINARY)"
+            )
         argv = [shutil.which("ip") or "ip", "netns", "exec", netns]
         argv += [
             "unshare",
@@ -271,7 +326,7 @@ class Kubelet:
             "container",
             *command,
         ]
-        with self.log.open("ab") as out:
+        with self.logs[meta["namespace"]].open("ab") as out:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -299,7 +354,7 @@ class Kubelet:
                 running.proc.wait(10)
         with contextlib.suppress(subprocess.CalledProcessError):
             _sh("ip", "netns", "del", running.netns)
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{running.pod['metadata']['name']}"
+        path = f"/api/v1/namespaces/{running.pod['metadata']['namespace']}/pods/{running.pod['metadata']['name']}"
         with contextlib.suppress(ApiError):
             current = self.admin.get(path)
             if current["metadata"]["uid"] == running.pod["metadata"]["uid"] and current["metadata"].get(
@@ -338,8 +393,21 @@ class Kubelet:
                 self._materialize(pod, volume, source)
             if vm.get("subPath"):
                 source = source / vm["subPath"]
-            mounts.append(Mount(vm["mountPath"], source, read_only or "projected" in volume or "configMap" in volume))
+            fixed = "projected" in volume or "configMap" in volume or "secret" in volume
+            mounts.append(Mount(vm["mountPath"], source, read_only or fixed, secret=_secret_name(volume)))
         return mounts
+
+    def _refresh_secrets(self, running: RunningPod) -> None:
+        """Keep ``secret`` volumes in step with their Secrets (a real kubelet syncs them periodically)."""
+        ns = running.pod["metadata"]["namespace"]
+        for m in running.mounts:
+            if m.secret and m.source is not None:
+                with contextlib.suppress(ApiError):
+                    _write_files(m.source, self._secret_files(ns, m.secret))
+
+    def _secret_files(self, namespace: str, name: str) -> dict[str, bytes]:
+        data = self.admin.get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {}
+        return {key: base64.b64decode(value) for key, value in data.items()}
 
     def _materialize(self, pod: JSON, volume: JSON, target: Path) -> None:
         """Write a configMap or projected volume's files (the kubelet's atomic writer is not needed: never updated)."""
@@ -358,12 +426,29 @@ class Kubelet:
                         files[item["path"]] = _field(pod, item["fieldRef"]["fieldPath"]).encode()
                 else:
                     raise SystemExit(f"kubelet: projected source {sorted(source)} is not supported")
+        elif "secret" in volume:
+            files.update(self._wait_secret(ns, volume["secret"]))
         else:
-            raise SystemExit(f"kubelet: volume {volume['name']}: only configMap, projected and emptyDir are supported")
+            raise SystemExit(
+                f"kubelet: volume {volume['name']}: only configMap, secret, projected and emptyDir are supported"
+            )
         target.mkdir(parents=True)
-        for name, data in files.items():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(data)
+        _write_files(target, files)
+
+    def _wait_secret(self, namespace: str, ref: JSON) -> dict[str, bytes]:
+        """A missing Secret holds the pod back (as a real kubelet does) unless the volume says ``optional``."""
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                return self._secret_files(namespace, ref["secretName"])
+            except ApiError as err:
+                if err.status != 404 or ref.get("optional"):
+                    if err.status == 404:
+                        return {}
+                    raise
+                if time.monotonic() > deadline or self.stopping.is_set():
+                    raise SystemExit(f"kubelet: secret {namespace}/{ref['secretName']} never appeared") from None
+                self.stopping.wait(1.0)
 
     def _config_map_files(self, namespace: str, ref: JSON) -> dict[str, bytes]:
         data = self.admin.get(f"/api/v1/namespaces/{namespace}/configmaps/{ref['name']}").get("data") or {}
@@ -590,6 +675,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--kubeconfig", type=Path, required=True)
     run.add_argument("--workdir", type=Path, required=True)
     run.add_argument("--log", type=Path, required=True, help="where the container's output goes")
+    run.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS[=BINARY]",
+        help="also run the pods of NS (BINARY stands in for the image's entrypoint); repeatable",
+    )
     wait = sub.add_parser("wait-admission")
     wait.add_argument("--kubeconfig", type=Path, required=True)
     wait.add_argument("--timeout", type=float, default=180.0)
@@ -603,7 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"admission: the API server defaulted a JobSet through the webhooks: {json.dumps(created['spec'])}")
         return 0
     ensure_private_namespaces()
-    kubelet = Kubelet(admin, args.workdir, args.log)
+    entrypoints = dict(ns.partition("=")[::2] for ns in args.namespace)
+    kubelet = Kubelet(admin, args.workdir, args.log, entrypoints)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: kubelet.stopping.set())
     kubelet.run()
