@@ -18,15 +18,15 @@ Invariants:
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tools import drift
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
@@ -494,22 +494,18 @@ def substitute(expr: str) -> str:
 
 
 def drifted() -> list[Path]:
-    return [path for path, text in rendered().items() if not path.exists() or path.read_text() != text]
+    return drift.drifted(rendered())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the files differ from this generator")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = drifted()
-        for path in stale:
-            print(f"out of date: {path.relative_to(ROOT)} (run python -m tools.dashboards)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in rendered().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return 0
+    return drift.main(
+        argv,
+        render=rendered,
+        module="tools.dashboards",
+        root=ROOT,
+        description=__doc__.splitlines()[0],
+        check_help="exit 1 if the files differ from this generator",
+    )
 
 
 if __name__ == "__main__":

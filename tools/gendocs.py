@@ -18,7 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import dataclasses
@@ -27,7 +26,6 @@ import io
 import itertools
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from controller import cli, settings
 from metrics import registry
 from metrics.settings import OTHER_JOBSET, MetricsSettings
+from tools import drift
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION_PAGE = ROOT / "docs" / "operations" / "configuration.md"
@@ -478,22 +477,18 @@ def rendered() -> dict[Path, str]:
 
 
 def drifted() -> list[Path]:
-    return [path for path, text in rendered().items() if not path.exists() or path.read_text() != text]
+    return drift.drifted(rendered())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the pages differ from the code")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = drifted()
-        for path in stale:
-            print(f"out of date: {path.relative_to(ROOT)} (run python -m tools.gendocs)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in rendered().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return 0
+    return drift.main(
+        argv,
+        render=rendered,
+        module="tools.gendocs",
+        root=ROOT,
+        description=(__doc__ or "").splitlines()[0],
+        check_help="exit 1 if the pages differ from the code",
+    )
 
 
 if __name__ == "__main__":
