@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
 import signal
@@ -20,11 +21,16 @@ import sys
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import structlog
 
 from controller.settings import ConfigError, load_settings
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Options = TypeVar("_Options", bound="DataclassInstance")
 
 
 def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> None:
@@ -72,7 +78,12 @@ def version() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors that say where the fix is, instead of a usage block."""
+    """argparse with one-line usage errors that say where the fix is, instead of a usage block; descriptions and
+    epilogs (the examples) are printed as written. Subcommand parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
@@ -113,24 +124,28 @@ def _add_inspect_flags(cmd: argparse.ArgumentParser, name: str) -> None:
     cmd.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, else ~/.kube/config)")
 
 
+def _add_subcommand(sub: Any, prog: str, name: str, help_text: str) -> argparse.ArgumentParser:
+    """``<prog> <name>``: its help opens with ``<prog> <name>: <help_text>.`` and ends with its example from
+    :data:`EPILOGS` (written for ``pyjobset``; shown under ``prog``)."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=f"{prog} {name}: {help_text}.",
+        epilog=EPILOGS[name].replace("pyjobset ", f"{prog} ", 1),
+    )
+    return parser
+
+
 def build_kubectl_parser() -> argparse.ArgumentParser:
     """``kubectl jobset get|describe``: the same two commands as a kubectl plugin."""
     parser = _Parser(
         prog="kubectl jobset",
         description="JobSets at a glance (pyjobset's kubectl plugin).",
         epilog="example:\n  kubectl jobset get -A\n  kubectl jobset describe my-jobset -n team-a",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{get,describe}")
     for name, help_text in INSPECT_HELP.items():
-        cmd = sub.add_parser(
-            name,
-            help=help_text,
-            description=f"kubectl jobset {name}: {help_text}.",
-            epilog=EPILOGS[name].replace("pyjobset ", "kubectl jobset ", 1),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _add_inspect_flags(cmd, name)
+        _add_inspect_flags(_add_subcommand(sub, "kubectl jobset", name, help_text), name)
     return parser
 
 
@@ -139,19 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyjobset",
         description="JobSet controller for Kubernetes, in Python.",
         epilog="example:\n  pyjobset up --kubeconfig /tmp/pyjobset.kubeconfig   # try your own JobSets",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,up,demo,get,describe}")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help_text,
-            description=f"pyjobset {name}: {help_text}.",
-            epilog=EPILOGS[name],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        return _add_subcommand(sub, "pyjobset", name, help_text)
 
     sim = add("sim", "start the simulated Kubernetes cluster on 127.0.0.1")
     sim.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig once the server serves")
@@ -255,6 +263,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {FLAG_OVERRIDES[flag]: value for flag, value in given.items() if value is not None}
 
 
+def _options_from_flags(cls: type[_Options], args: argparse.Namespace) -> _Options:
+    """The options dataclass of a subcommand whose flags are named as its fields (``--gpus-per-node`` →
+    ``gpus_per_node``): every field is taken from the parsed flags, so a field without a flag fails loudly here."""
+    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})
+
+
 async def _until_signalled(coro_factory: Any) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -314,14 +328,7 @@ async def _cmd_up(args: argparse.Namespace) -> int:
     from cache.errors import ApiError
     from controller.up import UpError, UpOptions, run_up
 
-    opts = UpOptions(
-        kubeconfig=args.kubeconfig,
-        port=args.port,
-        nodes=args.nodes,
-        gpus_per_node=args.gpus_per_node,
-        nodes_per_pool=args.nodes_per_pool,
-        pod_run_seconds=args.pod_run_seconds,
-    )
+    opts = _options_from_flags(UpOptions, args)
 
     async def body(stop: asyncio.Event) -> int:
         try:
@@ -339,16 +346,7 @@ async def _cmd_up(args: argparse.Namespace) -> int:
 async def _cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo import DemoOptions, check_options, run_demo
 
-    options = DemoOptions(
-        nodes=args.nodes,
-        gpus_per_node=args.gpus_per_node,
-        jobsets=args.jobsets,
-        jobset_size=args.jobset_size,
-        pod_run_seconds=args.pod_run_seconds,
-        fail_at=args.fail_at,
-        plot=args.plot,
-        timeout=args.timeout,
-    )
+    options = _options_from_flags(DemoOptions, args)
     problems = check_options(options)
     if problems:
         for problem in problems:
