@@ -11,6 +11,7 @@ Invariants: pure functions, no exceptions for any ``str`` input; lengths are cou
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
 from controller.webhooks.fielderrors import ErrorList, FieldError, Path
@@ -59,8 +60,6 @@ _HTTP_PATH_FMT: Final = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+"
 
 _DNS1123_LABEL_RE: Final = re.compile(_DNS1123_LABEL_FMT)
 _DNS1123_SUBDOMAIN_RE: Final = re.compile(_DNS1123_SUBDOMAIN_FMT)
-_DNS1035_LABEL_RE: Final = re.compile(_DNS1035_LABEL_FMT)
-_QUALIFIED_NAME_RE: Final = re.compile(_QUALIFIED_NAME_FMT)
 _HTTP_PATH_RE: Final = re.compile(_HTTP_PATH_FMT)
 
 
@@ -97,31 +96,46 @@ def is_dns1123_label(value: str) -> list[str]:
     return errs
 
 
+@dataclass(frozen=True)
+class _Format:
+    """A name format apimachinery checks in two steps, in this order: at most ``max_length`` UTF-8 bytes, then
+    the whole value matches ``pattern`` (reported with ``msg``, the ``examples`` and the pattern's text)."""
+
+    max_length: int
+    pattern: re.Pattern[str]
+    msg: str
+    examples: tuple[str, ...]
+
+    def errors(self, value: str) -> list[str]:
+        errs: list[str] = []
+        if _blen(value) > self.max_length:
+            errs.append(max_len_error(self.max_length))
+        if not _full(self.pattern, value):
+            errs.append(regex_error(self.msg, self.pattern.pattern, *self.examples))
+        return errs
+
+
+_DNS1123_SUBDOMAIN: Final = _Format(
+    DNS1123_SUBDOMAIN_MAX_LENGTH, _DNS1123_SUBDOMAIN_RE, _DNS1123_SUBDOMAIN_MSG, ("example.com",)
+)
+_DNS1035_LABEL: Final = _Format(
+    DNS1035_LABEL_MAX_LENGTH, re.compile(_DNS1035_LABEL_FMT), _DNS1035_LABEL_MSG, ("my-name", "abc-123")
+)
+_LABEL_VALUE: Final = _Format(  # matches the empty string too
+    LABEL_VALUE_MAX_LENGTH, re.compile(_LABEL_VALUE_FMT), _LABEL_VALUE_MSG, ("MyValue", "my_value", "12345")
+)
+
+
 def is_dns1123_subdomain(value: str) -> list[str]:
-    errs: list[str] = []
-    if _blen(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
-    if not _full(_DNS1123_SUBDOMAIN_RE, value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
+    return _DNS1123_SUBDOMAIN.errors(value)
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errs: list[str] = []
-    if _blen(value) > DNS1035_LABEL_MAX_LENGTH:
-        errs.append(max_len_error(DNS1035_LABEL_MAX_LENGTH))
-    if not _full(_DNS1035_LABEL_RE, value):
-        errs.append(regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
+    return _DNS1035_LABEL.errors(value)
 
 
 def is_valid_label_value(value: str) -> list[str]:
-    errs: list[str] = []
-    if _blen(value) > LABEL_VALUE_MAX_LENGTH:
-        errs.append(max_len_error(LABEL_VALUE_MAX_LENGTH))
-    if value and not _full(_QUALIFIED_NAME_RE, value):
-        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
+    return _LABEL_VALUE.errors(value)
 
 
 def is_domain_prefixed_path(path: Path, value: str) -> ErrorList:
