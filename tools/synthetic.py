@@ -96,24 +96,27 @@ def jobset(
     )
 
 
-def _child_labels(js: JobSet, rjob: str, attempt: int) -> dict[str, str]:
-    return {
-        c.JOBSET_NAME_KEY: js.metadata.name,
-        c.JOBSET_UID_KEY: js.metadata.uid,
-        c.REPLICATED_JOB_NAME_KEY: rjob,
-        c.RESTART_ATTEMPT_KEY: str(attempt),
-    }
-
-
-def job(js: JobSet, rjob: str, index: int, *, attempt: int = 0, deleting: bool = False) -> Job:
+def _child_meta(js: JobSet, rjob: str, attempt: int, *, name: str, uid: str, deleting: bool) -> dict[str, Any]:
+    """Metadata of a Job or pod of ``js``: in its namespace, labelled as the controller labels its children."""
     meta: dict[str, Any] = {
-        "name": f"{js.metadata.name}-{rjob}-{index}",
+        "name": name,
         "namespace": js.metadata.namespace,
-        "uid": f"job-{js.metadata.uid}-{rjob}-{index}-{attempt}",
-        "labels": _child_labels(js, rjob, attempt),
+        "uid": uid,
+        "labels": {
+            c.JOBSET_NAME_KEY: js.metadata.name,
+            c.JOBSET_UID_KEY: js.metadata.uid,
+            c.REPLICATED_JOB_NAME_KEY: rjob,
+            c.RESTART_ATTEMPT_KEY: str(attempt),
+        },
     }
     if deleting:
         meta["deletionTimestamp"] = rfc3339(T0)
+    return meta
+
+
+def job(js: JobSet, rjob: str, index: int, *, attempt: int = 0, deleting: bool = False) -> Job:
+    name, uid = f"{js.metadata.name}-{rjob}-{index}", f"job-{js.metadata.uid}-{rjob}-{index}-{attempt}"
+    meta = _child_meta(js, rjob, attempt, name=name, uid=uid, deleting=deleting)
     return msgspec.convert({"metadata": meta}, Job)
 
 
@@ -130,14 +133,9 @@ def pod(
     gpus: int = 0,
     deleting: bool = False,
 ) -> Pod:
-    meta: dict[str, Any] = {
-        "name": f"{js.metadata.name}-{rjob}-{index}-{replica}-a{attempt}",
-        "namespace": js.metadata.namespace,
-        "uid": f"pod-{js.metadata.uid}-{rjob}-{index}-{replica}-{attempt}",
-        "labels": _child_labels(js, rjob, attempt),
-    }
-    if deleting:
-        meta["deletionTimestamp"] = rfc3339(T0)
+    name = f"{js.metadata.name}-{rjob}-{index}-{replica}-a{attempt}"
+    uid = f"pod-{js.metadata.uid}-{rjob}-{index}-{replica}-{attempt}"
+    meta = _child_meta(js, rjob, attempt, name=name, uid=uid, deleting=deleting)
     resources = {"requests": {"nvidia.com/gpu": str(gpus)}, "limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {}
     return msgspec.convert(
         {
