@@ -23,7 +23,13 @@ from api import constants as c
 from api.constants import API_VERSION, KIND
 from api.jsontypes import JSON
 
-_IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}
+
+def _cel(rule: str, message: str) -> JSON:
+    """One CEL validation rule of the CRD schema (``x-kubernetes-validations``), with the message users see."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+_IMMUTABLE = _cel("self == oldSelf", "Value is immutable")
 _ATOMIC = {"x-kubernetes-list-type": "atomic"}
 # Generator hints read by ``api.crdgen`` (never emitted): the Kubernetes definition a plain JSON field stands
 # for, and "required on the wire" for fields the reference always serialises (Go ``json`` tag without omitempty).
@@ -181,15 +187,11 @@ class RetentionPolicy(_Record, frozen=True):
     when_deleted: Annotated[WhenDeleted, _crd(default="Delete")] = "Delete"
 
 
-_PVC_NAMESPACE_RULE = {
-    "x-kubernetes-validations": [
-        {
-            "rule": "!has(self.templates) || self.templates.all(t, !has(t.metadata) || "
-            "!has(t.metadata.namespace) || size(t.metadata.namespace) == 0)",
-            "message": "namespace cannot be set for VolumeClaimPolicies templates",
-        }
-    ]
-}
+_PVC_NAMESPACE_RULE = _cel(
+    "!has(self.templates) || self.templates.all(t, !has(t.metadata) || "
+    "!has(t.metadata.namespace) || size(t.metadata.namespace) == 0)",
+    "namespace cannot be set for VolumeClaimPolicies templates",
+)
 
 
 class VolumeClaimPolicy(_Record, frozen=True):
@@ -203,15 +205,11 @@ class VolumeClaimPolicy(_Record, frozen=True):
     retention_policy: RetentionPolicy | None = None
 
 
-_SPEC_RULES = {
-    "x-kubernetes-validations": [
-        {
-            "rule": "!(has(self.startupPolicy) && self.startupPolicy.startupPolicyOrder == 'InOrder' && "
-            "self.replicatedJobs.exists(x, has(x.dependsOn)))",
-            "message": "StartupPolicy and DependsOn APIs are mutually exclusive",
-        }
-    ]
-}
+_SPEC_RULES = _cel(
+    "!(has(self.startupPolicy) && self.startupPolicy.startupPolicyOrder == 'InOrder' && "
+    "self.replicatedJobs.exists(x, has(x.dependsOn)))",
+    "StartupPolicy and DependsOn APIs are mutually exclusive",
+)
 
 
 class JobSetSpec(_Record, frozen=True):
