@@ -43,6 +43,11 @@ def _shown_value(value: Any) -> str:
     return f"{value}: "
 
 
+def _invalid(field: str, shown: object, complaint: str) -> JSON:
+    """The apiextensions cause ``Invalid value: <shown>: <field> in body <complaint>`` (reason FieldValueInvalid)."""
+    return field_cause("FieldValueInvalid", field, f"Invalid value: {shown}: {field} in body {complaint}")
+
+
 def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -123,9 +128,7 @@ class SchemaValidator:
             if branches and not any(
                 _type_ok(value, b) and not list(self._node(value, _MISSING, b, path)) for b in branches
             ):
-                yield field_cause(
-                    "FieldValueInvalid", field, f"Invalid value: {_fmt(value)}: {field} in body must match {key}"
-                )
+                yield _invalid(field, _fmt(value), f"must match {key}")
         if "enum" in schema and value not in schema["enum"]:
             supported = ", ".join(_fmt(e) for e in schema["enum"])
             yield field_cause(
@@ -146,52 +149,30 @@ class SchemaValidator:
         lo, hi = schema.get("minimum"), schema.get("maximum")
         if lo is not None:
             if schema.get("exclusiveMinimum") and value <= lo:
-                yield field_cause(
-                    "FieldValueInvalid", field, f"Invalid value: {value}: {field} in body should be greater than {lo}"
-                )
+                yield _invalid(field, value, f"should be greater than {lo}")
             elif value < lo:
-                yield field_cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {value}: {field} in body should be greater than or equal to {lo}",
-                )
+                yield _invalid(field, value, f"should be greater than or equal to {lo}")
         if hi is not None:
             if schema.get("exclusiveMaximum") and value >= hi:
-                yield field_cause(
-                    "FieldValueInvalid", field, f"Invalid value: {value}: {field} in body should be less than {hi}"
-                )
+                yield _invalid(field, value, f"should be less than {hi}")
             elif value > hi:
-                yield field_cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {value}: {field} in body should be less than or equal to {hi}",
-                )
+                yield _invalid(field, value, f"should be less than or equal to {hi}")
         if schema.get("format") == "int32" and isinstance(value, int) and not -(2**31) <= value < 2**31:
-            yield field_cause(
-                "FieldValueInvalid", field, f"Invalid value: {value}: {field} in body should be a valid int32"
-            )
+            yield _invalid(field, value, "should be a valid int32")
 
     def _string(self, value: str, schema: JSON, field: str) -> Iterator[JSON]:
         max_len, min_len = schema.get("maxLength"), schema.get("minLength")
         if max_len is not None and len(value) > max_len:
             yield field_cause("FieldValueTooLong", field, f"Too long: may not be more than {max_len} bytes")
         if min_len is not None and len(value) < min_len:
-            yield field_cause(
-                "FieldValueInvalid",
-                field,
-                f"Invalid value: {_fmt(value)}: {field} in body should be at least {min_len} chars long",
-            )
+            yield _invalid(field, _fmt(value), f"should be at least {min_len} chars long")
         pattern = schema.get("pattern")
         if pattern:
             rx = self._patterns.get(pattern)
             if rx is None:
                 rx = self._patterns[pattern] = re.compile(pattern)
             if not rx.search(value):
-                yield field_cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {_fmt(value)}: {field} in body should match '{pattern}'",
-                )
+                yield _invalid(field, _fmt(value), f"should match '{pattern}'")
 
     def _array(self, value: list[Any], old: Any, schema: JSON, path: str, field: str) -> Iterator[JSON]:
         max_items, min_items = schema.get("maxItems"), schema.get("minItems")
@@ -200,11 +181,7 @@ class SchemaValidator:
                 "FieldValueTooMany", field, f"Too many: {len(value)}: must have at most {max_items} items"
             )
         if min_items is not None and len(value) < min_items:
-            yield field_cause(
-                "FieldValueInvalid",
-                field,
-                f"Invalid value: {len(value)}: {field} in body should have at least {min_items} items",
-            )
+            yield _invalid(field, len(value), f"should have at least {min_items} items")
         list_type = schema.get("x-kubernetes-list-type")
         keys = schema.get("x-kubernetes-list-map-keys") or []
         old_by_key: dict[str, Any] = {}
