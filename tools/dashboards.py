@@ -498,14 +498,7 @@ def drifted() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return drift.main(
-        argv,
-        render=rendered,
-        module="tools.dashboards",
-        root=ROOT,
-        description=__doc__.splitlines()[0],
-        check_help="exit 1 if the files differ from this generator",
-    )
+    return drift.main(argv, rendered, "tools.dashboards", __doc__, "exit 1 if the files differ from this generator")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ENCODING = "utf-8"
+REPOSITORY = Path(__file__).resolve().parent.parent
+"""The checkout this module runs from: generated paths are shown relative to it."""
 
 
 def drifted(files: Mapping[Path, str]) -> list[Path]:
@@ -34,18 +36,19 @@ def write(files: Mapping[Path, str]) -> None:
 
 def main(
     argv: Sequence[str] | None,
-    *,
     render: Callable[[], Mapping[Path, str]],
     module: str,
-    root: Path,
-    description: str,
+    doc: str | None,
     check_help: str,
+    *,
+    root: Path = REPOSITORY,
 ) -> int:
     """``python -m <module> [--check]``: write what ``render`` returns, or with ``--check`` report drift (exit 1).
 
-    Paths are shown relative to ``root`` (the repository), as a user at its top types them.
+    ``--help`` shows the first line of the module's ``doc``; paths are shown relative to ``root``, as a user at the
+    top of the repository types them.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help=check_help)
     args = parser.parse_args(argv)
     files = render()

@@ -481,14 +481,7 @@ def drifted() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return drift.main(
-        argv,
-        render=rendered,
-        module="tools.gendocs",
-        root=ROOT,
-        description=(__doc__ or "").splitlines()[0],
-        check_help="exit 1 if the pages differ from the code",
-    )
+    return drift.main(argv, rendered, "tools.gendocs", __doc__, "exit 1 if the pages differ from the code")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ def _files(root: Path) -> dict[Path, str]:
 
 
 def _run(root: Path, files: dict[Path, str], *argv: str) -> int:
-    return drift.main(
-        list(argv), render=lambda: files, module="tools.example", root=root, description="x", check_help="check"
-    )
+    return drift.main(list(argv), lambda: files, "tools.example", "Example.\n\nMore.", "check", root=root)
 
 
 def test_without_check_every_file_is_written_and_its_folder_created(tmp_path: Path) -> None:
@@ -79,3 +77,16 @@ def test_an_unknown_flag_is_a_usage_error_naming_the_module(tmp_path: Path, caps
     assert exit_info.value.code == 2
     assert "python -m tools.example" in capsys.readouterr().err
     assert not (tmp_path / "deploy").exists()
+
+
+def test_help_shows_the_first_line_of_the_generators_docstring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _run(tmp_path, _files(tmp_path), "--help")
+
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m tools.example [-h] [--check]")
+    assert "Example." in out
+    assert "More." not in out
