@@ -19,7 +19,7 @@ import logging
 import signal
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
@@ -124,42 +124,48 @@ def _add_inspect_flags(cmd: argparse.ArgumentParser, name: str) -> None:
     cmd.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, else ~/.kube/config)")
 
 
-def _add_subcommand(sub: Any, prog: str, name: str, help_text: str) -> argparse.ArgumentParser:
-    """``<prog> <name>``: its help opens with ``<prog> <name>: <help_text>.`` and ends with its example from
-    :data:`EPILOGS` (written for ``pyjobset``; shown under ``prog``)."""
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name,
-        help=help_text,
-        description=f"{prog} {name}: {help_text}.",
-        epilog=EPILOGS[name].replace("pyjobset ", f"{prog} ", 1),
-    )
-    return parser
+def _command_parser(
+    prog: str, description: str, example: str, commands: Iterable[str]
+) -> tuple[argparse.ArgumentParser, Callable[[str, str], argparse.ArgumentParser]]:
+    """``<prog> {commands}``: the parser, and how to add one of its subcommands — ``add(name, help_text)``, whose
+    help opens with ``<prog> <name>: <help_text>.`` and ends with its example from :data:`EPILOGS` (written for
+    ``pyjobset``, shown under ``prog``)."""
+    parser = _Parser(prog=prog, description=description, epilog=f"example:\n  {example}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(commands) + "}")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd: argparse.ArgumentParser = sub.add_parser(
+            name,
+            help=help_text,
+            description=f"{prog} {name}: {help_text}.",
+            epilog=EPILOGS[name].replace("pyjobset ", f"{prog} ", 1),
+        )
+        return cmd
+
+    return parser, add
 
 
 def build_kubectl_parser() -> argparse.ArgumentParser:
     """``kubectl jobset get|describe``: the same two commands as a kubectl plugin."""
-    parser = _Parser(
-        prog="kubectl jobset",
-        description="JobSets at a glance (pyjobset's kubectl plugin).",
-        epilog="example:\n  kubectl jobset get -A\n  kubectl jobset describe my-jobset -n team-a",
+    parser, add = _command_parser(
+        "kubectl jobset",
+        "JobSets at a glance (pyjobset's kubectl plugin).",
+        "kubectl jobset get -A\n  kubectl jobset describe my-jobset -n team-a",
+        INSPECT_HELP,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{get,describe}")
     for name, help_text in INSPECT_HELP.items():
-        _add_inspect_flags(_add_subcommand(sub, "kubectl jobset", name, help_text), name)
+        _add_inspect_flags(add(name, help_text), name)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="pyjobset",
-        description="JobSet controller for Kubernetes, in Python.",
-        epilog="example:\n  pyjobset up --kubeconfig /tmp/pyjobset.kubeconfig   # try your own JobSets",
+    parser, add = _command_parser(
+        "pyjobset",
+        "JobSet controller for Kubernetes, in Python.",
+        "pyjobset up --kubeconfig /tmp/pyjobset.kubeconfig   # try your own JobSets",
+        ("sim", "run", "up", "demo", *INSPECT_HELP),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sim,run,up,demo,get,describe}")
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return _add_subcommand(sub, "pyjobset", name, help_text)
 
     sim = add("sim", "start the simulated Kubernetes cluster on 127.0.0.1")
     sim.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig once the server serves")
