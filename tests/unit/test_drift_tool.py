@@ -16,7 +16,7 @@ from tools import drift
 
 
 def _files(root: Path) -> dict[Path, str]:
-    return {root / "deploy" / "a.yaml": "a: 1\n", root / "docs" / "ref" / "b.md": "# B — generated\n"}
+    return {root / "deploy" / "a.yaml": "a: 1\n", root / "pages" / "ref" / "b.txt": "# B — generated\n"}
 
 
 def _run(root: Path, files: dict[Path, str], *argv: str) -> int:
@@ -46,10 +46,10 @@ def test_check_names_each_missing_or_differing_file_with_the_fix_and_writes_noth
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"out of date: {Path('deploy/a.yaml')} (run python -m tools.example)",
-        f"out of date: {Path('docs/ref/b.md')} (run python -m tools.example)",
+        f"out of date: {Path('pages/ref/b.txt')} (run python -m tools.example)",
     ]
     assert (tmp_path / "deploy" / "a.yaml").read_text() == "stale\n"
-    assert not (tmp_path / "docs").exists()
+    assert not (tmp_path / "pages").exists()
 
 
 def test_check_passes_silently_once_the_files_match(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
