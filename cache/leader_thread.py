@@ -8,7 +8,9 @@ loops). The controller's loop may be held for a while by a long piece of work (b
 large JobSet, a full garbage collection of a big cache, a slow callback); on the loop, the renewal would wait
 behind it and a stall longer than the renew deadline would cost the Lease. Here it does not wait: while the
 main thread runs Python the renewer still gets the interpreter every switch interval (5 ms by default), and
-while the main thread sleeps or waits on I/O it runs freely.
+while the main thread sleeps or waits on I/O it runs freely. What still delays it is one native call that holds
+the interpreter throughout (decoding one enormous JSON body, a full garbage collection), by that call's length;
+the controller keeps those short (incremental plans, ``gc.freeze`` of the cache) for its own loop's sake anyway.
 
 The object offers the controller's loop what :class:`~cache.leader.LeaderElector` offers (``run``,
 ``wait_leading``, ``leading``/``lost`` events, the three callback lists, ``is_leader``, ``may_write``), so
