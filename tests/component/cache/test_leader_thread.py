@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -59,9 +60,15 @@ class ThreadedSim:
         self.loop.close()
 
     def lease(self) -> JSON:
-        with urllib.request.urlopen(self.url + LEASE_PATH, timeout=LIMIT) as resp:
-            out: JSON = orjson.loads(resp.read())
-            return out
+        """The Lease, or ``{}`` before anyone created it."""
+        try:
+            with urllib.request.urlopen(self.url + LEASE_PATH, timeout=LIMIT) as resp:
+                out: JSON = orjson.loads(resp.read())
+                return out
+        except urllib.error.HTTPError as err:
+            if err.code != 404:
+                raise
+            return {}
 
     def record(self) -> LeaseRecord:
         return LeaseRecord.from_lease(self.lease())
