@@ -319,8 +319,9 @@ async def run_controller(
     Runs the controller, the metrics and probe listeners and (unless ``webhooks`` is False) the HTTPS admission
     server. With leader election on, caches sync at once (a standby is warm) and webhooks serve in every replica,
     but reconcile workers start only once this process holds the Lease; losing it stops everything at once and
-    raises ``LeadershipLost``. The elector has a client of its own so that Lease renewals never queue behind a
-    burst of Job creates on the shared bucket.
+    raises ``LeadershipLost``. The elector renews from a thread of its own with a client of its own
+    (``cache.leader_thread``), so Lease renewals wait neither behind a burst of Job creates on the shared bucket
+    nor behind a reconcile that holds this loop.
     """
     cc = settings.client_connection
     hub = MetricsHub(MetricsSettings())
