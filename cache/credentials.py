@@ -16,6 +16,9 @@ Invariants:
 * a credential's value never appears in a log line or an error message;
 * concurrent callers share one refresh (one plugin run, one file read), and a 401 for a credential that has
   since been replaced does not trigger another refresh;
+* one provider may serve several event loops on several threads (the leader elector renews from a thread of its
+  own, ``cache.leader_thread``): nothing here is bound to a loop — ``ExecPlugin`` keeps one lock per loop, so
+  callers on one loop share a run, and the loops at worst run the plugin once each at the same time;
 * when a refresh fails while the last good credential has not yet expired, the last one keeps being used (the
   failure is logged); otherwise ``CredentialError`` — a ``TransientError``, so requests back off and retry;
 * time is injected (``wall`` for expiry timestamps, ``monotonic`` for reload periods) so tests never sleep.
@@ -30,7 +33,9 @@ import datetime as dt
 import os
 import ssl
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,12 +182,23 @@ class ExecPlugin(Credentials):
         self.timeout = timeout
         self.max_margin = max_margin
         self._issued: _Issued | None = None
-        self._lock = asyncio.Lock()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._locks_guard = threading.Lock()
         self.runs = 0
         """How many times the plugin ran (tests)."""
 
     def _name(self) -> str:
         return os.path.basename(self.spec.command)
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """The running loop's lock (an ``asyncio.Lock`` belongs to one loop; see the module's invariants)."""
+        loop = asyncio.get_running_loop()
+        with self._locks_guard:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = self._locks[loop] = asyncio.Lock()
+            return lock
 
     def _fresh(self) -> bool:
         issued = self._issued

@@ -63,6 +63,7 @@ from cache.errors import Forbidden, NotFound
 __all__ = [
     "LEASE_NAME",
     "ClientLeaseApi",
+    "Elector",
     "LeaderElectionConfig",
     "LeaderElector",
     "LeaseApi",
@@ -96,6 +97,26 @@ class LeaseApi(Protocol):
     async def update(self, namespace: str, name: str, lease: JSON) -> JSON:
         """Replace the Lease (optimistic concurrency on ``metadata.resourceVersion``)."""
         ...
+
+
+class Elector(Protocol):
+    """What the controller needs of an elector: :class:`LeaderElector` on the caller's loop, or
+    ``cache.leader_thread.ThreadedLeaderElector`` renewing from a thread of its own."""
+
+    started_callbacks: list[Callable[[], None]]
+    stopped_callbacks: list[Callable[[], None]]
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    def may_write(self) -> bool: ...
+
+    async def run(self) -> None: ...
+
+    async def wait_leading(self) -> None: ...
 
 
 class ClientLeaseApi:
@@ -255,6 +276,9 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0  # our clock when the current record was first seen
         self._deadline = 0.0  # while leading: authority ends here unless renewed
+        # The write fence, published as one float so another thread reads it atomically (``may_write``): the
+        # deadline while leading, -inf otherwise. Written only by the thread running ``run()``.
+        self._authority_until = -math.inf
         self._leader_seen = ""
         self.blocked_cause: str | None = None
         """Why acquiring is failing, when it is a cause an operator must fix (see the module docstring)."""
@@ -274,8 +298,12 @@ class LeaderElector:
 
         ``is_leader`` is cleared by the renew loop, which only runs when the event loop gets to it: a process that
         was frozen (SIGSTOP, a long GC or swap pause) past its renew deadline wakes with ``is_leader`` still set
-        while a standby may already lead. Checking the deadline itself before each write closes that window."""
-        return self._is_leader and self._clock.now() < self._deadline
+        while a standby may already lead. Checking the deadline itself before each write closes that window.
+
+        Safe to call from any thread (``cache.leader_thread`` runs the elector on a thread of its own and the
+        writers ask from the controller's loop): it reads one float attribute, replaced whole on every change,
+        and the clock (``time.monotonic`` in production)."""
+        return self._clock.now() < self._authority_until
 
     @property
     def observed_leader(self) -> str:
@@ -360,6 +388,7 @@ class LeaderElector:
                     ok = False
                 if ok:
                     self._deadline = started + cfg.renew_deadline
+                    self._authority_until = self._deadline
                     break
                 if self._deadline - self._clock.now() <= 0:
                     self._stop_leading("renew_deadline_passed")
@@ -442,6 +471,7 @@ class LeaderElector:
 
     def _start_leading(self, started: float) -> None:
         self._deadline = started + self.config.renew_deadline
+        self._authority_until = self._deadline
         self._is_leader = True
         self.leading.set()
         log.info("leader_started", lease=self.config.name, identity=self.config.identity)
@@ -451,6 +481,7 @@ class LeaderElector:
     def _stop_leading(self, why: str) -> None:
         if not self._is_leader:
             return
+        self._authority_until = -math.inf  # the fence closes first, before any callback runs
         self._is_leader = False
         self.leading.clear()
         self.lost.set()
@@ -479,7 +510,7 @@ class LeaderElector:
         log.info("leader_released", lease=cfg.name, identity=cfg.identity)
 
 
-async def run_as_leader(elector: LeaderElector, work: Callable[[], Awaitable[None]]) -> bool:
+async def run_as_leader(elector: Elector, work: Callable[[], Awaitable[None]]) -> bool:
     """Campaign, run ``work()`` while leading, cancel it the moment leadership is lost.
 
     Returns True if ``work`` finished on its own (the Lease is then released), False if leadership was lost

@@ -27,7 +27,8 @@ from api.records import Job, Node, Pod, Service
 from cache.client import ApiClient, ClusterConfig, resource_path
 from cache.errors import ApiError, NotFound
 from cache.informer import HasMeta, Informer, Quarantined
-from cache.leader import ClientLeaseApi, LeaderElectionConfig, LeaderElector
+from cache.leader import LeaderElectionConfig
+from cache.leader_thread import ThreadedLeaderElector
 from cache.queue import WorkQueue
 from cache.store import Store
 from cache.tally import ChildTallies
@@ -318,8 +319,9 @@ async def run_controller(
     Runs the controller, the metrics and probe listeners and (unless ``webhooks`` is False) the HTTPS admission
     server. With leader election on, caches sync at once (a standby is warm) and webhooks serve in every replica,
     but reconcile workers start only once this process holds the Lease; losing it stops everything at once and
-    raises ``LeadershipLost``. The elector has a client of its own so that Lease renewals never queue behind a
-    burst of Job creates on the shared bucket.
+    raises ``LeadershipLost``. The elector renews from a thread of its own with a client of its own
+    (``cache.leader_thread``), so Lease renewals wait neither behind a burst of Job creates on the shared bucket
+    nor behind a reconcile that holds this loop.
     """
     cc = settings.client_connection
     hub = MetricsHub(MetricsSettings())
@@ -398,39 +400,40 @@ async def _run_with_election(
     if leader_metrics is None:
         await controller.run(stop)
         return
-    async with ApiClient(config, qps=5, burst=10) as lease_client:
-        elector = LeaderElector(
-            ClientLeaseApi(lease_client),
-            LeaderElectionConfig(
-                namespace=le.resource_namespace or settings.namespace,
-                name=le.resource_name,
-                lease_duration=le.lease_duration,
-                renew_deadline=le.renew_deadline,
-                retry_period=le.retry_period,
-            ),
-        )
-        lost = False
+    # The renewer runs on a thread of its own with its own client (same TLS and credentials): a reconcile that
+    # holds this loop for longer than the renew deadline cannot cost the Lease (``cache.leader_thread``).
+    elector = ThreadedLeaderElector(
+        config,
+        LeaderElectionConfig(
+            namespace=le.resource_namespace or settings.namespace,
+            name=le.resource_name,
+            lease_duration=le.lease_duration,
+            renew_deadline=le.renew_deadline,
+            retry_period=le.retry_period,
+        ),
+    )
+    lost = False
 
-        def on_stopped() -> None:
-            nonlocal lost
-            if not stop.is_set():
-                lost = True
-                log.error("leader_election_lost", lease=le.resource_name)
-            controller.queue.shut_down()
-            stop.set()
+    def on_stopped() -> None:
+        nonlocal lost
+        if not stop.is_set():
+            lost = True
+            log.error("leader_election_lost", lease=le.resource_name)
+        controller.queue.shut_down()
+        stop.set()
 
-        elector.started_callbacks += [lambda: log.info("leader_elected", lease=le.resource_name)]
-        elector.started_callbacks.append(leader_metrics.started_leading)
-        elector.stopped_callbacks += [leader_metrics.stopped_leading, on_stopped]
-        # No write leaves this process unless it leads with authority left: a leader frozen (SIGSTOP) past its
-        # renew deadline wakes to refused writes (``cache.errors.Fenced``) while its elector notices the loss.
-        controller.client.write_fence = elector.may_write
-        campaign = asyncio.create_task(elector.run(), name="leader-election")
-        try:
-            await controller.run(stop, leading=elector.wait_leading)
-        finally:
-            campaign.cancel()  # releases the Lease on a clean shutdown
-            with contextlib.suppress(asyncio.CancelledError):
-                await campaign
-        if lost:
-            raise LeadershipLost(f"lost the lease {le.resource_name}")
+    elector.started_callbacks += [lambda: log.info("leader_elected", lease=le.resource_name)]
+    elector.started_callbacks.append(leader_metrics.started_leading)
+    elector.stopped_callbacks += [leader_metrics.stopped_leading, on_stopped]
+    # No write leaves this process unless it leads with authority left: a leader frozen (SIGSTOP) past its
+    # renew deadline wakes to refused writes (``cache.errors.Fenced``) while its elector notices the loss.
+    controller.client.write_fence = elector.may_write
+    campaign = asyncio.create_task(elector.run(), name="leader-election")
+    try:
+        await controller.run(stop, leading=elector.wait_leading)
+    finally:
+        campaign.cancel()  # releases the Lease on a clean shutdown
+        with contextlib.suppress(asyncio.CancelledError):
+            await campaign
+    if lost:
+        raise LeadershipLost(f"lost the lease {le.resource_name}")

@@ -28,8 +28,10 @@ with open(path) as fh:
 state["runs"] = state.get("runs", 0) + 1
 state["info"] = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
 state["stdin_closed"] = sys.stdin.read() == ""
-with open(path, "w") as fh:
+tmp = "%s.%d" % (path, os.getpid())  # written whole, then renamed: two runs at once never read half a file
+with open(tmp, "w") as fh:
     json.dump(state, fh)
+os.replace(tmp, path)
 if state.get("fail"):
     sys.stderr.write(state["fail"])
     sys.exit(3)
@@ -131,6 +133,21 @@ async def test_concurrent_callers_share_one_plugin_run(plugin: Plugin) -> None:
     got = await asyncio.gather(*(creds.authorization() for _ in range(8)))
     assert set(got) == {"Bearer tok-1"}
     assert plugin.state["runs"] == 1
+
+
+async def test_one_plugin_serves_two_event_loops_at_once(plugin: Plugin) -> None:
+    """The leader elector renews from a thread with its own loop and the same provider (``cache.leader_thread``):
+    callers on both loops at once all get a credential; an ``asyncio.Lock`` shared by both loops would raise."""
+    creds = plugin.credentials()
+
+    async def callers() -> list[str | None]:
+        return list(await asyncio.gather(*(creds.authorization() for _ in range(8))))
+
+    on_loop, on_thread = await asyncio.gather(callers(), asyncio.to_thread(asyncio.run, callers()))
+    got = set(on_loop) | set(on_thread)
+    assert got <= {"Bearer tok-1", "Bearer tok-2"}, got
+    assert len(set(on_loop)) == 1, "callers on one loop share one run"
+    assert len(set(on_thread)) == 1, "callers on one loop share one run"
 
 
 async def test_plugin_gets_exec_info_env_and_no_stdin(plugin: Plugin) -> None:
