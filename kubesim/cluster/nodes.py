@@ -2,7 +2,8 @@
 
 Pure builders over JSON dicts. Node ``i`` (0-based) is named ``sim-node-<i>`` (zero-padded to 5 digits), sits
 in node pool ``pool-<i // nodes_per_pool>`` (label ``cloud.google.com/gke-nodepool``) and in zone
-``sim-zone-<a|b|c>`` chosen per pool, so every pool is inside one zone as on GKE.
+``sim-zone-<a|b|c>`` chosen per pool, so every pool is inside one zone as on GKE, and in rack ``sim-rack-<pool>``
+(label ``topology.kubernetes.io/rack``, the domain of topology-aware workload scheduling): one rack per pool.
 
 Node contract: annotation ``sim.pyjobset.io/fail: "true"`` makes the node NotReady (Ready=False) and taints it
 ``node.kubernetes.io/not-ready`` (NoSchedule and NoExecute) as the node lifecycle controller does; removing the
@@ -24,6 +25,7 @@ JSON = dict[str, Any]
 FAIL_ANNOTATION = "sim.pyjobset.io/fail"
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 ZONE_LABEL = "topology.kubernetes.io/zone"
+RACK_LABEL = "topology.kubernetes.io/rack"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 ZONES = ("sim-zone-a", "sim-zone-b", "sim-zone-c")
@@ -70,6 +72,7 @@ def make_node(index: int, *, nodes_per_pool: int, shape: NodeShape, now: float) 
                 "kubernetes.io/os": "linux",
                 HOSTNAME_LABEL: name,
                 ZONE_LABEL: ZONES[pool % len(ZONES)],
+                RACK_LABEL: f"sim-rack-{pool}",
                 "topology.kubernetes.io/region": "sim-region",
                 NODEPOOL_LABEL: f"pool-{pool}",
                 "node.kubernetes.io/instance-type": "sim-standard",

@@ -23,6 +23,10 @@ connection is left for the garbage collector (which would warn, as an error, in 
 event breaks the predicate; callers first wait until the controller has *observed* the change under test (its
 ``replicatedJobsStatus`` reflects it), so the window only guards against a late wrong decision.
 
+Workload-aware scheduling (117-119): ``require_workload_scheduling`` checks discovery for Workload and PodGroup in
+``scheduling.k8s.io/v1beta1`` and skips (kubesim, which serves neither) or fails (``PYJOBSET_E2E_REQUIRE=1``)
+without them; ``gang_group``, ``jobset_workload`` and ``in_pod_group`` build the objects a user creates.
+
 Invariants: every wait is bounded; nothing here sleeps for a fixed time; objects are plain JSON dicts.
 """
 
@@ -37,6 +41,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any, cast
 
 import orjson
+import pytest
 
 from api import constants as c
 from cache.client import MERGE_PATCH, ApiClient, resource_path
@@ -598,3 +603,105 @@ async def jobset_webhooks(api: ApiClient, namespace: str) -> list[str]:
                 if _admits_jobsets(hook) and _selects(hook.get("namespaceSelector") or {}, labels):
                     found.append(f"{config['metadata']['name']}/{hook['name']}")
     return found
+
+
+# ------------------------------------------------------------------------------------ workload-aware scheduling
+
+WAS_GROUP = "scheduling.k8s.io"
+WAS_VERSION = "v1beta1"
+WAS_RESOURCES = ("workloads", "podgroups")
+RACK_LABEL = "topology.kubernetes.io/rack"
+WAS_GATES = "GenericWorkload=true,TopologyAwareWorkloadScheduling=true"
+
+
+async def served_resources(api: ApiClient, group: str, version: str) -> set[str]:
+    """Resource names the cluster's discovery lists for ``group/version`` (empty when it is not served)."""
+    try:
+        body = await api.get(f"/apis/{group}/{version}")
+    except ApiError:
+        return set()
+    return {str(r.get("name")) for r in body.get("resources") or []}
+
+
+async def require_workload_scheduling(api: ApiClient) -> None:
+    """Skip (kubesim, or an external cluster without the API) or fail (``PYJOBSET_E2E_REQUIRE=1``) unless the
+    cluster serves Workload and PodGroup in ``scheduling.k8s.io/v1beta1`` (Kubernetes 1.37)."""
+    missing = sorted(set(WAS_RESOURCES) - await served_resources(api, WAS_GROUP, WAS_VERSION))
+    if not missing:
+        return
+    if not EXTERNAL:
+        pytest.skip(
+            f"kubesim does not serve {WAS_GROUP}/{WAS_VERSION} ({', '.join(missing)}) and its scheduler has no "
+            "gang or topology-aware placement: this scenario runs on the real control plane (tests/e2e/run.sh)"
+        )
+    _unsupported(f"the cluster does not serve {WAS_GROUP}/{WAS_VERSION} {missing}")
+
+
+async def require_topology_constraints() -> None:
+    """Called when the API server dropped a PodGroup's ``schedulingConstraints`` (its TopologyAwareWorkloadScheduling
+    gate is off): skip, or fail under ``PYJOBSET_E2E_REQUIRE=1``."""
+    _unsupported(
+        "the API server dropped the PodGroup's spec.schedulingConstraints (TopologyAwareWorkloadScheduling off)"
+    )
+
+
+def _unsupported(what: str) -> None:
+    message = (
+        f"{what}: start kube-apiserver with --runtime-config={WAS_GROUP}/{WAS_VERSION}=true "
+        f"--feature-gates={WAS_GATES}, and kube-scheduler and kube-controller-manager with "
+        f"--feature-gates={WAS_GATES} (tests/e2e/harness.py does so by default)"
+    )
+    if os.environ.get("PYJOBSET_E2E_REQUIRE") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def was_path(resource: str, namespace: str) -> str:
+    return resource_path(WAS_GROUP, WAS_VERSION, resource, namespace)
+
+
+def gang_group(name: str, min_count: int, *, workload: str | None = None, topology_key: str | None = None) -> JSON:
+    """A PodGroup with the gang policy (and optionally a topology constraint), optionally made from ``workload``'s
+    template of the same name."""
+    spec: JSON = {"schedulingPolicy": {"gang": {"minCount": min_count}}}
+    if workload is not None:
+        spec["workloadRef"] = {"workloadName": workload, "templateName": name}
+    if topology_key is not None:
+        spec["schedulingConstraints"] = {"topology": [{"key": topology_key}]}
+    return {"apiVersion": f"{WAS_GROUP}/{WAS_VERSION}", "kind": "PodGroup", "metadata": {"name": name}, "spec": spec}
+
+
+def jobset_workload(name: str, jobset: str, group: JSON) -> JSON:
+    """A Workload whose controllerRef is the JobSet ``jobset``, with one pod-group template shaped like ``group``."""
+    template = {"name": group["metadata"]["name"], **{k: v for k, v in group["spec"].items() if k != "workloadRef"}}
+    return {
+        "apiVersion": f"{WAS_GROUP}/{WAS_VERSION}",
+        "kind": "Workload",
+        "metadata": {"name": name},
+        "spec": {
+            "controllerRef": {"apiGroup": c.GROUP, "kind": "JobSet", "name": jobset},
+            "podGroupTemplates": [template],
+        },
+    }
+
+
+def in_pod_group(obj: JSON, group: str, *, cpu: str | None = None, affinity: JSON | None = None) -> JSON:
+    """Every replicated job's pods join the PodGroup ``group`` (``spec.schedulingGroup.podGroupName``), optionally
+    requesting ``cpu`` and with a node ``affinity``."""
+    out = copy.deepcopy(obj)
+    for rj in _rjobs(out, None):
+        pod = rj["template"]["spec"]["template"]["spec"]
+        pod["schedulingGroup"] = {"podGroupName": group}
+        if cpu is not None:
+            for container in pod["containers"]:
+                container["resources"] = {"requests": {"cpu": cpu}}
+        if affinity is not None:
+            pod["affinity"] = affinity
+    return out
+
+
+def pod_group_condition(group: JSON, ctype: str = "PodGroupInitiallyScheduled") -> JSON | None:
+    for cond in (group.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return dict(cond)
+    return None

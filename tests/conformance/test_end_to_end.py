@@ -1,5 +1,6 @@
 """Conformance 8.C: the reference's end-to-end scenarios, pod-driven through the annotation contract
-(103, 104, 106, 107, 109, 110, 113, 114; 117-119 skipped).
+(103, 104, 106, 107, 109, 110, 113, 114), and 117-119 (workload-aware scheduling: Workload and PodGroup of
+scheduling.k8s.io/v1beta1, gang and rack-topology placement by the real kube-scheduler; skipped on kubesim).
 
 Pods are scheduled and run by the cluster (simulated kubelet or KWOK): ``run-seconds`` makes them succeed,
 ``fail-when`` makes chosen pods fail, pods without ``run-seconds`` run until the test sets ``exit-now``. Network
@@ -13,13 +14,28 @@ import contextlib
 import uuid
 from typing import Any
 
-import pytest
-
 from api import constants as c
 from cache.client import resource_path
 from cache.errors import ApiError
 from tests.builders import JobSetBuilder
-from tests.conformance.kit import RUN_SECONDS, START_SECONDS, Cluster, counts, expected, live, simulated
+from tests.conformance.kit import (
+    RACK_LABEL,
+    RUN_SECONDS,
+    START_SECONDS,
+    Cluster,
+    counts,
+    expected,
+    gang_group,
+    in_pod_group,
+    jobset_workload,
+    live,
+    pod_group_condition,
+    require_topology_constraints,
+    require_workload_scheduling,
+    simulated,
+    wait_for,
+    was_path,
+)
 
 JSON = dict[str, Any]
 
@@ -240,17 +256,145 @@ async def test_c114_restart_from_a_failure_then_completed(cluster: Cluster) -> N
     assert RUN_SECONDS in (await cluster.jobs("js"))[0]["spec"]["template"]["metadata"]["annotations"]
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        pytest.param(117, id="c117_was_simple_jobset"),
-        pytest.param(118, id="c118_was_gang_podgroup"),
-        pytest.param(119, id="c119_was_topology_aware"),
-    ],
-)
-def test_c117_c119_workload_aware_scheduling(scenario: int) -> None:
-    pytest.skip(
-        f"scenario {scenario} is the reference's workload-aware scheduling suite: it needs Kubernetes 1.36 alpha "
-        "gates (GenericWorkload, GangScheduling, TopologyAwareWorkloadScheduling) and the scheduling.k8s.io "
-        "alpha API (Workload, PodGroup), which neither backend serves"
+# ----------------------------------------------------------------------------- 117-119 workload-aware scheduling
+# The user creates the Workload and PodGroup (the controller creates neither); the cluster's scheduler does the
+# gang and topology work. kubesim serves no scheduling.k8s.io/v1beta1, so these run on the real plane only.
+
+
+async def _nodes(cluster: Cluster) -> list[JSON]:
+    """Ready, schedulable nodes, by name."""
+    items = (await cluster.api.get(resource_path("", "v1", "nodes"))).get("items", [])
+    ready = [
+        n
+        for n in items
+        if not (n.get("spec") or {}).get("unschedulable")
+        and any(x["type"] == "Ready" and x["status"] == "True" for x in (n.get("status") or {}).get("conditions", []))
+    ]
+    return sorted(ready, key=lambda n: n["metadata"]["name"])
+
+
+def _cores(node: JSON) -> int:
+    cpu = str(node["status"]["allocatable"]["cpu"])
+    return int(cpu[:-1]) // 1000 if cpu.endswith("m") else int(cpu)
+
+
+def _hostname_in(names: list[str]) -> JSON:
+    term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": names}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+async def _create_was(cluster: Cluster, resource: str, obj: JSON, owner: JSON | None = None) -> JSON:
+    obj = {**obj, "metadata": {**obj["metadata"], "namespace": cluster.ns}}
+    if owner is not None:
+        meta = owner["metadata"]
+        ref = {"apiVersion": f"{c.GROUP}/{c.VERSION}", "kind": "JobSet", "name": meta["name"], "uid": meta["uid"]}
+        obj["metadata"]["ownerReferences"] = [ref]
+    created: JSON = await cluster.api.create(was_path(resource, cluster.ns), obj)
+    return created
+
+
+async def _wait_group(cluster: Cluster, name: str, status: str) -> JSON:
+    """Wait until the scheduler has written ``PodGroupInitiallyScheduled`` = ``status`` on the PodGroup."""
+
+    def check(items: list[JSON]) -> JSON | None:
+        cond = pod_group_condition(items[0]) if items else None
+        return items[0] if cond is not None and cond.get("status") == status else None
+
+    group: JSON = await wait_for(
+        cluster.api, was_path("podgroups", cluster.ns), check, params={"fieldSelector": f"metadata.name={name}"}
     )
+    return group
+
+
+def _bound(count: int) -> Any:
+    def check(pods: list[JSON]) -> list[JSON] | None:
+        return pods if len(pods) == count and all(p["spec"].get("nodeName") for p in pods) else None
+
+    return check
+
+
+async def test_c117_was_simple_jobset_completes(cluster: Cluster) -> None:
+    """On a cluster with workload-aware scheduling on, a JobSet that names no pod group runs as before."""
+    await require_workload_scheduling(cluster.api)
+    obj = JobSetBuilder("js", cluster.ns).rjob("rjob", 2).obj()
+    await cluster.create(simulated(obj, run_seconds="1"))
+    js = await cluster.wait_terminal("js", "Completed")
+    assert counts(js, "rjob") == expected(succeeded=2)
+    assert all("schedulingGroup" not in p["spec"] for p in await cluster.pods())
+
+
+async def test_c118_was_gang_podgroup(cluster: Cluster) -> None:
+    """Gang: a JobSet's 4 pods in a PodGroup with minCount 4 are bound all together or not at all."""
+    await require_workload_scheduling(cluster.api)
+    # The gang holds: 4 pods, but room for at most 3 (at most one pod per node on 3 nodes) → none is bound,
+    # where a scheduler without the gang would bind 3.
+    nodes = (await _nodes(cluster))[:3]
+    assert nodes, "no Ready schedulable node"
+    half = min(_cores(n) for n in nodes) // 2 + 1
+    short = gang_group("short-workers", 4, workload="short")
+    await _create_was(cluster, "workloads", jobset_workload("short", "short", short))
+    await _create_was(cluster, "podgroups", short)
+    obj = JobSetBuilder("short", cluster.ns).rjob("workers", 4).obj()
+    affinity = _hostname_in([n["metadata"]["name"] for n in nodes])
+    await cluster.create(
+        in_pod_group(simulated(obj, run_seconds="1"), "short-workers", cpu=str(half), affinity=affinity)
+    )
+    group = await _wait_group(cluster, "short-workers", "False")
+    assert (pod_group_condition(group) or {}).get("reason") == "Unschedulable", group.get("status")
+    # The scheduler tried the gang only once all 4 pods were queued; none of them got a node.
+    pods = pods_of("short")(await cluster.pods()) or []
+    assert len(pods) == 4
+    assert not [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName")]
+
+    # The gang is satisfiable: Workload (controllerRef → the JobSet) + PodGroup, both owned by the JobSet and
+    # created after it (its pods wait for the group to appear) → all 4 pods bound, the JobSet Completed.
+    await cluster.create(
+        in_pod_group(simulated(JobSetBuilder("js", cluster.ns).rjob("workers", 4).obj(), run_seconds="1"), "js-workers")
+    )
+    js = await cluster.jobset("js")
+    workers = gang_group("js-workers", 4, workload="js")
+    workload = await _create_was(cluster, "workloads", jobset_workload("js", "js", workers), owner=js)
+    assert workload["spec"]["controllerRef"] == {"apiGroup": c.GROUP, "kind": "JobSet", "name": "js"}
+    await _create_was(cluster, "podgroups", workers, owner=js)
+    group = await _wait_group(cluster, "js-workers", "True")
+    pods = await cluster.wait_pods(lambda ps: _bound(4)(pods_of("js")(ps) or []))
+    assert {p["spec"]["schedulingGroup"]["podGroupName"] for p in pods} == {"js-workers"}
+    js = await cluster.wait_terminal("js", "Completed")
+    assert counts(js, "workers") == expected(succeeded=4)
+
+
+async def test_c119_was_topology_aware(cluster: Cluster) -> None:
+    """TAS: a PodGroup constrained to ``topology.kubernetes.io/rack`` puts all 4 pods on the nodes of one rack,
+    although they need more than one node."""
+    await require_workload_scheduling(cluster.api)
+    nodes = await _nodes(cluster)
+    racks: dict[str, list[str]] = {}
+    for node in nodes:
+        rack = node["metadata"].get("labels", {}).get(RACK_LABEL)
+        if rack:
+            racks.setdefault(rack, []).append(node["metadata"]["name"])
+    assert len(racks) >= 2, f"needs two racks (node label {RACK_LABEL}); racks: {racks}"
+    assert max(len(r) for r in racks.values()) >= 2, f"needs a rack of at least two nodes; racks: {racks}"
+    # Two pods fit on a node, three do not: 4 pods need two nodes, which only a rack of two can give together.
+    cpu = str(min(_cores(n) for n in nodes) * 2 // 5)
+    obj = in_pod_group(
+        simulated(JobSetBuilder("js", cluster.ns).rjob("workers", 4).obj(), run_seconds="1"), "js-workers", cpu=cpu
+    )
+    js = await cluster.create(obj)
+    workers = gang_group("js-workers", 4, workload="js", topology_key=RACK_LABEL)
+    await _create_was(cluster, "workloads", jobset_workload("js", "js", workers), owner=js)
+    group = await _create_was(cluster, "podgroups", workers, owner=js)
+    if not group["spec"].get("schedulingConstraints"):
+        await require_topology_constraints()
+    await _wait_group(cluster, "js-workers", "True")
+    pods = await cluster.wait_pods(lambda ps: _bound(4)(pods_of("js")(ps) or []))
+    by_node = {p["spec"]["nodeName"] for p in pods}
+    placed = {rack for rack, names in racks.items() if by_node & set(names)}
+    assert len(placed) == 1, f"pods on nodes {sorted(by_node)} of racks {sorted(placed)}"
+    assert len(by_node) >= 2
+    js = await cluster.wait_terminal("js", "Completed")
+    assert counts(js, "workers") == expected(succeeded=4)
+    # Owned by the JobSet, the Workload and PodGroup go with it.
+    await cluster.api.delete(f"{cluster.jobsets_path}/js", propagation="Foreground")
+    await cluster.wait_gone(was_path("podgroups", cluster.ns), "js-workers")
+    await cluster.wait_gone(was_path("workloads", cluster.ns), "js")

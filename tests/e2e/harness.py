@@ -6,7 +6,8 @@ etcd (``/health``) → kube-apiserver (``/readyz``; generated PKI, RBAC authoriz
 → kube-controller-manager (``/healthz`` and the ``default`` ServiceAccount created by its serviceaccount
 controller) → kube-scheduler (``/healthz``) → KWOK with the annotation-contract Stages
 (``tests/e2e/stages/sim-contract.yaml``) → N Nodes shaped like kubesim's (same names, labels, capacities) → all
-Nodes Ready.
+Nodes Ready. By default (``workload_scheduling``) the API server, controller-manager and scheduler run with the
+workload-aware scheduling gates and the API server serves Workload and PodGroup (``scheduling.k8s.io/v1beta1``).
 
 Invariants:
 - Every process runs in its own process group, logs to ``<workdir>/logs/<name>.log`` and is stopped (SIGTERM to the
@@ -61,6 +62,14 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 SERVICE_CIDR = "10.0.0.0/24"
 FIRST_SERVICE_IP = "10.0.0.1"
 JSON = dict[str, Any]
+
+WORKLOAD_SCHEDULING_GATES = ("GenericWorkload", "TopologyAwareWorkloadScheduling")
+"""Kubernetes 1.37 feature gates of workload-aware scheduling: ``GenericWorkload`` (beta, off by default) serves
+Workload and PodGroup, honours ``pod.spec.schedulingGroup`` and turns on the scheduler's GangScheduling plugin and
+the controller-manager's PodGroup protection; ``TopologyAwareWorkloadScheduling`` (alpha) keeps a PodGroup's
+``schedulingConstraints.topology`` and turns on the scheduler's topology placement plugins."""
+WORKLOAD_SCHEDULING_API = "scheduling.k8s.io/v1beta1"
+"""The group/version serving Workload and PodGroup in 1.37 (a beta version: off unless ``--runtime-config``)."""
 
 
 def versions() -> dict[str, str]:
@@ -157,6 +166,8 @@ class ControlPlane:
     keep_workdir: bool = False
     verbosity: int = 1
     api_qps: int = 200
+    workload_scheduling: bool = True
+    """Start every component with ``WORKLOAD_SCHEDULING_GATES`` and serve ``WORKLOAD_SCHEDULING_API``."""
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     node_names: list[str] = field(default_factory=list)
@@ -370,12 +381,20 @@ class ControlPlane:
                 "--enable-aggregator-routing=true",
                 "--allow-privileged=true",
                 "--profiling=false",
+                *self._gate_flags(),
+                *([f"--runtime-config={WORKLOAD_SCHEDULING_API}=true"] if self.workload_scheduling else []),
                 f"--v={self.verbosity}",
             ],
         )
         admin = Client(self.kubeconfig, timeout=5)
         self._wait(proc, "/readyz", lambda: admin.get_raw("/readyz", timeout=5) == b"ok", timeout=90)
         self.admin = Client(self.kubeconfig)
+
+    def _gate_flags(self) -> list[str]:
+        """The same ``--feature-gates`` for the API server, the controller-manager and the scheduler."""
+        if not self.workload_scheduling:
+            return []
+        return ["--feature-gates=" + ",".join(f"{gate}=true" for gate in WORKLOAD_SCHEDULING_GATES)]
 
     def _component_flags(self, stem: str) -> list[str]:
         assert self.workdir is not None
@@ -393,6 +412,7 @@ class ControlPlane:
             # as on large production clusters. Throughput only: no behaviour depends on them.
             f"--kube-api-qps={self.api_qps}",
             f"--kube-api-burst={2 * self.api_qps}",
+            *self._gate_flags(),
             f"--v={self.verbosity}",
         ]
 
@@ -823,6 +843,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     start.add_argument("--kubeconfig", type=Path, default=None, help="also copy the admin kubeconfig here")
     start.add_argument("--build", action="store_true", help="run tests/e2e/build.sh first (no-op when current)")
     start.add_argument("--detach", action="store_true", help="leave it running; stop later with `stop --workdir`")
+    start.add_argument(
+        "--workload-scheduling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"feature gates {', '.join(WORKLOAD_SCHEDULING_GATES)} on every component and {WORKLOAD_SCHEDULING_API} "
+        "served (Workload, PodGroup; default on)",
+    )
     stop = sub.add_parser("stop", help="stop a control plane started with --detach")
     stop.add_argument("--workdir", type=Path, required=True)
     sub.add_parser("bin-dir", help="print where the binaries are expected")
@@ -839,6 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nodes=NodeShape(args.nodes, args.gpus_per_node, args.nodes_per_pool),
         workdir=args.workdir,
         keep_workdir=args.detach,
+        workload_scheduling=args.workload_scheduling,
     )
     plane.start(detach=args.detach)
     if args.kubeconfig:

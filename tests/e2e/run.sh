@@ -12,7 +12,9 @@
 # Usage: tests/e2e/run.sh [pytest options] [paths] (default paths: tests/contract tests/conformance tests/e2e)
 # Env:   PYTHON (default .venv/bin/python), PYJOBSET_E2E_NODES (default 4),
 #        PYJOBSET_E2E_CONTROLLER=0 to skip installing/starting the controller,
-#        PYJOBSET_E2E_ADMISSION=0 to run the controller as a plain process with admission off (no namespaces).
+#        PYJOBSET_E2E_ADMISSION=0 to run the controller as a plain process with admission off (no namespaces),
+#        PYJOBSET_E2E_WORKLOAD_SCHEDULING=0 to start the plane without the workload-aware scheduling gates and API
+#        (harness --no-workload-scheduling; conformance 117-119 then fail, as PYJOBSET_E2E_REQUIRE=1 is set).
 # Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
 #        PYJOBSET_EXTERNAL_CONTROLLER=1 (conformance), PYJOBSET_E2E_KUBECONFIG and PYJOBSET_E2E_REQUIRE=1 (e2e),
 #        PYJOBSET_E2E_ADMISSION=1 when the installed webhooks are in the path.
@@ -78,7 +80,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$python" -m tests.e2e.harness start --detach --workdir "$workdir" --nodes "${PYJOBSET_E2E_NODES:-4}"
+was_flag="--workload-scheduling"
+if [[ "${PYJOBSET_E2E_WORKLOAD_SCHEDULING:-1}" == "0" ]]; then
+    was_flag="--no-workload-scheduling"
+fi
+"$python" -m tests.e2e.harness start --detach --workdir "$workdir" --nodes "${PYJOBSET_E2E_NODES:-4}" "$was_flag"
 admin="$workdir/admin.kubeconfig"
 
 if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && -n "${PYJOBSET_E2E_NETNS:-}" ]]; then

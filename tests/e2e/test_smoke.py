@@ -272,3 +272,27 @@ async def test_project_api_fixture_reaches_the_real_control_plane(api: Any, kube
     # The root conftest's ``api`` (cache.client.ApiClient) is built on our ``kubeconfig`` override.
     nodes = await api.get(resource_path("", "v1", "nodes"))
     assert {n["metadata"]["name"] for n in nodes["items"]} >= {"sim-node-00000"}
+
+
+def test_plane_serves_workload_aware_scheduling_and_has_racks(admin: Client, namespace: str) -> None:
+    """The plane runs with the workload-aware scheduling gates (conformance 117-119 depend on it): Workload and
+    PodGroup are served, a PodGroup keeps its topology constraint, and the nodes sit in racks of two."""
+    from tests.e2e.harness import WORKLOAD_SCHEDULING_API
+
+    served = {r["name"] for r in admin.get(f"/apis/{WORKLOAD_SCHEDULING_API}")["resources"]}
+    assert {"workloads", "podgroups"} <= served
+    group = {
+        "metadata": {"name": "pg"},
+        "spec": {
+            "schedulingPolicy": {"gang": {"minCount": 2}},
+            "schedulingConstraints": {"topology": [{"key": "topology.kubernetes.io/rack"}]},
+        },
+    }
+    created = admin.create(f"/apis/{WORKLOAD_SCHEDULING_API}/namespaces/{namespace}/podgroups", group)
+    assert created["spec"]["schedulingConstraints"] == group["spec"]["schedulingConstraints"]
+    racks: dict[str, int] = {}
+    for node in admin.get("/api/v1/nodes")["items"]:
+        rack = node["metadata"]["labels"]["topology.kubernetes.io/rack"]
+        racks[rack] = racks.get(rack, 0) + 1
+    assert len(racks) >= 2
+    assert max(racks.values()) == 2
