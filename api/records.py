@@ -6,7 +6,8 @@ and 65k nodes inside the memory goal. Records are ``gc=False``: they hold only s
 those, never cycles, so the cyclic collector can skip them (performance goal P8 of performance.md).
 
 Invariants: records are immutable and shared between the store, indexes and reconcilers; nobody changes one in
-place (``compact_pod`` swaps in shared strings and parts of equal value, once, before the record is cached). A record's ``key`` is ``namespace/name`` (``name`` for cluster-scoped kinds).
+place (``compact_pod`` swaps in shared strings and parts of equal value, once, before the record is cached).
+A record's ``key`` is ``namespace/name`` (``name`` for cluster-scoped kinds).
 """
 
 from __future__ import annotations

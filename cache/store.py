@@ -121,14 +121,17 @@ class Store(Generic[R]):
 
     def _reindex(self, key: str, old: R, obj: R) -> None:
         """``old`` is replaced by ``obj`` under ``key``. An update mostly leaves the index values alone (a pod's
-        status changes, not its labels): then the buckets only point at the new record."""
+        status changes, not its labels): then each bucket only moves the key to its end, pointing at ``obj``
+        (the order a remove-then-add gives, which listeners such as ``cache.tally`` see too)."""
         for name, fn in self._indexers.items():
             idx = self._indexes[name]
             before = fn(old)
             after = fn(obj)
             if before == after:
                 for value in after:
-                    idx[value][key] = obj
+                    bucket = idx[value]
+                    del bucket[key]  # re-inserted last, as a remove-then-add would: bucket order is update order
+                    bucket[key] = obj
                 continue
             for value in before:
                 bucket = idx.get(value)

@@ -55,6 +55,8 @@ def test_indexes_match_a_from_scratch_computation_after_random_changes() -> None
             for value in ("", "g1", "g2", "g3", "a", "b", "c", "d"):
                 got = {store.key_of(o): o for o in store.by_index(index, value)}
                 assert got == want.get(value, {}), (step, index, value)
+                # bucket order is the order of last change (an update moves its key to the end)
+                assert list(got) == sorted(got, key=lambda k: truth[k].version), (step, index, value)
                 # every record handed out is the current one, never a replaced version
                 assert all(o is truth[k] for k, o in got.items())
             assert store.index_count(index, "zzz") == 0
