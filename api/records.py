@@ -73,8 +73,8 @@ class _KeyedFields(_Slim, frozen=True, gc=False):
     def get(self, key: str, default: None) -> str | None: ...
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        attr = (_WIRE.get(type(self)) or _wire_to_attr(type(self))).get(key)
-        value = getattr(self, attr) if attr is not None else None
+        attr = _KEY_ATTRS.get(key)
+        value = getattr(self, attr, None) if attr is not None else None
         return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
@@ -95,8 +95,11 @@ class _KeyedFields(_Slim, frozen=True, gc=False):
 
 
 _WIRE: dict[type, dict[str, str]] = {}
-"""Class → (wire key → attribute name), filled by ``_wire_to_attr``: read with one dict lookup (label reads run
-for every pod event, in indexers and handlers)."""
+"""Class → (wire key → attribute name), filled by ``_wire_to_attr``."""
+
+_KEY_ATTRS: dict[str, str] = {}
+"""Wire key → attribute name over every ``_KeyedFields`` class (a key means the same attribute in each; built and
+checked at import, below): ``get`` is one dict lookup, as label reads run for every pod event."""
 
 
 def _wire_to_attr(cls: type[msgspec.Struct]) -> dict[str, str]:
@@ -462,6 +465,19 @@ class Node(_Slim, frozen=True, gc=False):
     @property
     def key(self) -> str:
         return self.metadata.name
+
+
+def _build_key_attrs() -> None:
+    pending: list[type[_KeyedFields]] = list(_KeyedFields.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        for wire, attr in _wire_to_attr(cls).items():
+            if _KEY_ATTRS.setdefault(wire, attr) != attr:
+                raise TypeError(f"{cls.__name__}: key {wire!r} must be attribute {_KEY_ATTRS[wire]!r} as elsewhere")
+
+
+_build_key_attrs()
 
 
 # --------------------------------------------------------------------------------------------- Service

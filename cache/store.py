@@ -75,12 +75,13 @@ class Store(Generic[R]):
         items[key] = obj
         if old is None:
             self._index(key, obj)
-        else:
+        elif self._indexers:
             self._reindex(key, old, obj)
-        for listener in self._listeners:
-            if old is not None:
-                listener.removed(key, old)
-            listener.added(key, obj)
+        if self._listeners:
+            for listener in self._listeners:
+                if old is not None:
+                    listener.removed(key, old)
+                listener.added(key, obj)
         return old
 
     def delete(self, key: str) -> R | None:
@@ -123,8 +124,9 @@ class Store(Generic[R]):
         """``old`` is replaced by ``obj`` under ``key``. An update mostly leaves the index values alone (a pod's
         status changes, not its labels): then each bucket only moves the key to its end, pointing at ``obj``
         (the order a remove-then-add gives, which listeners such as ``cache.tally`` see too)."""
+        indexes = self._indexes
         for name, fn in self._indexers.items():
-            idx = self._indexes[name]
+            idx = indexes[name]
             before = fn(old)
             after = fn(obj)
             if before == after:

@@ -7,7 +7,7 @@ with GPU capacity and Jobs owned by a JobSet. Figures (CPU time via ``time.proce
 
     decode   pods/s per core: our slim record vs orjson dict vs kubernetes_asyncio V1Pod       (context)
     ingest   µs CPU and events/s per watch event: decode + store + handler + enqueue            (P3, P6)
-             baseline: the same path with orjson dicts in a dict store
+             baseline: the same path with orjson dicts in a dict store (each the best of 3 runs)
     memory   RSS for 65k nodes + 100k pods + 15k Jobs as slim records                          (P4)
              baseline: orjson dicts, measured on a sample and scaled per object
     cold     CPU to LIST (500-item pages) over loopback HTTP from the simulated API server in another
@@ -154,9 +154,14 @@ def bench_ingest(pods: int, events: int) -> dict[str, Any]:
             queue.add(f"{meta['namespace']}/{meta['labels']['jobset.sigs.k8s.io/jobset-name']}")
         return time.process_time() - start
 
-    t_ours = asyncio.run(ours())
-    t_dict = asyncio.run(dict_baseline())
+    # Best of three, ours and the baseline interleaved: on a shared machine other processes inflate CPU time
+    # too (caches, hyperthreads); the least a run took is the closest to the path's own cost.
+    t_ours, t_dict = float("inf"), float("inf")
+    for _ in range(3):
+        t_ours = min(t_ours, asyncio.run(ours()))
+        t_dict = min(t_dict, asyncio.run(dict_baseline()))
     return {
+        "runs": 3,
         "events": events,
         "us_per_event": round(t_ours / events * 1e6, 2),
         "events_per_s": round(events / t_ours),
@@ -471,7 +476,8 @@ def figures(d: dict[str, Any], f: float) -> list[dict[str, Any]]:
     out = [
         record.figure(
             "P3",
-            "CPU per pod watch event: decode + store + handler + enqueue (lines fed to the informer, no socket)",
+            "CPU per pod watch event: decode + store + handler + enqueue (lines fed to the informer, no socket; "
+            "best of 3 runs)",
             ing["us_per_event"],
             "µs",
             target=("<=", 20.0),
