@@ -131,9 +131,9 @@ class Store(Generic[R]):
             after = fn(obj)
             if before == after:
                 for value in after:
-                    bucket = idx[value]
-                    del bucket[key]  # re-inserted last, as a remove-then-add would: bucket order is update order
-                    bucket[key] = obj
+                    same = idx[value]
+                    same.pop(key, None)  # re-inserted last, as a remove-then-add would: bucket order = update order
+                    same[key] = obj
                 continue
             for value in before:
                 bucket = idx.get(value)
