@@ -122,8 +122,9 @@ class WorkQueue(Generic[T]):
             raise ValueError(f"coalesce_window must be >= 0 seconds, got {coalesce_window}")
         self._name = name
         self._coalesce_window = coalesce_window
-        # Coalescing: when each item was last handed out (only items added with add_coalesced, and pruned), and
-        # the items whose pending delayed add came from add_coalesced (dropped when the item is handed out).
+        # Coalescing: when each item was last handed out (in hand-out order, those older than the window dropped
+        # as hand-outs go), and the items whose pending delayed add came from add_coalesced (dropped when the item
+        # is handed out).
         self._last_start: dict[T, float] = {}
         self._coalesced: set[T] = set()
         self._clock: Clock = clock if clock is not None else RealClock()
@@ -218,11 +219,10 @@ class WorkQueue(Generic[T]):
         now = self._clock.now()
         last = self._last_start.get(item)
         if last is None:
-            # First sight: remember it from now, so that a storm's next events wait for the window.
-            if len(self._last_start) >= 4096:
-                self._prune(now)
-            self._last_start[item] = now if item in self._processing else float("-inf")
-            last = self._last_start[item]
+            if item not in self._processing:
+                self.add(item)  # not handed out within the window (or ever): at once
+                return
+            last = now  # being processed since before we tracked it: count the window from now
         wait = last + window - now
         if wait <= 0:
             self.add(item)
@@ -233,10 +233,18 @@ class WorkQueue(Generic[T]):
         self.add_after(item, wait)
         self._coalesced.add(item)
 
-    def _prune(self, now: float) -> None:
-        """Forget start times older than the window (they no longer delay anything)."""
+    def _note_start(self, item: T) -> None:
+        """Remember when ``item`` was handed out; start times older than the window are forgotten now and then
+        (they no longer delay anything), so the map holds about the items handed out within one window."""
+        now = self._clock.now()
+        starts = self._last_start
+        starts.pop(item, None)  # re-inserted last: the map stays in hand-out order
+        starts[item] = now
         horizon = now - self._coalesce_window
-        self._last_start = {k: t for k, t in self._last_start.items() if t > horizon or k in self._processing}
+        for key in list(itertools.islice(starts, 2)):  # the oldest first: amortised O(1) per hand-out
+            if starts[key] > horizon:
+                break
+            del starts[key]
 
     def add_rate_limited(self, item: T) -> None:
         if self._shutting_down:
@@ -307,8 +315,7 @@ class WorkQueue(Generic[T]):
             if self._coalesced and item in self._coalesced:
                 self._coalesced.discard(item)
                 self._delayed.pop(item, None)  # its heap entry is skipped when popped
-            if item in self._last_start:
-                self._last_start[item] = self._clock.now()
+            self._note_start(item)
         metrics = self._metrics
         if metrics is not None:
             now = self._clock.now()

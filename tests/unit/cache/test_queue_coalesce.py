@@ -135,3 +135,25 @@ async def test_shut_down_drops_pending_coalesced_adds() -> None:
     q.shut_down()
     clock.advance(5.0)
     assert len(q) == 0
+
+
+async def test_a_reconcile_from_a_plain_add_opens_the_window_too() -> None:
+    clock = FakeClock(start=0.0)
+    q = make(clock, window=2.0)
+    q.add("a")  # e.g. a Job event
+    await reconcile(q)
+    q.add_coalesced("a")
+    assert len(q) == 0
+    clock.advance(2.0)
+    assert len(q) == 1
+
+
+async def test_start_times_are_forgotten_once_older_than_the_window() -> None:
+    clock = FakeClock(start=0.0)
+    q = make(clock, window=1.0)
+    for i in range(1000):
+        q.add(f"k{i}")
+        await reconcile(q)
+        clock.advance(0.01)
+    # about the items handed out within the last window (1 s / 10 ms), not all 1000
+    assert len(q._last_start) <= 110
