@@ -1,4 +1,5 @@
-"""Cached pods share their repeated strings (memory goal P4) without a decode hook per struct (ingest goal P6).
+"""Cached pods share their repeated strings (memory goal P4 of performance.md) without a decode hook per struct
+(ingest goal P6).
 
 ``compact_pod`` interns a pod seen for the first time and, for a new version of a cached pod, reuses every part
 that did not change; the informer calls it on every pod it caches (LIST and WATCH)."""
