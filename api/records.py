@@ -6,14 +6,15 @@ and 65k nodes inside the memory goal. Records are ``gc=False``: they hold only s
 those, never cycles, so the cyclic collector can skip them (performance goal P8 of performance.md).
 
 Invariants: records are immutable and shared between the store, indexes and reconcilers; nobody changes one in
-place. A record's ``key`` is ``namespace/name`` (``name`` for cluster-scoped kinds).
+place (``compact_pod`` swaps in shared strings and parts of equal value, once, before the record is cached).
+A record's ``key`` is ``namespace/name`` (``name`` for cluster-scoped kinds).
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from typing import overload
+from collections.abc import Callable
+from typing import Any, overload
 
 import msgspec
 
@@ -47,9 +48,8 @@ class OwnerRef(_Slim, frozen=True, gc=False):
     name: str = ""
     uid: str = ""
     controller: bool | None = None
-
-    def __post_init__(self) -> None:
-        _intern(self, "api_version", "kind")
+    # No ``__post_init__``: a hook per reference cost as much as decoding it. The owning record interns
+    # ``api_version`` and ``kind`` (``JobMeta.__post_init__``, ``compact_pod``; a Service's few are left alone).
 
 
 def controller_uid(meta: Meta | JobMeta | PodMeta | ObjectMeta) -> str | None:
@@ -73,8 +73,8 @@ class _KeyedFields(_Slim, frozen=True, gc=False):
     def get(self, key: str, default: None) -> str | None: ...
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        attr = _wire_to_attr(type(self)).get(key)
-        value = getattr(self, attr) if attr is not None else None
+        attr = _KEY_ATTRS.get(key)
+        value = getattr(self, attr, None) if attr is not None else None
         return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
@@ -94,9 +94,19 @@ class _KeyedFields(_Slim, frozen=True, gc=False):
         return [k for k in _wire_to_attr(type(self)) if self.get(k) is not None]
 
 
-@functools.cache
+_WIRE: dict[type, dict[str, str]] = {}
+"""Class → (wire key → attribute name), filled by ``_wire_to_attr``."""
+
+_KEY_ATTRS: dict[str, str] = {}
+"""Wire key → attribute name over every ``_KeyedFields`` class (a key means the same attribute in each; built and
+checked at import, below): ``get`` is one dict lookup, as label reads run for every pod event."""
+
+
 def _wire_to_attr(cls: type[msgspec.Struct]) -> dict[str, str]:
-    return {f.encode_name: f.name for f in msgspec.structs.fields(cls)}
+    found = _WIRE.get(cls)
+    if found is None:
+        found = _WIRE[cls] = {f.encode_name: f.name for f in msgspec.structs.fields(cls)}
+    return found
 
 
 class JobLabels(_KeyedFields, frozen=True, gc=False):
@@ -176,6 +186,7 @@ class JobMeta(_Slim, frozen=True, gc=False):
     def __post_init__(self) -> None:
         # The namespace, JobSet name and UID, rjob name and attempt repeat in every Job of a JobSet.
         _intern(self, "namespace", "creation_timestamp")
+        _intern_refs(self.owner_references)
         labels = self.labels
         for name in labels.__struct_fields__:
             value = getattr(labels, name)
@@ -241,16 +252,6 @@ class PodMeta(_Slim, frozen=True, gc=False):
     annotations: PodAnnotations = msgspec.field(default_factory=PodAnnotations)
     owner_references: tuple[OwnerRef, ...] = ()
 
-    def __post_init__(self) -> None:
-        # One pass per pod (each Python-level hook costs more than the decode of a field): values repeat across
-        # all pods of a JobSet (its name, the rjob name, the attempt, the job key, the namespace ...).
-        _intern(self, "namespace")
-        for part in (self.labels, self.annotations):
-            for name in part.__struct_fields__:
-                value = getattr(part, name)
-                if value is not None:
-                    msgspec.structs.force_setattr(part, name, sys.intern(value))
-
 
 class ContainerStatus(_Slim, frozen=True, gc=False):
     restart_count: int = 0
@@ -273,6 +274,13 @@ def _intern(obj: msgspec.Struct, *names: str) -> None:
         value = getattr(obj, name)
         if value:
             msgspec.structs.force_setattr(obj, name, sys.intern(value))
+
+
+def _intern_refs(refs: tuple[OwnerRef, ...]) -> None:
+    """Owner references repeat ``api_version`` and ``kind`` in every child: keep one copy of each string."""
+    for ref in refs:
+        msgspec.structs.force_setattr(ref, "api_version", sys.intern(ref.api_version))
+        msgspec.structs.force_setattr(ref, "kind", sys.intern(ref.kind))
 
 
 def _intern_conditions(conditions: tuple[PodCondition, ...]) -> None:
@@ -331,9 +339,6 @@ class PodSpec(_Slim, frozen=True, gc=False):
     node_selector: dict[str, str] | None = None
     containers: tuple[ContainerSlim, ...] = ()
 
-    def __post_init__(self) -> None:
-        _intern(self, "node_name")
-
 
 PodPhase = str
 """``""``, Pending, Running, Succeeded, Failed or Unknown; plain ``str`` so that a phase added by a future API
@@ -347,10 +352,6 @@ class PodStatus(_Slim, frozen=True, gc=False):
     init_container_statuses: tuple[ContainerStatus, ...] = ()
     start_time: str | None = None
 
-    def __post_init__(self) -> None:
-        _intern(self, "phase")
-        _intern_conditions(self.conditions)
-
 
 class Pod(_Slim, frozen=True, gc=False):
     metadata: PodMeta = msgspec.field(default_factory=PodMeta)
@@ -360,6 +361,72 @@ class Pod(_Slim, frozen=True, gc=False):
     @property
     def key(self) -> str:
         return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+def compact_pod(pod: Pod, prev: Pod | None = None) -> None:
+    """Make a freshly decoded pod share its repeated strings, before it is cached (``cache.informer`` calls it).
+
+    Pods are the most numerous and the most frequently updated objects, so this is one Python call per pod
+    instead of a ``__post_init__`` hook per struct (each hook cost about as much as decoding its fields). With
+    ``prev``, the cached version of the same pod, every part equal to ``prev``'s (compared in C: namespace,
+    labels, annotations, owner references, spec, conditions; most updates change one of them at most) is
+    *replaced by* ``prev``'s, which shares its interned strings and the part itself; the rest is interned. A
+    record is only ever changed here, before anybody else holds it.
+    """
+    meta, spec, status = pod.metadata, pod.spec, pod.status
+    setattr_ = msgspec.structs.force_setattr
+    intern = sys.intern
+    if prev is not None:
+        pmeta = prev.metadata
+        ns = pmeta.namespace
+        setattr_(meta, "namespace", ns if meta.namespace == ns else intern(meta.namespace))
+        if meta.labels == pmeta.labels:
+            setattr_(meta, "labels", pmeta.labels)
+        else:
+            _intern_fields(meta.labels)
+        if meta.annotations == pmeta.annotations:
+            setattr_(meta, "annotations", pmeta.annotations)
+        else:
+            _intern_fields(meta.annotations)
+        if meta.owner_references == pmeta.owner_references:
+            setattr_(meta, "owner_references", pmeta.owner_references)
+        else:
+            _intern_refs(meta.owner_references)
+        if spec == prev.spec:
+            setattr_(pod, "spec", prev.spec)
+        elif spec.node_name:
+            setattr_(spec, "node_name", intern(spec.node_name))
+        if status.conditions == prev.status.conditions:
+            setattr_(status, "conditions", prev.status.conditions)
+        else:
+            _intern_conditions(status.conditions)
+    else:
+        setattr_(meta, "namespace", intern(meta.namespace))
+        _intern_fields(meta.labels)
+        _intern_fields(meta.annotations)
+        _intern_refs(meta.owner_references)
+        if spec.node_name:
+            setattr_(spec, "node_name", intern(spec.node_name))
+        _intern_conditions(status.conditions)
+    if status.phase:
+        setattr_(status, "phase", intern(status.phase))
+
+
+def _intern_fields(part: msgspec.Struct) -> None:
+    """Intern every set string field of a fixed-keys label or annotation struct."""
+    for name in part.__struct_fields__:
+        value = getattr(part, name)
+        if value is not None:
+            msgspec.structs.force_setattr(part, name, sys.intern(value))
+
+
+Compactor = Callable[[Any, Any], None]
+
+
+def compactor(record_type: type) -> Compactor | None:
+    """The function that compacts a freshly decoded record of ``record_type`` given its cached predecessor
+    (None when the type interns in its own ``__post_init__`` hooks or not at all)."""
+    return compact_pod if record_type is Pod else None
 
 
 # --------------------------------------------------------------------------------------------- Node
@@ -398,6 +465,19 @@ class Node(_Slim, frozen=True, gc=False):
     @property
     def key(self) -> str:
         return self.metadata.name
+
+
+def _build_key_attrs() -> None:
+    pending: list[type[_KeyedFields]] = list(_KeyedFields.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        for wire, attr in _wire_to_attr(cls).items():
+            if _KEY_ATTRS.setdefault(wire, attr) != attr:
+                raise TypeError(f"{cls.__name__}: key {wire!r} must be attribute {_KEY_ATTRS[wire]!r} as elsewhere")
+
+
+_build_key_attrs()
 
 
 # --------------------------------------------------------------------------------------------- Service

@@ -19,6 +19,12 @@ Invariants (client-go ``util/workqueue`` semantics):
   future ``get`` raises :class:`QueueShutDown` at once (unlike client-go, queued items are not drained: the
   controller stops work immediately, e.g. on losing the lease, and a new leader re-lists everything).
   ``done`` keeps working so in-flight workers can finish; ``wait_idle`` waits for them.
+* **Coalescing** (ours, not client-go's): ``add_coalesced(item)`` is for events that do not change what the
+  reconcile decides (e.g. a pod's IP or readiness when only its restart attempt is read). It is ``add`` when the
+  item was last handed out at least ``coalesce_window`` seconds ago (or never); otherwise the item is added when
+  that window ends, so such events cost at most one reconcile per window per item, however many arrive. A plain
+  ``add`` is never delayed, and handing the item out drops its pending coalesced add (the reconcile reads the
+  latest state anyway). ``coalesce_window=0`` makes ``add_coalesced`` exactly ``add``.
 * ``len(queue)`` counts items ready to be handed out — not the ones being processed, not the delayed ones.
 
 Cost: ``add``/``get``/``done`` are O(1) (a set and a deque); ``add_after`` is O(log n) on a heap with lazy
@@ -83,11 +89,14 @@ class WorkQueue(Generic[T]):
     __slots__ = (
         "_add_times",
         "_clock",
+        "_coalesce_window",
+        "_coalesced",
         "_delay_seq",
         "_delayed",
         "_dirty",
         "_heap",
         "_idle_waiters",
+        "_last_start",
         "_limiter",
         "_metrics",
         "_name",
@@ -107,8 +116,17 @@ class WorkQueue(Generic[T]):
         rate_limiter: RateLimiter[T] | None = None,
         clock: Clock | None = None,
         metrics: QueueMetrics | None = None,
+        coalesce_window: float = 0.0,
     ) -> None:
+        if coalesce_window < 0:
+            raise ValueError(f"coalesce_window must be >= 0 seconds, got {coalesce_window}")
         self._name = name
+        self._coalesce_window = coalesce_window
+        # Coalescing: when each item was last handed out (in hand-out order, those older than the window dropped
+        # as hand-outs go), and the items whose pending delayed add came from add_coalesced (dropped when the item
+        # is handed out).
+        self._last_start: dict[T, float] = {}
+        self._coalesced: set[T] = set()
         self._clock: Clock = clock if clock is not None else RealClock()
         self._limiter: RateLimiter[T] = (
             rate_limiter if rate_limiter is not None else default_controller_limiter(clock=self._clock)
@@ -184,9 +202,49 @@ class WorkQueue(Generic[T]):
             return
         seq = next(self._delay_seq)
         self._delayed[item] = (deadline, seq)
+        self._coalesced.discard(item)  # add_coalesced marks its own deadline after this
         heapq.heappush(self._heap, (deadline, seq, item))
         if self._timer is None or deadline < self._timer_deadline:
             self._arm(deadline)
+
+    def add_coalesced(self, item: T) -> None:
+        """``add``, or — when ``item`` was handed out less than ``coalesce_window`` ago — ``add`` once that
+        window has passed (see the module docstring)."""
+        window = self._coalesce_window
+        if self._shutting_down or item in self._dirty:
+            return
+        if window <= 0:
+            self.add(item)
+            return
+        now = self._clock.now()
+        last = self._last_start.get(item)
+        if last is None:
+            if item not in self._processing:
+                self.add(item)  # not handed out within the window (or ever): at once
+                return
+            last = now  # being processed since before we tracked it: count the window from now
+        wait = last + window - now
+        if wait <= 0:
+            self.add(item)
+            return
+        current = self._delayed.get(item)
+        if current is not None and current[0] <= now + wait:
+            return  # already due by then (coalesced or not)
+        self.add_after(item, wait)
+        self._coalesced.add(item)
+
+    def _note_start(self, item: T) -> None:
+        """Remember when ``item`` was handed out; start times older than the window are forgotten now and then
+        (they no longer delay anything), so the map holds about the items handed out within one window."""
+        now = self._clock.now()
+        starts = self._last_start
+        starts.pop(item, None)  # re-inserted last: the map stays in hand-out order
+        starts[item] = now
+        horizon = now - self._coalesce_window
+        for key in list(itertools.islice(starts, 2)):  # the oldest first: amortised O(1) per hand-out
+            if starts[key] > horizon:
+                break
+            del starts[key]
 
     def add_rate_limited(self, item: T) -> None:
         if self._shutting_down:
@@ -222,6 +280,7 @@ class WorkQueue(Generic[T]):
             if current is None or current[1] != seq:
                 continue  # superseded by an earlier deadline, already fired
             del delayed[item]
+            self._coalesced.discard(item)
             self.add(item)
         # Drop superseded entries at the top so the timer is armed for a live deadline.
         while heap and delayed.get(heap[0][2], (0.0, -1))[1] != heap[0][1]:
@@ -252,6 +311,11 @@ class WorkQueue(Generic[T]):
         item = queue.popleft()
         self._processing.add(item)
         self._dirty.discard(item)
+        if self._coalesce_window > 0:
+            if self._coalesced and item in self._coalesced:
+                self._coalesced.discard(item)
+                self._delayed.pop(item, None)  # its heap entry is skipped when popped
+            self._note_start(item)
         metrics = self._metrics
         if metrics is not None:
             now = self._clock.now()
@@ -303,6 +367,8 @@ class WorkQueue(Generic[T]):
             self._timer.cancel()
             self._timer = None
         self._delayed.clear()
+        self._coalesced.clear()
+        self._last_start.clear()
         self._heap.clear()
         self._queue.clear()
         self._dirty.clear()

@@ -65,18 +65,23 @@ class Store(Generic[R]):
         bucket = self._indexes[index].get(value)
         return len(bucket) if bucket else 0
 
-    def upsert(self, obj: R) -> R | None:
-        """Insert or replace; returns the previous record under the same key."""
-        key = self._key(obj)
-        old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
-        self._items[key] = obj
-        self._index(key, obj)
-        for listener in self._listeners:
-            if old is not None:
-                listener.removed(key, old)
-            listener.added(key, obj)
+    def upsert(self, obj: R, *, key: str | None = None) -> R | None:
+        """Insert or replace; returns the previous record under the same key. ``key``, when the caller has it
+        already, must be ``key_of(obj)``."""
+        if key is None:
+            key = self._key(obj)
+        items = self._items
+        old = items.get(key)
+        items[key] = obj
+        if old is None:
+            self._index(key, obj)
+        elif self._indexers:
+            self._reindex(key, old, obj)
+        if self._listeners:
+            for listener in self._listeners:
+                if old is not None:
+                    listener.removed(key, old)
+                listener.added(key, obj)
         return old
 
     def delete(self, key: str) -> R | None:
@@ -113,6 +118,30 @@ class Store(Generic[R]):
         for name, fn in self._indexers.items():
             idx = self._indexes[name]
             for value in fn(obj):
+                idx.setdefault(value, {})[key] = obj
+
+    def _reindex(self, key: str, old: R, obj: R) -> None:
+        """``old`` is replaced by ``obj`` under ``key``. An update mostly leaves the index values alone (a pod's
+        status changes, not its labels): then each bucket only moves the key to its end, pointing at ``obj``
+        (the order a remove-then-add gives, which listeners such as ``cache.tally`` see too)."""
+        indexes = self._indexes
+        for name, fn in self._indexers.items():
+            idx = indexes[name]
+            before = fn(old)
+            after = fn(obj)
+            if before == after:
+                for value in after:
+                    same = idx[value]
+                    same.pop(key, None)  # re-inserted last, as a remove-then-add would: bucket order = update order
+                    same[key] = obj
+                continue
+            for value in before:
+                bucket = idx.get(value)
+                if bucket is not None:
+                    bucket.pop(key, None)
+                    if not bucket:
+                        del idx[value]
+            for value in after:
                 idx.setdefault(value, {})[key] = obj
 
     def _unindex(self, key: str, obj: R) -> None:

@@ -111,7 +111,11 @@ class Controller:
         node_inf = self._informer("", "v1", "nodes", Node, self.nodes)
         self.informers = [js_inf, job_inf, svc_inf, pod_inf, node_inf]
         self.watched = WatchedInformers(jobsets=js_inf, jobs=job_inf, pods=pod_inf, nodes=node_inf)
-        self.queue = WorkQueue(name="jobset", metrics=hub.queue_metrics("jobset") if hub is not None else None)
+        self.queue = WorkQueue(
+            name="jobset",
+            metrics=hub.queue_metrics("jobset") if hub is not None else None,
+            coalesce_window=s.pyjobset.pod_event_coalescing,
+        )
         self.recorder = EventRecorder(self.client)
         actor = Actor(self.client, self.recorder, jobs=job_inf, jobsets=js_inf, services=svc_inf)
         self.reconciler = JobSetReconciler(

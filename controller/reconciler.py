@@ -47,6 +47,7 @@ from cache.store import Store
 from cache.tally import ChildTallies
 from controller.act import Actor, ReconcileError
 from controller.decide.classify import children_from_tally
+from controller.decide.inplace import pod_change_matters
 from controller.decide.naming import subdomain
 from controller.decide.reconcile import decide
 from metrics.seam import ReconcileObserver
@@ -107,9 +108,12 @@ class JobSetReconciler:
                     self.queue.add(f"{obj.metadata.namespace}/{ref.name}")
 
     def on_pod(self, old: Pod | None, new: Pod | None) -> None:
+        """Pods (gate InPlaceRestart): a change ``decide`` reads is enqueued at once; any other is coalesced
+        (at most one reconcile per window per JobSet, ``Pyjobset.pod_event_coalescing``)."""
+        add = self.queue.add if pod_change_matters(old, new) else self.queue.add_coalesced
         for obj in (old, new):
             if obj is not None and (name := obj.metadata.labels.get(c.JOBSET_NAME_KEY)):
-                self.queue.add(f"{obj.metadata.namespace}/{name}")
+                add(f"{obj.metadata.namespace}/{name}")
 
     # ------------------------------------------------------------------------------------ reconcile
 

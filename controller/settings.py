@@ -111,6 +111,10 @@ class Pyjobset:
     """Ours: record why a JobSet restarted or failed (annotations `pyjobset.io/last-failure`, `restart-history`)."""
     fail_fast: bool = False
     """Ours: treat a child Job with `FailureTarget` as failed at once (per JobSet: `pyjobset.io/fail-fast`)."""
+    pod_event_coalescing: float = 5.0
+    """Ours: with gate InPlaceRestart, a pod event that changes nothing the reconcile reads (IP, readiness,
+    conditions) reconciles its JobSet at most once per this window (a Go duration, e.g. `5s`; `0` = every
+    event). Pod adds, deletes, failures, restart counts and attempts, and all Job events, are never delayed."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ class Settings:
 # --------------------------------------------------------------------------------------------- decoding
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
-_DURATION_FIELDS = {"lease_duration", "renew_deadline", "retry_period"}
+_DURATION_FIELDS = {"lease_duration", "renew_deadline", "retry_period", "pod_event_coalescing"}
+_MAX_COALESCING = 60.0
 
 
 def _camel(name: str) -> str:
@@ -173,6 +178,11 @@ def _decode(cls: type[Any], data: object, where: str) -> Any:
 
 
 def _coerce(f: dataclasses.Field[Any], value: object, path: str) -> Any:
+    if f.name == "pod_event_coalescing":
+        window = parse_duration(value, path)
+        if not 0 <= window <= _MAX_COALESCING:
+            raise ConfigError(f'{path}: must be from 0s to {_MAX_COALESCING:g}s, got {value!r}; e.g. "5s"')
+        return window
     if f.name in _DURATION_FIELDS:
         return parse_duration(value, path)
     if f.name == "group_kind_concurrency":

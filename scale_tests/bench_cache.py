@@ -7,7 +7,7 @@ with GPU capacity and Jobs owned by a JobSet. Figures (CPU time via ``time.proce
 
     decode   pods/s per core: our slim record vs orjson dict vs kubernetes_asyncio V1Pod       (context)
     ingest   µs CPU and events/s per watch event: decode + store + handler + enqueue            (P3, P6)
-             baseline: the same path with orjson dicts in a dict store
+             baseline: the same path with orjson dicts in a dict store (each the best of 3 runs)
     memory   RSS for 65k nodes + 100k pods + 15k Jobs as slim records                          (P4)
              baseline: orjson dicts, measured on a sample and scaled per object
     cold     CPU to LIST (500-item pages) over loopback HTTP from the simulated API server in another
@@ -17,8 +17,10 @@ with GPU capacity and Jobs owned by a JobSet. Figures (CPU time via ``time.proce
              baseline: the same number of objects as dicts (sampled and scaled)
     storm    reconciles per 100 events when pod status updates for 10 JobSets arrive at a timed rate from the
              simulated API server through a real WATCH and ``cache.informer.Informer`` into the work queue,
-             with CPU-bound reconciles of 0, 2 and 10 ms (the figure depends on that cost)      (P3)
-             baseline: an asyncio.Queue without deduplication (every event is one reconcile)
+             with CPU-bound reconciles of 0, 2 and 10 ms (the figure depends on that cost); the updates
+             change nothing decide reads, so they are coalesced as the controller's pod handler does  (P3)
+             baselines: an asyncio.Queue without deduplication (every event is one reconcile), and the
+             WorkQueue without coalescing (deduplication only)
 
 Run: ``.venv/bin/python -m scale_tests.bench_cache [--scale 0.25]`` (``--scale`` shrinks every workload but the
 storm; the goals are then scaled linearly and the table says so). Never a pass/fail test.
@@ -39,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from controller.settings import Pyjobset
 from scale_tests import fixtures, record, simproc
 
 RESULTS = Path(__file__).parent / "results"
@@ -151,9 +154,14 @@ def bench_ingest(pods: int, events: int) -> dict[str, Any]:
             queue.add(f"{meta['namespace']}/{meta['labels']['jobset.sigs.k8s.io/jobset-name']}")
         return time.process_time() - start
 
-    t_ours = asyncio.run(ours())
-    t_dict = asyncio.run(dict_baseline())
+    # Best of three, ours and the baseline interleaved: on a shared machine other processes inflate CPU time
+    # too (caches, hyperthreads); the least a run took is the closest to the path's own cost.
+    t_ours, t_dict = float("inf"), float("inf")
+    for _ in range(3):
+        t_ours = min(t_ours, asyncio.run(ours()))
+        t_dict = min(t_dict, asyncio.run(dict_baseline()))
     return {
+        "runs": 3,
         "events": events,
         "us_per_event": round(t_ours / events * 1e6, 2),
         "events_per_s": round(events / t_ours),
@@ -171,7 +179,7 @@ def _child(mode: str, pods: int, nodes: int, jobs: int) -> dict[str, Any]:
     """Runs in a fresh interpreter so RSS reflects only this workload."""
     import msgspec
 
-    from api.records import Job, Node, Pod
+    from api.records import Job, Node, Pod, compact_pod
 
     gc.collect()
     base = rss_mib()
@@ -179,7 +187,9 @@ def _child(mode: str, pods: int, nodes: int, jobs: int) -> dict[str, Any]:
     if mode == "slim":
         dp, dn, dj = msgspec.json.Decoder(Pod), msgspec.json.Decoder(Node), msgspec.json.Decoder(Job)
         for i in range(pods):
-            keep.append(dp.decode(orjson.dumps(fixtures.pod(i))))
+            pod = dp.decode(orjson.dumps(fixtures.pod(i)))
+            compact_pod(pod)  # as the informer caches it
+            keep.append(pod)
         for i in range(nodes):
             keep.append(dn.decode(orjson.dumps(fixtures.node(i))))
         for i in range(jobs):
@@ -294,18 +304,28 @@ async def bench_cold(pods: int, nodes: int) -> dict[str, Any]:
 
 
 async def bench_storm(
-    pods: int, jobsets: int, rates: list[float], events: int, costs: list[float], baseline_cost: float
+    pods: int,
+    jobsets: int,
+    rates: list[float],
+    events: int,
+    costs: list[float],
+    baseline_cost: float,
+    window: float,
 ) -> dict[str, Any]:
     """Pod status updates arrive at each of ``rates`` per second from the simulated API server (another process) through
     a real WATCH into ``cache.informer.Informer``; its handler enqueues the pod's JobSet; one worker reconciles,
     each reconcile holding the CPU for ``cost`` ms (a CPU-bound reconcile blocks the loop, so events pile up in
-    the socket meanwhile). Counted: reconciles per 100 events, per cost. Baseline: the same stream into an
-    ``asyncio.Queue`` without deduplication (every event one reconcile), at ``baseline_cost`` ms."""
+    the socket meanwhile). The updates change a pod's IP, which nothing in ``decide`` reads, so the handler
+    coalesces them as the controller's does (``WorkQueue.add_coalesced``, ``window`` seconds). Counted:
+    reconciles per 100 events, per cost. Baselines: the same stream into an ``asyncio.Queue`` without
+    deduplication (every event one reconcile), and into the WorkQueue without coalescing (dedup only), at
+    ``baseline_cost`` ms."""
     from api.records import Pod
     from cache.client import ApiClient
     from cache.informer import Informer
     from cache.kubeconfig import load_cluster_config
     from cache.queue import WorkQueue
+    from controller.decide.inplace import pod_change_matters
 
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
@@ -317,22 +337,28 @@ async def bench_storm(
                 state: dict[str, Any] = {"events": 0, "sink": None}
 
                 def handler(old: Any, new: Any) -> None:
+                    # What the controller's pod handler does (``JobSetReconciler.on_pod``): a change decide reads
+                    # is added at once, any other is coalesced.
                     if old is None or new is None:
                         return
                     state["events"] += 1
                     name = new.metadata.labels.get("jobset.sigs.k8s.io/jobset-name")
                     if name is not None and state["sink"] is not None:
-                        state["sink"](f"{new.metadata.namespace}/{name}")
+                        state["sink"](f"{new.metadata.namespace}/{name}", pod_change_matters(old, new))
 
                 inf.add_handler(handler)
                 task = asyncio.create_task(inf.run())
                 await asyncio.wait_for(inf.synced.wait(), 300)
                 for rate in rates:
-                    for cost, dedup in [*((c, True) for c in costs), (baseline_cost, False)]:
-                        runs.append(await _storm_run(proc, state, rate, events, cost, dedup, WorkQueue))
+                    for cost, dedup, win in [
+                        *((c, True, window) for c in costs),
+                        (baseline_cost, True, 0.0),
+                        (baseline_cost, False, 0.0),
+                    ]:
+                        runs.append(await _storm_run(proc, state, rate, events, cost, dedup, WorkQueue, win))
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-    return {"pods": pods, "jobsets": jobsets, "events": events, "runs": runs}
+    return {"pods": pods, "jobsets": jobsets, "events": events, "coalesce_window_s": window, "runs": runs}
 
 
 def _spin(ms: float) -> None:
@@ -342,12 +368,28 @@ def _spin(ms: float) -> None:
 
 
 async def _storm_run(
-    proc: Any, state: dict[str, Any], rate: float, events: int, cost: float, dedup: bool, work_queue: Any
+    proc: Any,
+    state: dict[str, Any],
+    rate: float,
+    events: int,
+    cost: float,
+    dedup: bool,
+    work_queue: Any,
+    window: float,
 ) -> dict[str, Any]:
     reconciles = 0
-    queue = work_queue(name="storm")
+    queue = work_queue(name="storm", coalesce_window=window)
     plain: asyncio.Queue[str] = asyncio.Queue()
-    state["sink"] = queue.add if dedup else plain.put_nowait
+
+    def sink(key: str, urgent: bool) -> None:
+        if not dedup:
+            plain.put_nowait(key)
+        elif urgent:
+            queue.add(key)
+        else:
+            queue.add_coalesced(key)
+
+    state["sink"] = sink
 
     async def worker() -> None:
         nonlocal reconciles
@@ -366,15 +408,17 @@ async def _storm_run(
     while state["events"] < events:
         await asyncio.sleep(0.005)
     received_s = time.perf_counter() - t0
-    while (len(queue) or queue.processing()) if dedup else plain.qsize():
+    while (len(queue) or queue.processing() or queue.delayed()) if dedup else plain.qsize():
         await asyncio.sleep(0.005)
     await asyncio.sleep(cost / 1e3 + 0.01)  # the reconcile in progress, if any
     drained_s = time.perf_counter() - t0
     w.cancel()
     await asyncio.gather(w, return_exceptions=True)
     state["sink"] = None
+    kind = (f"WorkQueue (coalescing {window:g} s)" if window else "WorkQueue (dedup only)") if dedup else None
     return {
-        "queue": "WorkQueue (dedup)" if dedup else "asyncio.Queue (no dedup)",
+        "queue": kind or "asyncio.Queue (no dedup)",
+        "coalesce_window_s": window,
         "rate_per_s": rate,
         "reconcile_ms": cost,
         "events": state["events"],
@@ -406,7 +450,13 @@ def main() -> None:
         "cold": asyncio.run(bench_cold(int(100_000 * f), int(65_000 * f))),
         "storm": asyncio.run(
             bench_storm(
-                1000, 10, [float(r) for r in args.storm_rates.split(",")], args.storm_events, [0.0, 2.0, 10.0], 2.0
+                1000,
+                10,
+                [float(r) for r in args.storm_rates.split(",")],
+                args.storm_events,
+                [0.0, 2.0, 10.0],
+                2.0,
+                Pyjobset().pod_event_coalescing,
             )
         ),
     }
@@ -426,7 +476,8 @@ def figures(d: dict[str, Any], f: float) -> list[dict[str, Any]]:
     out = [
         record.figure(
             "P3",
-            "CPU per pod watch event: decode + store + handler + enqueue (lines fed to the informer, no socket)",
+            "CPU per pod watch event: decode + store + handler + enqueue (lines fed to the informer, no socket; "
+            "best of 3 runs)",
             ing["us_per_event"],
             "µs",
             target=("<=", 20.0),
@@ -446,7 +497,7 @@ def figures(d: dict[str, Any], f: float) -> list[dict[str, Any]]:
         ),
     ]
     for run in storm["runs"]:
-        if not run["queue"].startswith("WorkQueue"):
+        if not run["queue"].startswith("WorkQueue (coalescing"):
             continue
         base = next(
             (
@@ -458,12 +509,28 @@ def figures(d: dict[str, Any], f: float) -> list[dict[str, Any]]:
             ),
             None,
         )
+        dedup_only = next(
+            (
+                r
+                for r in storm["runs"]
+                if r["queue"] == "WorkQueue (dedup only)"
+                and r["rate_per_s"] == run["rate_per_s"]
+                and r["reconcile_ms"] == run["reconcile_ms"]
+            ),
+            None,
+        )
+        dedup_note = (
+            f"; dedup only (no coalescing): {dedup_only['reconciles_per_100_events']:g} per 100"
+            if dedup_only is not None
+            else ""
+        )
         out.append(
             record.figure(
                 "P3",
                 f"reconciles per 100 pod events, {run['reconcile_ms']:g} ms CPU-bound reconciles: "
                 f"{run['rate_per_s']:g} events/s over {storm['jobsets']} JobSets from the simulated API server "
-                "(other process) through the real WATCH and informer; one worker",
+                "(other process) through the real WATCH and informer; pod IP changes (nothing decide reads), "
+                f"coalesced per JobSet over {run['coalesce_window_s']:g} s as the controller does; one worker",
                 run["reconciles_per_100_events"],
                 "per 100 events",
                 target=("<=", 1.0),
@@ -479,7 +546,7 @@ def figures(d: dict[str, Any], f: float) -> list[dict[str, Any]]:
                 size=f"{run['events']:,} events",
                 note=f"sent in {run['storm_sent_s']:g} s (schedule {run['events'] / run['rate_per_s']:g} s); "
                 f"the last event reached the handler after "
-                f"{run['all_events_received_s']:g} s",
+                f"{run['all_events_received_s']:g} s{dedup_note}",
             )
         )
     out += [

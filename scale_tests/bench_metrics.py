@@ -397,10 +397,15 @@ def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
             "ms",
             target=("<=", 50.0),
             target_text="event → metric p99 ≤ 50 ms",
-            baseline=(inline["event_to_metric_ms"]["p99_whole_run"], "inline exposition (one render on the loop)"),
+            baseline=(
+                inline["event_to_metric_ms"]["p99_whole_run"],
+                "inline exposition (one render on the loop; "
+                f"{inline['event_to_metric_ms']['during_scrapes_p99']:g} ms p99 during its scrapes)",
+            ),
             size=size,
             note=f"during scrapes {sliced['event_to_metric_ms']['during_scrapes_p99']:g} ms p99; "
-            f"{r['probes_seen']:,} probes, {r['probes_unseen']} unseen",
+            f"{r['probes_seen']:,} probes, {r['probes_unseen']} unseen; outside scrapes (no exposition running, "
+            f"the floor the machine's load sets) {r['outside_scrapes']['event_to_metric_ms_p99']:g} ms p99",
         ),
         record.figure(
             "P7",
@@ -409,9 +414,13 @@ def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
             "ms",
             target=("<=", 20.0),
             target_text="loop stall p99 ≤ 20 ms",
-            baseline=(inline["loop_stall_ms"]["p99_whole_run"], "inline exposition"),
+            baseline=(
+                inline["loop_stall_ms"]["p99_whole_run"],
+                f"inline exposition; {inline['loop_stall_ms']['during_scrapes_max']:g} ms stall per scrape at worst",
+            ),
             size=size,
-            note=f"during scrapes {sliced['loop_stall_ms']['during_scrapes_p99']:g} ms p99",
+            note=f"during scrapes {sliced['loop_stall_ms']['during_scrapes_p99']:g} ms p99; outside scrapes (the "
+            f"machine's floor) {r['outside_scrapes']['loop_stall_ms_p99']:g} ms p99",
         ),
     ]
 

@@ -14,7 +14,7 @@ Invariants:
   replicated job (else a decision error);
 * all expected pods at one attempt → ``current`` := that attempt (if different); otherwise, unless nothing was
   collected or the highest attempt is 0, ``previous`` := highest - 1, never decreasing.
-Cost: O(pods).
+Cost: O(pods). ``pod_change_matters`` tells the pod event handler which events can change the decision.
 """
 
 from __future__ import annotations
@@ -32,6 +32,29 @@ def _failed(draft: cond.StatusDraft) -> None:
         cond.MSG_REACHED_MAX_RESTARTS,
         Outcome(kind="failed", reason=cond.REASON_REACHED_MAX_RESTARTS, action="InPlaceRestart"),
     )
+
+
+def pod_inputs(pod: Pod) -> tuple[object, ...]:
+    """Everything of one pod that ``decide`` reads (this module is its only reader of pods): whether it failed,
+    its restart attempt annotation, its containers' restart counts, and what files it under its JobSet."""
+    status = pod.status
+    return (
+        status.phase == "Failed",
+        pod.metadata.annotations.in_place_restart_attempt,
+        tuple(cs.restart_count for cs in status.container_statuses),
+        tuple(cs.restart_count for cs in status.init_container_statuses),
+        pod.metadata.labels.jobset_name,
+        pod.metadata.namespace,
+    )
+
+
+def pod_change_matters(old: Pod | None, new: Pod | None) -> bool:
+    """Whether a pod event can change what ``decide`` decides: an add, a delete, a re-created pod, or a change
+    of ``pod_inputs``. Events for which it is False (a pod's IP, readiness, conditions, node) may be coalesced
+    (``cache.queue.WorkQueue.add_coalesced``)."""
+    if old is None or new is None or old.metadata.uid != new.metadata.uid:
+        return True
+    return pod_inputs(old) != pod_inputs(new)
 
 
 def expected_pods(js: JobSet) -> int | str:

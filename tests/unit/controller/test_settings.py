@@ -101,6 +101,8 @@ def test_flags_override_file_only_when_passed(tmp_path: Path) -> None:
             "leaseDuration > renewDeadline > 1.2 x retryPeriod",
             id="order",
         ),
+        pytest.param("pyjobset:\n  podEventCoalescing: -1s\n", "invalid duration", id="negative-coalescing"),
+        pytest.param("pyjobset:\n  podEventCoalescing: 2m\n", "pyjobset.podEventCoalescing: must be", id="huge-window"),
         pytest.param("apiVersion: v1\nkind: ConfigMap\n", "expected apiVersion", id="wrong-kind"),
         pytest.param("- a\n- b\n", "mapping at the top level", id="not-a-mapping"),
         pytest.param("webhook: [\n", "not valid YAML", id="bad-yaml"),
@@ -147,3 +149,11 @@ def test_run_flags_of_the_reference_are_accepted() -> None:
     assert args.kube_api_qps == 5.0
     assert args.kube_api_burst == 6
     assert build_parser().parse_args(["run", "--leader-elect"]).leader_elect is True
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("2s", 2.0), ("500ms", 0.5), ("0s", 0.0), ("3", 3.0)])
+def test_pod_event_coalescing_window(tmp_path: Path, text: str, seconds: float) -> None:
+    assert load_settings(None).pyjobset.pod_event_coalescing == 5.0
+    value = text if not text.isdigit() else int(text)
+    got = load_settings(_write(tmp_path, f"pyjobset:\n  podEventCoalescing: {value}\n"))
+    assert got.pyjobset.pod_event_coalescing == seconds

@@ -159,3 +159,43 @@ def test_expected_pods_reports_a_template_without_a_spec() -> None:
     obj = JobSetBuilder("js").rjob("a", 1).obj()
     obj["spec"]["replicatedJobs"][0]["template"] = {}
     assert isinstance(inplace.expected_pods(jobset_from_obj(obj)), str)
+
+
+# --------------------------------------------------------------------------------------------- event relevance
+
+
+def _with(p: Pod, **status: object) -> Pod:
+    return msgspec.structs.replace(p, status=msgspec.structs.replace(p.status, **status))
+
+
+def test_a_pod_change_decide_does_not_read_is_not_urgent_and_decides_the_same() -> None:
+    """``pod_change_matters`` is False only for changes that leave the plan as it was."""
+    js = jobset(3, restarts=1)
+    base = [pod("p0", 1, restarts=1), pod("p1", 0)]
+    changed = _with(base[1], start_time="2026-01-01T00:00:00Z", conditions=())
+    changed = msgspec.structs.replace(changed, spec=msgspec.structs.replace(changed.spec, node_name="n9"))
+    assert not inplace.pod_change_matters(base[1], changed)
+    assert run(js, base) == run(js, [base[0], changed])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(pod("p1", 1), pod("p1", 1, phase="Failed"), id="failed"),
+        pytest.param(pod("p1", 0), pod("p1", 1), id="attempt-annotation"),
+        pytest.param(pod("p1", 0), pod("p1", 0, restarts=4), id="container-restarts"),
+        pytest.param(pod("p1", 0), pod("p1", 0, init=4), id="init-container-restarts"),
+    ],
+)
+def test_a_change_decide_reads_is_urgent(old: Pod, new: Pod) -> None:
+    assert inplace.pod_change_matters(old, new)
+    js = jobset(3, restarts=1)
+    assert run(js, [pod("p0", 1), old]) != run(js, [pod("p0", 1), new])
+
+
+def test_adds_deletes_and_re_created_pods_are_urgent() -> None:
+    p = pod("p1", 0)
+    assert inplace.pod_change_matters(None, p)
+    assert inplace.pod_change_matters(p, None)
+    other = msgspec.structs.replace(p, metadata=msgspec.structs.replace(p.metadata, uid="other"))
+    assert inplace.pod_change_matters(p, other)
