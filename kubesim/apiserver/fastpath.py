@@ -1,0 +1,310 @@
+"""A lean HTTP/1.1 front for the simulated API server: plain requests served without aiohttp's per-request machinery.
+
+Role: every connection to kubesim starts on :class:`FastProtocol`. It parses each request itself (request line,
+headers, a ``Content-Length`` body), hands it to the same handler aiohttp would call
+(:meth:`kubesim.apiserver.server.ApiServer.serve`) as a :class:`FastRequest`, and writes the handler's
+``web.Response`` back as bytes. That is all a controller's creates, updates, patches, deletes, GETs and LISTs
+need, and it costs a fraction of aiohttp's per-request work (task, stream reader, writer, router), which was most
+of the server's CPU per create. Anything else -- a WATCH (a streamed response), the ``/kubesim/`` control paths,
+any request while faults are injected, HTTP/1.0, chunked or oversized bodies, ``Expect``/``Upgrade``, a
+malformed or unusual request line -- makes the connection *hand over*: the aiohttp protocol takes the transport
+and is fed every byte from that request on, so it answers exactly as it always did, for the rest of that
+connection.
+
+Invariants: responses leave in request order, one request at a time per connection (pipelined requests wait in
+the buffer); a request is handed over before any of its bytes were consumed, and never once a response to it
+was started; each request runs in its own task (a fresh ``contextvars`` context, as aiohttp gives each
+handler); a handler's exception never escapes (the handler answers 500 itself; a failure here closes the
+connection); the protocol never reads more than it can buffer: reading pauses while a request is in progress
+and the buffer is full, or while the transport's write buffer is over its high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from typing import Literal
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+from kubesim.apiserver.httputil import MAX_BODY
+
+log = logging.getLogger("kubesim.apiserver.fastpath")
+
+__all__ = ["FastProtocol", "FastRequest", "FastServer"]
+
+MAX_HEAD = 64 * 1024  # a request head longer than this is aiohttp's to refuse (431/400)
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_SERVER = "kubesim"
+_REASONS = {s.value: s.phrase for s in http.HTTPStatus}
+
+
+class FastRequest:
+    """The parts of an ``aiohttp.web.Request`` the API handlers read, for one request parsed by the fast path."""
+
+    __slots__ = ("_body", "_query", "content_length", "headers", "method", "path", "path_qs", "query_string")
+
+    def __init__(
+        self, method: str, path: str, query_string: str, headers: CIMultiDict[str], body: bytes, length: int | None
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.path_qs = f"{path}?{query_string}" if query_string else path
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(headers)
+        self.content_length = length
+        self._body = body
+        self._query: MultiDictProxy[str] | None = None
+
+    @property
+    def query(self) -> MultiDictProxy[str]:
+        if self._query is None:
+            pairs = parse_qsl(self.query_string, keep_blank_values=True) if self.query_string else []
+            self._query = MultiDictProxy(MultiDict(pairs))
+        return self._query
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (aiohttp's default when absent)."""
+        raw = self.headers.get("Content-Type")
+        if raw is None:
+            return "application/octet-stream"
+        return raw.split(";", 1)[0].strip().lower()
+
+    @property
+    def can_read_body(self) -> bool:
+        return bool(self._body)
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+Handler = Callable[[FastRequest], Awaitable[web.StreamResponse]]
+
+
+class _Date:
+    """The ``Date`` header value, formatted once per second."""
+
+    second = -1
+    value = ""
+
+    @classmethod
+    def now(cls) -> str:
+        sec = int(time.time())
+        if sec != cls.second:
+            cls.second, cls.value = sec, formatdate(sec, usegmt=True)
+        return cls.value
+
+
+def encode_response(resp: web.StreamResponse, close: bool) -> bytes | None:
+    """The wire bytes of a finished ``web.Response`` (None when it is not one: a streamed response)."""
+    body = resp.body if isinstance(resp, web.Response) else None
+    if not isinstance(body, bytes):
+        return None
+    status = resp.status
+    lines = [f"HTTP/1.1 {status} {resp.reason or _REASONS.get(status, '')}"]
+    seen_length = False
+    for k, v in resp.headers.items():
+        if k.lower() == "content-length":
+            seen_length = True
+        lines.append(f"{k}: {v}")
+    if not seen_length:
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append(f"Date: {_Date.now()}")
+    lines.append(f"Server: {_SERVER}")
+    if close:
+        lines.append("Connection: close")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1") + body
+
+
+class FastServer:
+    """The listening side: makes a :class:`FastProtocol` per connection, keeps track of them, closes them."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        fallback: Callable[[], asyncio.Protocol],
+        divert: Callable[[FastRequest], bool],
+    ) -> None:
+        self.handler = handler
+        self.fallback = fallback  # aiohttp's protocol factory (web.Server)
+        self.divert = divert  # requests the handler must see through aiohttp (faults, watches, control)
+        self.connections: set[FastProtocol] = set()
+        self.handed_over = 0  # connections given to aiohttp (tests and benchmarks read it)
+
+    def __call__(self) -> FastProtocol:
+        return FastProtocol(self)
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+
+
+class FastProtocol(asyncio.Protocol):
+    """One client connection (see the module docstring)."""
+
+    def __init__(self, server: FastServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.busy: asyncio.Task[None] | None = None
+        self.reading = True
+        self.writable = True
+        self.closing = False
+
+    # ---------------------------------------------------------------------------------------- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.closing = True
+        self.transport = None
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf = self.buf + data if self.buf else data
+        if self.busy is None:
+            self._next()
+        elif len(self.buf) > MAX_BODY + MAX_HEAD:
+            self._pause()
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        if self.busy is None and not self.closing:
+            self._next()
+
+    # ---------------------------------------------------------------------------------------- requests
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _pause(self) -> None:
+        if self.reading and self.transport is not None:
+            self.reading = False
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if not self.reading and self.transport is not None:
+            self.reading = True
+            self.transport.resume_reading()
+
+    def _next(self) -> None:
+        """Start the next complete request in the buffer, if any (only while no request is in progress)."""
+        if self.closing or self.transport is None or not self.buf:
+            self._resume()
+            return
+        if not self.writable:
+            self._pause()  # the client is not reading its answers: stop reading its requests too
+            return
+        parsed = self._parse()
+        if parsed is None:  # incomplete: wait for more bytes
+            self._resume()
+            return
+        if parsed is False:
+            self._hand_over()
+            return
+        request, size, close = parsed
+        if self.server.divert(request):
+            self._hand_over()
+            return
+        self.buf = self.buf[size:]
+        self.busy = asyncio.get_running_loop().create_task(self._serve(request, close))
+
+    def _parse(self) -> tuple[FastRequest, int, bool] | Literal[False] | None:
+        """(request, bytes it took, close after it); None while incomplete; False: not ours, hand over."""
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return False if len(buf) > MAX_HEAD else None
+        try:
+            head = buf[:end].decode("latin-1").split("\r\n")
+            method, target, version = head[0].split(" ")
+        except ValueError:
+            return False
+        if version != "HTTP/1.1" or method not in _METHODS or not target.startswith("/"):
+            return False
+        headers: CIMultiDict[str] = CIMultiDict()
+        for line in head[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip() or "\x00" in line:
+                return False
+            headers.add(name, value.strip())
+        if (
+            "Transfer-Encoding" in headers
+            or "Expect" in headers
+            or "Upgrade" in headers
+            or len(headers.getall("Content-Length", ())) > 1
+        ):
+            return False
+        raw_length = headers.get("Content-Length")
+        length: int | None = None
+        if raw_length is not None:
+            if not raw_length.isdigit():
+                return False
+            length = int(raw_length)
+            if length > MAX_BODY:
+                return False
+        size = end + 4 + (length or 0)
+        if len(buf) < size:
+            if len(buf) > MAX_HEAD + MAX_BODY:
+                return False
+            return None
+        path, _, query = target.partition("?")
+        if "%" in path or "#" in target:
+            return False  # percent-decoding rules are aiohttp's (yarl's) to apply
+        body = buf[end + 4 : size]
+        connection = headers.get("Connection", "").lower()
+        return FastRequest(method, path, query, headers, body, length), size, "close" in connection
+
+    async def _serve(self, request: FastRequest, close: bool) -> None:
+        try:
+            resp = await self.server.handler(request)
+            wire = encode_response(resp, close)
+            if wire is None:  # a handler streamed (not a fast-path request after all): nothing sane to send
+                log.error("fast path: %s %s gave a streamed response; closing", request.method, request.path)
+                close = True
+            elif self.transport is not None:
+                self.transport.write(wire)
+        except Exception:
+            log.exception("fast path: failed serving %s %s", request.method, request.path)
+            close = True
+        finally:
+            self.busy = None
+        if close:
+            self.close()
+        else:
+            self._next()
+
+    def _hand_over(self) -> None:
+        """Give the connection, and every byte from the current request on, to aiohttp's protocol."""
+        transport = self.transport
+        if transport is None:
+            return
+        self.server.connections.discard(self)
+        self.server.handed_over += 1
+        data, self.buf = self.buf, b""
+        self.transport = None
+        self.closing = True
+        proto = self.server.fallback()
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        if not self.reading:
+            transport.resume_reading()
+        if data:
+            proto.data_received(data)
