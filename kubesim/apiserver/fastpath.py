@@ -27,11 +27,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 
 from kubesim.apiserver.httputil import MAX_BODY
 
@@ -43,36 +43,56 @@ MAX_HEAD = 64 * 1024  # a request head longer than this is aiohttp's to refuse (
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _SERVER = "kubesim"
 _REASONS = {s.value: s.phrase for s in http.HTTPStatus}
+_REFUSED = frozenset({"transfer-encoding", "expect", "upgrade"})  # requests aiohttp answers, not the fast path
+
+
+class Headers(dict[str, str]):
+    """Request headers by lower-cased name (a repeated header's values joined by ``", "``, as HTTP allows);
+    looked up case-insensitively."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and dict.__contains__(self, key.lower())
+
+
+_NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 
 
 class FastRequest:
     """The parts of an ``aiohttp.web.Request`` the API handlers read, for one request parsed by the fast path."""
 
-    __slots__ = ("_body", "_query", "content_length", "headers", "method", "path", "path_qs", "query_string")
+    __slots__ = ("_body", "_query", "content_length", "headers", "method", "path", "query_string")
 
     def __init__(
-        self, method: str, path: str, query_string: str, headers: CIMultiDict[str], body: bytes, length: int | None
+        self, method: str, path: str, query_string: str, headers: Headers, body: bytes, length: int | None
     ) -> None:
         self.method = method
         self.path = path
         self.query_string = query_string
-        self.path_qs = f"{path}?{query_string}" if query_string else path
-        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(headers)
+        self.headers = headers
         self.content_length = length
         self._body = body
-        self._query: MultiDictProxy[str] | None = None
+        self._query: MultiDictProxy[str] | None = None if query_string else _NO_QUERY
+
+    @property
+    def path_qs(self) -> str:
+        return f"{self.path}?{self.query_string}" if self.query_string else self.path
 
     @property
     def query(self) -> MultiDictProxy[str]:
         if self._query is None:
-            pairs = parse_qsl(self.query_string, keep_blank_values=True) if self.query_string else []
-            self._query = MultiDictProxy(MultiDict(pairs))
+            self._query = MultiDictProxy(MultiDict(parse_qsl(self.query_string, keep_blank_values=True)))
         return self._query
 
     @property
     def content_type(self) -> str:
         """The media type without parameters, lower-cased (aiohttp's default when absent)."""
-        raw = self.headers.get("Content-Type")
+        raw = dict.get(self.headers, "content-type")
         if raw is None:
             return "application/octet-stream"
         return raw.split(";", 1)[0].strip().lower()
@@ -153,7 +173,8 @@ class FastProtocol(asyncio.Protocol):
     def __init__(self, server: FastServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.buf = b""
+        self.buf = b""  # received bytes; those before ``pos`` were requests already taken
+        self.pos = 0
         self.busy: asyncio.Task[None] | None = None
         self.reading = True
         self.writable = True
@@ -170,9 +191,11 @@ class FastProtocol(asyncio.Protocol):
         self.server.connections.discard(self)
         self.closing = True
         self.transport = None
-        self.buf = b""
+        self.buf, self.pos = b"", 0
 
     def data_received(self, data: bytes) -> None:
+        if self.pos:
+            self.buf, self.pos = self.buf[self.pos :], 0
         self.buf = self.buf + data if self.buf else data
         if self.busy is None:
             self._next()
@@ -206,7 +229,7 @@ class FastProtocol(asyncio.Protocol):
 
     def _next(self) -> None:
         """Start the next complete request in the buffer, if any (only while no request is in progress)."""
-        if self.closing or self.transport is None or not self.buf:
+        if self.closing or self.transport is None or self.pos >= len(self.buf):
             self._resume()
             return
         if not self.writable:
@@ -219,58 +242,58 @@ class FastProtocol(asyncio.Protocol):
         if parsed is False:
             self._hand_over()
             return
-        request, size, close = parsed
+        request, end, close = parsed
         if self.server.divert(request):
             self._hand_over()
             return
-        self.buf = self.buf[size:]
+        if end == len(self.buf):
+            self.buf, self.pos = b"", 0
+        else:
+            self.pos = end
         self.busy = asyncio.get_running_loop().create_task(self._serve(request, close))
 
     def _parse(self) -> tuple[FastRequest, int, bool] | Literal[False] | None:
-        """(request, bytes it took, close after it); None while incomplete; False: not ours, hand over."""
-        buf = self.buf
-        end = buf.find(b"\r\n\r\n")
+        """(request, where it ends in the buffer, close after it); None while incomplete; False: not ours."""
+        buf, pos = self.buf, self.pos
+        end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
-            return False if len(buf) > MAX_HEAD else None
-        try:
-            head = buf[:end].decode("latin-1").split("\r\n")
-            method, target, version = head[0].split(" ")
-        except ValueError:
+            return False if len(buf) - pos > MAX_HEAD else None
+        lines = buf[pos:end].decode("latin-1").split("\r\n")
+        first = lines[0].split(" ")
+        if len(first) != 3:
             return False
-        if version != "HTTP/1.1" or method not in _METHODS or not target.startswith("/"):
+        method, target, version = first
+        if version != "HTTP/1.1" or method not in _METHODS or target[:1] != "/":
             return False
-        headers: CIMultiDict[str] = CIMultiDict()
-        for line in head[1:]:
+        headers = Headers()
+        lengths = 0
+        for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip() or "\x00" in line:
+            if not sep or not name or name[-1] in " \t" or "\x00" in line:
                 return False
-            headers.add(name, value.strip())
-        if (
-            "Transfer-Encoding" in headers
-            or "Expect" in headers
-            or "Upgrade" in headers
-            or len(headers.getall("Content-Length", ())) > 1
-        ):
-            return False
-        raw_length = headers.get("Content-Length")
+            name = name.lower()
+            value = value.strip()
+            if name in _REFUSED:
+                return False
+            if name == "content-length":
+                lengths += 1
+            seen = dict.get(headers, name)
+            dict.__setitem__(headers, name, value if seen is None else f"{seen}, {value}")
         length: int | None = None
-        if raw_length is not None:
-            if not raw_length.isdigit():
+        if lengths:
+            raw_length = dict.__getitem__(headers, "content-length")
+            if lengths > 1 or not raw_length.isdigit() or int(raw_length) > MAX_BODY:
                 return False
             length = int(raw_length)
-            if length > MAX_BODY:
-                return False
         size = end + 4 + (length or 0)
         if len(buf) < size:
-            if len(buf) > MAX_HEAD + MAX_BODY:
-                return False
             return None
         path, _, query = target.partition("?")
         if "%" in path or "#" in target:
             return False  # percent-decoding rules are aiohttp's (yarl's) to apply
-        body = buf[end + 4 : size]
-        connection = headers.get("Connection", "").lower()
-        return FastRequest(method, path, query, headers, body, length), size, "close" in connection
+        body = buf[end + 4 : size] if length else b""
+        close = "close" in dict.get(headers, "connection", "").lower()
+        return FastRequest(method, path, query, headers, body, length), size, close
 
     async def _serve(self, request: FastRequest, close: bool) -> None:
         try:
@@ -298,7 +321,7 @@ class FastProtocol(asyncio.Protocol):
             return
         self.server.connections.discard(self)
         self.server.handed_over += 1
-        data, self.buf = self.buf, b""
+        data, self.buf, self.pos = self.buf[self.pos :], b"", 0
         self.transport = None
         self.closing = True
         proto = self.server.fallback()

@@ -8,12 +8,13 @@ code as its HTTP status and the error's headers (``Retry-After``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDictProxy, MultiMapping
+from multidict import MultiMapping
 
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util.errors import ApiError
@@ -36,7 +37,7 @@ class HttpRequest(Protocol):
     @property
     def query(self) -> MultiMapping[str]: ...
     @property
-    def headers(self) -> CIMultiDictProxy[str]: ...
+    def headers(self) -> Mapping[str, str]: ...
     @property
     def content_type(self) -> str: ...
     @property
