@@ -55,7 +55,7 @@ async def read_body(request: HttpRequest) -> Any:
             raise errors.unsupported_media_type(ctype) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.bad_request(f"failed to decode protobuf body: {exc}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise errors.bad_request("the body of the request was empty")
     if "yaml" in ctype:
         try:

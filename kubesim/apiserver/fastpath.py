@@ -128,20 +128,18 @@ def encode_response(resp: web.StreamResponse, close: bool) -> bytes | None:
     if not isinstance(body, bytes):
         return None
     status = resp.status
-    lines = [f"HTTP/1.1 {status} {resp.reason or _REASONS.get(status, '')}"]
-    seen_length = False
+    head = f"HTTP/1.1 {status} {resp.reason or _REASONS.get(status, '')}\r\n"
+    length = True
     for k, v in resp.headers.items():
-        if k.lower() == "content-length":
-            seen_length = True
-        lines.append(f"{k}: {v}")
-    if not seen_length:
-        lines.append(f"Content-Length: {len(body)}")
-    lines.append(f"Date: {_Date.now()}")
-    lines.append(f"Server: {_SERVER}")
+        if length and k.lower() == "content-length":
+            length = False
+        head += f"{k}: {v}\r\n"
+    if length:
+        head += f"Content-Length: {len(body)}\r\n"
+    head += f"Date: {_Date.now()}\r\nServer: {_SERVER}\r\n"
     if close:
-        lines.append("Connection: close")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1") + body
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode("latin-1") + body
 
 
 class FastServer:

@@ -41,7 +41,7 @@ from kubesim.apiserver.httputil import (
     json_response,
 )
 from kubesim.apiserver.httpwatch import serve_watch
-from kubesim.apiserver.routing import resolve
+from kubesim.apiserver.routing import Router
 from kubesim.storage.objects import WARNINGS
 from kubesim.storage.store import Store
 from kubesim.util import errors
@@ -91,6 +91,7 @@ class ApiServer:
     def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
         self.store = store
         self.discovery = Discovery(store.registry)
+        self.router = Router(store.registry)
         self.faults = Faults()
         self.bookmark_interval = bookmark_interval
         self.app = web.Application(client_max_size=MAX_BODY)
@@ -167,7 +168,7 @@ class ApiServer:
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
-            target = resolve(self.store.registry, request.path)
+            target = self.router.resolve(request.path)
             return await self._dispatch(request, target)
         except ApiError as err:
             log.debug("%s %s -> %d %s", request.method, request.path_qs, err.code, err.message)

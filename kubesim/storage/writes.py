@@ -280,7 +280,8 @@ class WritePath:
         if "managedFields" in meta:
             applying.record_manager(obj, field_manager or "unknown", "Update", now, info.api_version)
         self._validate(store_info, obj, None)
-        await self._admit(self.hooks.validating, "CREATE", req, obj, None)
+        if self.hooks.validating:
+            await self._admit(self.hooks.validating, "CREATE", req, obj, None)
         key = self.objects.key(info, name, ns)
         if self.objects.entry_at(info, key) is not None:
             raise errors.already_exists(info.resource, info.group, name)
