@@ -563,6 +563,10 @@ def figures(r: JSON) -> list[JSON]:
                 target=(">=", 5000),
                 target_text="≥ 5,000 Job creates/s over HTTP",
                 baseline_reason=NO_BASELINE,
+                bound=(
+                    round(1e6 / j["server_cpu_us_per_create_median"]),
+                    "1 s / the server's CPU per create: the rate one core of its own would sustain",
+                ),
                 size=f"{j['jobs_stored']:,} Jobs",
                 note=f"server CPU {j['server_cpu_us_per_create_median']:,} µs per create "
                 f"({j['inprocess_cpu_us_per_create']:,} µs of it the store, measured in process); "
