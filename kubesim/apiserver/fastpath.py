@@ -22,10 +22,12 @@ and the buffer is full, or while the transport's write buffer is over its high-w
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import http
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from email.utils import formatdate
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -108,6 +110,29 @@ class FastRequest:
 Handler = Callable[[FastRequest], Awaitable[web.StreamResponse]]
 
 
+@types.coroutine
+def _resumed(coro: Coroutine[Any, Any, None], step: Any) -> Generator[Any, Any, None]:
+    """Drive the rest of ``coro``, which was started outside a task and first waited on ``step`` (what it
+    yielded): the task running this sees ``step`` and every later wait, and sends and throws into ``coro``."""
+    while True:
+        try:
+            sent = yield step
+        except BaseException as exc:  # noqa: BLE001 - a cancellation (or any throw) goes on to the request
+            try:
+                step = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                step = coro.send(sent)
+            except StopIteration:
+                return
+
+
+async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:
+    await _resumed(coro, step)
+
+
 class _Date:
     """The ``Date`` header value, formatted once per second."""
 
@@ -150,8 +175,10 @@ class FastServer:
         handler: Handler,
         fallback: Callable[[], asyncio.Protocol],
         divert: Callable[[FastRequest], bool],
+        eager: Callable[[], bool] = lambda: False,
     ) -> None:
         self.handler = handler
+        self.eager = eager  # may a request run at once, outside a task, until it first waits?
         self.fallback = fallback  # aiohttp's protocol factory (web.Server)
         self.divert = divert  # requests the handler must see through aiohttp (faults, watches, control)
         self.connections: set[FastProtocol] = set()
@@ -226,29 +253,53 @@ class FastProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _next(self) -> None:
-        """Start the next complete request in the buffer, if any (only while no request is in progress)."""
-        if self.closing or self.transport is None or self.pos >= len(self.buf):
-            self._resume()
-            return
-        if not self.writable:
-            self._pause()  # the client is not reading its answers: stop reading its requests too
-            return
-        parsed = self._parse()
-        if parsed is None:  # incomplete: wait for more bytes
-            self._resume()
-            return
-        if parsed is False:
-            self._hand_over()
-            return
-        request, end, close = parsed
-        if self.server.divert(request):
-            self._hand_over()
-            return
-        if end == len(self.buf):
-            self.buf, self.pos = b"", 0
+        """Serve the complete requests in the buffer, one after another (only while none is in progress)."""
+        while True:
+            if self.closing or self.transport is None or self.pos >= len(self.buf):
+                self._resume()
+                return
+            if not self.writable:
+                self._pause()  # the client is not reading its answers: stop reading its requests too
+                return
+            parsed = self._parse()
+            if parsed is None:  # incomplete: wait for more bytes
+                self._resume()
+                return
+            if parsed is False:
+                self._hand_over()
+                return
+            request, end, close = parsed
+            if self.server.divert(request):
+                self._hand_over()
+                return
+            if end == len(self.buf):
+                self.buf, self.pos = b"", 0
+            else:
+                self.pos = end
+            if self._start(self._serve(request, close)):
+                return
+
+    def _start(self, coro: Coroutine[Any, Any, None]) -> bool:
+        """Run one request's coroutine: at once, in a context of its own, when the server allows it
+        (``FastServer.eager``), and in a task from where it first waits; True while it is in progress."""
+        loop = asyncio.get_running_loop()
+        if self.server.eager():
+            ctx = contextvars.copy_context()
+            try:
+                step = ctx.run(coro.send, None)
+            except StopIteration:
+                return False  # answered without waiting: no task, no extra turn of the loop
+            task = loop.create_task(_finish(coro, step), context=ctx)
         else:
-            self.pos = end
-        self.busy = asyncio.get_running_loop().create_task(self._serve(request, close))
+            task = loop.create_task(coro)
+        self.busy = task
+        task.add_done_callback(self._done)
+        return True
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.busy = None
+        if not task.cancelled() and not self.closing:
+            self._next()
 
     def _parse(self) -> tuple[FastRequest, int, bool] | Literal[False] | None:
         """(request, where it ends in the buffer, close after it); None while incomplete; False: not ours."""
@@ -305,12 +356,8 @@ class FastProtocol(asyncio.Protocol):
         except Exception:
             log.exception("fast path: failed serving %s %s", request.method, request.path)
             close = True
-        finally:
-            self.busy = None
         if close:
             self.close()
-        else:
-            self._next()
 
     def _hand_over(self) -> None:
         """Give the connection, and every byte from the current request on, to aiohttp's protocol."""

@@ -113,7 +113,7 @@ class ApiServer:
         )
         await self._runner.setup()
         assert self._runner.server is not None  # set by setup()
-        self.fast = FastServer(self._handle_fast, self._runner.server, self._divert)
+        self.fast = FastServer(self._handle_fast, self._runner.server, self._divert, self._eager)
         self._listener = await asyncio.get_running_loop().create_server(self.fast, host, port, reuse_address=True)
         self.port = int(self._listener.sockets[0].getsockname()[1])
         return self.port
@@ -178,6 +178,21 @@ class ApiServer:
         except Exception as exc:  # a bug in kubesim must not take the server down
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+    def _eager(self) -> bool:
+        """Whether a fast-path request may start outside a task: only while no admission webhook is configured
+        and no hook but the webhook caller is installed (calling a webhook needs a task: aiohttp's client
+        timeouts); anything else that waits is resumed in a task from its first wait on."""
+        hooks = self.store.hooks
+        caller = hooks.webhooks
+        for hook in (*hooks.mutating, *hooks.validating):
+            if getattr(hook, "__self__", None) is not caller:
+                return False
+        store = self.store
+        return not (
+            store.bucket(store.info("mutatingwebhookconfigurations")).objects
+            or store.bucket(store.info("validatingwebhookconfigurations")).objects
+        )
 
     def _divert(self, request: FastRequest) -> bool:
         """Requests the fast path leaves to aiohttp: injected faults or latency, watches, kubesim's own paths."""

@@ -6,12 +6,15 @@ before."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from aiohttp import web
 
 from kubesim import SimCluster
+from kubesim.apiserver.fastpath import FastRequest, FastServer
 
 CM_PATH = "/api/v1/namespaces/default/configmaps"
 
@@ -164,3 +167,43 @@ async def test_an_oversized_body_gets_the_413_status(sim: SimCluster) -> None:
     writer.close()
     assert status == 413
     assert orjson.loads(body)["reason"] == "RequestEntityTooLarge"
+
+
+# ---------------------------------------------------------------------------------------------- eager requests
+
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
+
+
+async def test_eager_requests_keep_order_and_context_and_resume_in_a_task_after_they_wait() -> None:
+    """A request served at once (no task) that then waits is resumed in a task; each request has its own context
+    (a value one sets is not seen by the next) and answers leave in request order."""
+    gate = asyncio.Event()
+    notes: list[tuple[str, str, bool]] = []
+
+    async def handler(request: FastRequest) -> web.StreamResponse:
+        before = _SEEN.get()
+        _SEEN.set(request.path)
+        if request.path == "/wait":
+            await asyncio.sleep(0)
+            await gate.wait()
+        notes.append((request.path, before, asyncio.current_task() is not None))
+        return web.Response(body=request.path.encode(), content_type="text/plain")
+
+    fast = FastServer(handler, asyncio.Protocol, lambda r: False, lambda: True)
+    server = await asyncio.get_running_loop().create_server(fast, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("GET", "/first") + request("GET", "/wait") + request("GET", "/after"))
+        first = await read_response(reader)
+        await asyncio.sleep(0.01)  # /wait is parked on the gate; /after must not overtake it
+        assert [n[0] for n in notes] == ["/first"]
+        gate.set()
+        waited = await read_response(reader)
+        after = await read_response(reader)
+        writer.close()
+    finally:
+        server.close()
+        fast.close_all()
+    assert (first[2], waited[2], after[2]) == (b"/first", b"/wait", b"/after")
+    assert notes == [("/first", "", False), ("/wait", "", True), ("/after", "", False)]
