@@ -13,10 +13,12 @@ connection.
 
 Invariants: responses leave in request order, one request at a time per connection (pipelined requests wait in
 the buffer); a request is handed over before any of its bytes were consumed, and never once a response to it
-was started; each request runs in its own task (a fresh ``contextvars`` context, as aiohttp gives each
-handler); a handler's exception never escapes (the handler answers 500 itself; a failure here closes the
-connection); the protocol never reads more than it can buffer: reading pauses while a request is in progress
-and the buffer is full, or while the transport's write buffer is over its high-water mark.
+was started; each request runs in a ``contextvars`` context of its own (as aiohttp gives each handler): at once,
+without a task, while the server allows it (``FastServer.eager``: kubesim does while no admission webhook is
+configured), and in a task from its first wait on (or from the start otherwise); a handler's exception never
+escapes (the handler answers 500 itself; a failure here closes the connection); the protocol never reads more
+than it can buffer: reading pauses while a request is in progress and the buffer is full, or while the
+transport's write buffer is over its high-water mark.
 """
 
 from __future__ import annotations
