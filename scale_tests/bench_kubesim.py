@@ -7,13 +7,14 @@ Workload (defaults; all tunable by flags):
 2. Pod creation: 100k realistic JobSet-child pods -- a share over HTTP (one aiohttp session, 50 requests in
    flight, like the controller's client), a share from a client in another process (so the CPU is the
    server's), the rest through the in-process API -- reported as creates/s.
-2b. Job creation (goal P12): the batch/v1 Jobs a 15k-replica JobSet's controller posts (``build_job``, owned by a
-   JobSet that exists), from a client in ANOTHER process: ``--concurrency`` HTTP/1.1 keep-alive connections with
-   one request in flight each (what the controller's aiohttp session does, with aiohttp's request headers),
-   requests encoded before the clock starts, so the client's own cost is small and the figure is the server's:
-   creates/s (median of ``--job-rounds`` rounds) and the server's CPU per create (user + system, from
-   ``getrusage``). Once on the API server alone (API server + garbage collector, as ``bench_jobset`` runs it),
-   once with the Job controller, scheduler and kubelets of ``SimCluster`` reacting to every Job.
+2b. Job creation (goal P12, docs/design/performance.md): the batch/v1 Jobs a 15k-replica JobSet's controller
+   posts (``build_job``, owned by a JobSet that exists), from a client in ANOTHER process: ``--concurrency``
+   HTTP/1.1 keep-alive connections with one request in flight each (what the controller's aiohttp session does,
+   with aiohttp's request headers), requests encoded before the clock starts, so the client's own cost is small
+   and the figure is the server's: creates/s (median of ``--job-rounds`` rounds) and the server's CPU per create
+   (user + system, from ``getrusage``). Once on the API server alone (API server + garbage collector, as
+   ``bench_jobset`` runs it), once with the Job controller, scheduler and kubelets of ``SimCluster`` reacting to
+   every Job.
 3. A paginated LIST of the 100k pods over HTTP (``limit=500``), as an informer's initial list does.
 4. Watch fan-out: W HTTP watchers on pods (``allowWatchBookmarks``) while N status updates are committed;
    events delivered per second across all watchers, and the time until every watcher has seen every update.
