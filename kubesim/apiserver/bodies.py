@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 
 from kubesim.apiserver import protobuf
-from kubesim.apiserver.httputil import JSON_CT, MAX_BODY
+from kubesim.apiserver.httputil import JSON_CT, MAX_BODY, HttpRequest
 from kubesim.util import errors
 
 
@@ -35,14 +35,14 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-async def read_raw(request: web.Request) -> bytes:
+async def read_raw(request: HttpRequest) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}") from None
 
 
-async def read_body(request: web.Request) -> Any:
+async def read_body(request: HttpRequest) -> Any:
     """The decoded body (any JSON value: callers check its shape)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}")
@@ -55,7 +55,7 @@ async def read_body(request: web.Request) -> Any:
             raise errors.unsupported_media_type(ctype) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.bad_request(f"failed to decode protobuf body: {exc}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise errors.bad_request("the body of the request was empty")
     if "yaml" in ctype:
         try:
@@ -68,7 +68,7 @@ async def read_body(request: web.Request) -> Any:
         raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
 
 
-def accepted_view(request: web.Request) -> str:
+def accepted_view(request: HttpRequest) -> str:
     """``Table``, ``PartialObjectMetadata``, ``PartialObjectMetadataList`` or ``""`` (plain JSON)."""
     accept = request.headers.get("Accept", "")
     for part in accept.split(","):

@@ -8,11 +8,13 @@ code as its HTTP status and the error's headers (``Retry-After``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 
 from kubesim.storage.resources import ResourceInfo
 from kubesim.util.errors import ApiError
@@ -20,6 +22,29 @@ from kubesim.util.errors import ApiError
 JSON = dict[str, Any]
 MAX_BODY = 3 * 1024 * 1024
 JSON_CT = "application/json"
+
+
+class HttpRequest(Protocol):
+    """What the REST handlers read of a request: an ``aiohttp.web.Request`` or the fast path's
+    :class:`~kubesim.apiserver.fastpath.FastRequest`."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def path_qs(self) -> str: ...
+    @property
+    def query(self) -> MultiMapping[str]: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def can_read_body(self) -> bool: ...
+    async def read(self) -> bytes: ...
 
 
 @dataclass(slots=True)

@@ -4,6 +4,8 @@ Role: :func:`resolve` turns ``/api/v1/namespaces/ns/pods/name/status`` or
 ``/apis/batch/v1/jobs`` into a :class:`~kubesim.apiserver.httputil.Target` by the registry of served resources
 (built-ins and established CRDs), the way kube-apiserver's path handlers do.
 
+:class:`Router` remembers resolved paths until the registry changes (a controller posts to the same few paths).
+
 Invariants: a path names a target only when its resource is served at that version, its scope matches (no
 namespace segment for cluster-scoped resources) and its subresource exists for that resource; anything else is
 the apiserver's 404 ``NotFound`` Status.
@@ -63,3 +65,28 @@ def resolve(registry: Registry, path: str) -> Target:
     ):
         raise not_found
     return Target(info, version, namespace, name, sub)
+
+
+class Router:
+    """:func:`resolve` with a bounded memory of resolved paths, forgotten whenever the registry changes.
+
+    Targets are shared between requests: callers never change them."""
+
+    MAX = 4096
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._seen: dict[str, Target] = {}
+        self._generation = registry.generation
+
+    def resolve(self, path: str) -> Target:
+        if self._generation != self.registry.generation:
+            self._seen.clear()
+            self._generation = self.registry.generation
+        hit = self._seen.get(path)
+        if hit is None:
+            hit = resolve(self.registry, path)
+            if len(self._seen) >= self.MAX:
+                self._seen.clear()
+            self._seen[path] = hit
+        return hit

@@ -1,11 +1,13 @@
-"""The simulated API server's HTTP face: the Kubernetes REST API over aiohttp on 127.0.0.1.
+"""The simulated API server's HTTP face: the Kubernetes REST API on 127.0.0.1.
 
 Role: translate REST requests (paths, verbs, query parameters, content types, ``Accept`` for Table and
 PartialObjectMetadata) into :class:`~kubesim.storage.store.Store` calls and their results into the exact wire
 forms kube-apiserver sends: objects and lists as JSON, watch streams as newline-delimited JSON events, errors as
 ``Status`` bodies. Bodies and ``Accept`` come from :mod:`kubesim.apiserver.bodies`, discovery and OpenAPI from
 :mod:`kubesim.apiserver.discovery`, tables from :mod:`kubesim.apiserver.tables`, watch streams from
-:mod:`kubesim.apiserver.httpwatch`, fault injection from :mod:`kubesim.apiserver.faults`.
+:mod:`kubesim.apiserver.httpwatch`, fault injection from :mod:`kubesim.apiserver.faults`. Connections start on
+the lean HTTP/1.1 front of :mod:`kubesim.apiserver.fastpath` (plain requests, :meth:`ApiServer.serve`), which
+hands a connection to aiohttp (:meth:`ApiServer.handle`) for watches, injected faults and kubesim's own paths.
 
 Invariants: every response to an API path is JSON; no exception escapes a handler: an :class:`ApiError` is the
 client's (its Status, 4xx), anything else is a kubesim bug (a 500 ``InternalError`` Status and a logged stack
@@ -27,9 +29,11 @@ from aiohttp import web
 from kubesim.apiserver import openapiv2pb, tables
 from kubesim.apiserver.bodies import accepted_view, read_body, read_raw
 from kubesim.apiserver.discovery import Discovery
+from kubesim.apiserver.fastpath import FastRequest, FastServer
 from kubesim.apiserver.faults import Faults, control, ended_watch, injected
 from kubesim.apiserver.httputil import (
     MAX_BODY,
+    HttpRequest,
     Target,
     aggregated_version,
     as_bool,
@@ -37,7 +41,7 @@ from kubesim.apiserver.httputil import (
     json_response,
 )
 from kubesim.apiserver.httpwatch import serve_watch
-from kubesim.apiserver.routing import resolve
+from kubesim.apiserver.routing import Router
 from kubesim.storage.objects import WARNINGS
 from kubesim.storage.store import Store
 from kubesim.util import errors
@@ -74,18 +78,27 @@ _RETURNS_DELETED_OBJECT = frozenset(
 __all__ = ["ApiServer"]
 
 
+def _streaming(request: HttpRequest) -> web.Request:
+    """A request whose answer is streamed (a WATCH) is aiohttp's: the fast path diverts every such request."""
+    if not isinstance(request, web.Request):
+        raise TypeError("a streamed response needs an aiohttp request")  # FastServer's divert() is wrong
+    return request
+
+
 class ApiServer:
     """aiohttp application serving one :class:`Store`."""
 
     def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
         self.store = store
         self.discovery = Discovery(store.registry)
+        self.router = Router(store.registry)
         self.faults = Faults()
         self.bookmark_interval = bookmark_interval
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._listener: asyncio.Server | None = None
+        self.fast: FastServer | None = None  # the connections' first protocol (kubesim.apiserver.fastpath)
         self._watch_tasks: set[asyncio.Task[Any]] = set()
         self.port = 0
         self.requests = 0
@@ -94,18 +107,24 @@ class ApiServer:
     # ------------------------------------------------------------------------------------ lifecycle
 
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        """Listen on ``host``:``port`` (0: any free port); every connection starts on the fast path."""
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
         )
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await self._site.start()
-        addresses = self._runner.addresses
-        self.port = int(addresses[0][1]) if addresses else port
+        assert self._runner.server is not None  # set by setup()
+        self.fast = FastServer(self._handle_fast, self._runner.server, self._divert, self._eager)
+        self._listener = await asyncio.get_running_loop().create_server(self.fast, host, port, reuse_address=True)
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         return self.port
 
     async def stop(self) -> None:
         self.store.drop_watches()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self.fast is not None:
+            self.fast.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -113,6 +132,7 @@ class ApiServer:
     # ------------------------------------------------------------------------------------ dispatch
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp's entry: fault injection and kubesim's control paths, then the API (:meth:`serve`)."""
         self.requests += 1
         try:
             path = request.path
@@ -128,10 +148,27 @@ class ApiServer:
                     return ended_watch(fault)
             if path.startswith("/kubesim/"):
                 return await control(self.faults, self.store, request)
+        except ApiError as err:
+            return error_response(err)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug in kubesim must not take the server down
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            return error_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+        return await self.serve(request)
+
+    async def _handle_fast(self, request: FastRequest) -> web.StreamResponse:
+        """The fast path's entry (no faults are injected and the request is no watch: see :meth:`_divert`)."""
+        self.requests += 1
+        return await self.serve(request)
+
+    async def serve(self, request: HttpRequest) -> web.StreamResponse:
+        """One Kubernetes API request, from aiohttp or from the fast path: documents, then the REST verbs."""
+        try:
             doc = self._doc_path(request)
             if doc is not None:
                 return doc
-            target = resolve(self.store.registry, path)
+            target = self.router.resolve(request.path)
             return await self._dispatch(request, target)
         except ApiError as err:
             log.debug("%s %s -> %d %s", request.method, request.path_qs, err.code, err.message)
@@ -142,7 +179,28 @@ class ApiServer:
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(errors.internal(f"{type(exc).__name__}: {exc}"))
 
-    def _doc_path(self, request: web.Request) -> web.StreamResponse | None:
+    def _eager(self) -> bool:
+        """Whether a fast-path request may start outside a task: only while no admission webhook is configured
+        and no hook but the webhook caller is installed (calling a webhook needs a task: aiohttp's client
+        timeouts); anything else that waits is resumed in a task from its first wait on."""
+        hooks = self.store.hooks
+        caller = hooks.webhooks
+        for hook in (*hooks.mutating, *hooks.validating):
+            if getattr(hook, "__self__", None) is not caller:
+                return False
+        store = self.store
+        return not (
+            store.bucket(store.info("mutatingwebhookconfigurations")).objects
+            or store.bucket(store.info("validatingwebhookconfigurations")).objects
+        )
+
+    def _divert(self, request: FastRequest) -> bool:
+        """Requests the fast path leaves to aiohttp: injected faults or latency, watches, kubesim's own paths."""
+        if self.faults.latency or self.faults.active() or request.path.startswith("/kubesim/"):
+            return True
+        return request.method == "GET" and "watch" in request.query_string and as_bool(request.query.get("watch"))
+
+    def _doc_path(self, request: HttpRequest) -> web.StreamResponse | None:
         path = request.path.rstrip("/") or "/"
         if path in ("/healthz", "/readyz", "/livez"):
             return web.Response(text="ok")
@@ -178,16 +236,16 @@ class ApiServer:
             self._openapi_v2_pb = (body, openapiv2pb.encode_document(orjson.loads(body)))
         return web.Response(body=self._openapi_v2_pb[1], headers={"Content-Type": openapiv2pb.MEDIA_TYPE})
 
-    async def _dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _dispatch(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         m = request.method
         q = request.query
         if m == "GET":
             if t.name is None or (as_bool(q.get("watch")) and t.name is None):
                 if as_bool(q.get("watch")):
-                    return await serve_watch(self.store, self.bookmark_interval, request, t)
+                    return await serve_watch(self.store, self.bookmark_interval, _streaming(request), t)
                 return self._list(request, t)
             if as_bool(q.get("watch")):
-                return await serve_watch(self.store, self.bookmark_interval, request, t, name=t.name)
+                return await serve_watch(self.store, self.bookmark_interval, _streaming(request), t, name=t.name)
             return self._get(request, t)
         if m == "POST":
             if t.name is not None and t.subresource == "binding":
@@ -213,7 +271,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------------ bodies
 
-    def _dry_run(self, request: web.Request) -> bool:
+    def _dry_run(self, request: HttpRequest) -> bool:
         vals = request.query.getall("dryRun", [])
         for v in vals:
             if v != "All":
@@ -227,7 +285,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------------ reads
 
-    def _get(self, request: web.Request, t: Target) -> web.StreamResponse:
+    def _get(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         assert t.name is not None
         entry = self.store.get_entry(t.info, t.name, t.namespace)
         raw = self.store.serve_raw(t.info, entry.raw, t.version)
@@ -255,7 +313,7 @@ class ApiServer:
             )
         return json_response(raw)
 
-    def _list(self, request: web.Request, t: Target) -> web.StreamResponse:
+    def _list(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         q = request.query
         try:
             limit = int(q.get("limit", "0") or 0)
@@ -317,7 +375,7 @@ class ApiServer:
         obj = self.store.view(t.info, obj, t.version) if t.version != t.info.version else obj
         return json_response(orjson.dumps(obj), status, headers)
 
-    async def _create(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _create(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         body = await read_body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
@@ -336,7 +394,7 @@ class ApiServer:
         finally:
             WARNINGS.reset(warnings)
 
-    async def _update(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _update(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         assert t.name is not None
         body = await read_body(request)
         if not isinstance(body, dict):
@@ -370,7 +428,7 @@ class ApiServer:
 
         return await self.store.update_fn(t.info, t.name, None, build)
 
-    async def _patch(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _patch(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         assert t.name is not None
         ctype = (request.content_type or "").lower()
         types = {
@@ -418,7 +476,7 @@ class ApiServer:
             return False
         return True
 
-    def _delete_options(self, request: web.Request, body: Any) -> JSON:
+    def _delete_options(self, request: HttpRequest, body: Any) -> JSON:
         opts: JSON = body if isinstance(body, dict) else {}
         q = request.query
         if "propagationPolicy" in q:
@@ -434,7 +492,7 @@ class ApiServer:
             opts["dryRun"] = ["All"]
         return opts
 
-    async def _delete_body(self, request: web.Request) -> Any:
+    async def _delete_body(self, request: HttpRequest) -> Any:
         if request.can_read_body:
             raw = await read_raw(request)
             if raw.strip():
@@ -444,7 +502,7 @@ class ApiServer:
                     raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
         return None
 
-    async def _delete(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _delete(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         assert t.name is not None
         opts = self._delete_options(request, await self._delete_body(request))
         obj, gone = await self.store.delete_ex(
@@ -483,7 +541,7 @@ class ApiServer:
         code = 202 if not gone and opts.get("orphanDependents") is False else 200
         return self._out(t, obj, code, headers)
 
-    async def _delete_collection(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _delete_collection(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         opts = self._delete_options(request, await self._delete_body(request))
         q = request.query
         page = self.store.list_page(t.info, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
@@ -511,7 +569,7 @@ class ApiServer:
         )
         return json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
 
-    async def _bind(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _bind(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         assert t.name is not None
         assert t.namespace is not None
         body = await read_body(request)
@@ -525,7 +583,7 @@ class ApiServer:
             orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), 201
         )
 
-    async def _evict(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _evict(self, request: HttpRequest, t: Target) -> web.StreamResponse:
         assert t.name is not None
         body = await read_body(request)
         opts = (body.get("deleteOptions") if isinstance(body, dict) else None) or {}

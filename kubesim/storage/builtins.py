@@ -139,12 +139,14 @@ def validate_meta(info: ResourceInfo, obj: JSON) -> list[JSON]:
         )
     else:
         causes += validate_name(info, name)
+    valid_keys, valid_values = _VALID_KEYS, _VALID_VALUES
     for key, val in (meta.get("labels") or {}).items():
-        causes += validate_qualified_key(key, "metadata.labels")
-        if isinstance(val, str) and val in _VALID_VALUES:
+        if key not in valid_keys:  # the remembered keys and values skip their checks (the common case)
+            causes += validate_qualified_key(key, "metadata.labels")
+        if isinstance(val, str) and val in valid_values:
             continue
         if isinstance(val, str) and len(val) <= 63 and LABEL_VALUE.match(val):
-            _remember(_VALID_VALUES, val)
+            _remember(valid_values, val)
         else:
             causes.append(
                 field_cause(
@@ -158,8 +160,9 @@ def validate_meta(info: ResourceInfo, obj: JSON) -> list[JSON]:
     annotations = meta.get("annotations") or {}
     total = 0
     for key, val in annotations.items():
-        causes += validate_qualified_key(key, "metadata.annotations")
-        total += len(key) + len(val if isinstance(val, str) else "")
+        if key not in valid_keys:
+            causes += validate_qualified_key(key, "metadata.annotations")
+        total += len(key) + (len(val) if isinstance(val, str) else 0)
     if total > 256 * 1024:
         causes.append(
             field_cause("FieldValueTooLong", "metadata.annotations", "Too long: must have at most 262144 bytes")

@@ -108,8 +108,11 @@ class GarbageCollector:
             self._put(("namespace_added", ev.key[1]))
         if ev.type == ADDED and ev.owners:
             # Only a dependent with an absent owner needs the collector (no decoding on the hot path).
-            if any(uid in self._foreground or not self.store.owner_exists(uid, ev.key[0]) for uid in ev.owners):
-                self._put(("check", info.storage, ev.key))
+            exists, foreground = self.store.owner_exists, self._foreground
+            for uid in ev.owners:
+                if uid in foreground or not exists(uid, ev.key[0]):
+                    self._put(("check", info.storage, ev.key))
+                    break
         elif ev.type == MODIFIED and ev.prev_owners and ev.prev_owners != ev.owners:
             # A dependent that dropped a reference may unblock a foreground owner.
             for uid in ev.prev_owners:

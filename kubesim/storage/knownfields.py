@@ -73,32 +73,53 @@ def _path(parts: tuple[str | int, ...]) -> str:
     return out
 
 
-def _walk(value: Any, schema: JSON, parts: tuple[str | int, ...], out: list[str]) -> None:
+# What the unknown-field walk needs of a schema node, resolved once (cached by identity, as ``_resolve``):
+# None when nothing below it is checked, else (properties or None, additionalProperties or None, items or None).
+_Fields = tuple[JSON | None, JSON | None, JSON | None]
+_FIELDS: dict[int, _Fields | None] = {}
+
+
+def _fields(schema: JSON) -> _Fields | None:
+    key = id(schema)
+    if key in _FIELDS:
+        return _FIELDS[key]
     resolved = _resolve(schema)
-    if resolved is None or resolved.get("x-kubernetes-preserve-unknown-fields"):
+    hit: _Fields | None = None
+    if resolved is not None and not resolved.get("x-kubernetes-preserve-unknown-fields"):
+        props, extra, items = resolved.get("properties"), resolved.get("additionalProperties"), resolved.get("items")
+        hit = (
+            props if isinstance(props, dict) else None,
+            extra if isinstance(extra, dict) else None,
+            items if isinstance(items, dict) else None,
+        )
+    _FIELDS[key] = hit
+    return hit
+
+
+def _walk(value: Any, schema: JSON, parts: tuple[str | int, ...], out: list[str]) -> None:
+    node = _fields(schema)
+    if node is None:
         return
+    props, extra, items = node
     if isinstance(value, dict):
-        props = resolved.get("properties")
-        extra = resolved.get("additionalProperties")
-        if props is None and not isinstance(extra, dict):
+        if props is None and extra is None:
             return
-        for name in list(value):
-            sub = (props or {}).get(name)
-            if sub is None and isinstance(extra, dict):
+        unknown = None
+        for name, child in value.items():
+            sub = props.get(name) if props is not None else None
+            if sub is None:
                 sub = extra
             if sub is None:
                 out.append(_path((*parts, name)))
-                del value[name]
-                continue
-            child = value[name]
-            if isinstance(child, dict | list):
+                unknown = [name] if unknown is None else [*unknown, name]
+            elif isinstance(child, dict | list):
                 _walk(child, sub, (*parts, name), out)
-    elif isinstance(value, list):
-        items = resolved.get("items")
-        if isinstance(items, dict):
-            for i, item in enumerate(value):
-                if isinstance(item, dict | list):
-                    _walk(item, items, (*parts, i), out)
+        for name in unknown or ():
+            del value[name]
+    elif isinstance(value, list) and items is not None:
+        for i, item in enumerate(value):
+            if isinstance(item, dict | list):
+                _walk(item, items, (*parts, i), out)
 
 
 _ROOT_REFS: dict[str, JSON] = {}
