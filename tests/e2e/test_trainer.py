@@ -42,6 +42,7 @@ TRAINER_API = "/apis/trainer.kubeflow.org/v1alpha1"
 JOBSET_API = "/apis/jobset.x-k8s.io/v1alpha2"
 SIM = "sim.pyjobset.io/"
 ANCESTOR = "trainer.kubeflow.org/trainjob-ancestor-step"
+NODEPOOL = "cloud.google.com/gke-nodepool"
 RUN = uuid.uuid4().hex[:6]
 
 
@@ -419,6 +420,18 @@ def test_suspending_the_trainjob_suspends_the_jobset_and_resuming_resumes_it(
     # The running node pods go (their Job is suspended); the initializers' finished pods stay, as with the reference.
     wait_pods(admin, namespace, node, lambda items: not items, "the node pods gone")
 
+    # While suspended, a TrainJob's podSpecOverrides may change once the JobSet reports no active pods (Trainer's
+    # webhook reads replicatedJobsStatus); Trainer applies them into the suspended JobSet's pod template on resume.
+    wait_jobset(
+        admin,
+        namespace,
+        "held",
+        lambda j: all(r.get("active", 0) == 0 for r in j.get("status", {}).get("replicatedJobsStatus", [])),
+        "reporting no active Jobs",
+    )
+    overrides = [{"targetJobs": [{"name": "node"}], "nodeSelector": {NODEPOOL: "pool-1"}}]
+    admin.patch(f"{TRAINER_API}/namespaces/{namespace}/trainjobs/held", {"spec": {"podSpecOverrides": overrides}})
+
     admin.patch(f"{TRAINER_API}/namespaces/{namespace}/trainjobs/held", {"spec": {"suspend": False}})
     resumed = wait_jobset(
         admin,
@@ -430,6 +443,12 @@ def test_suspending_the_trainjob_suspends_the_jobset_and_resuming_resumes_it(
     assert_trainer_owns_spec(resumed)
     wait_trainjob(admin, namespace, "held", "Suspended", "False")
     again = wait_pods(admin, namespace, node, running(2), "both node pods Running again after the resume")
+    node_pool = {
+        n["metadata"]["name"]: n["metadata"]["labels"].get(NODEPOOL) for n in admin.get("/api/v1/nodes")["items"]
+    }
+    for pod in again:
+        assert pod["spec"].get("nodeSelector", {}).get(NODEPOOL) == "pool-1", pod["spec"]
+        assert node_pool[pod["spec"]["nodeName"]] == "pool-1", pod["spec"]["nodeName"]
     for pod in again:
         admin.patch(
             f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}",
