@@ -93,12 +93,14 @@ def trainer(admin: Client, jobset_controller: None, tmp_path_factory: pytest.Tem
     kubeconfig = os.environ["PYJOBSET_E2E_KUBECONFIG"]
     overlay = tmp_path_factory.mktemp("trainer-overlay")
     _overlay_without_jobset(module_dir, overlay)
-    subprocess.run(
+    applied = subprocess.run(
         [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-k", str(overlay)],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if applied.returncode != 0:
+        pytest.fail(f"kubectl apply -k of Trainer's manifests ({overlay}) failed:\n{applied.stderr}")
     for crd in ("trainjobs", "clustertrainingruntimes", "trainingruntimes"):
         admin.wait_for(
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
