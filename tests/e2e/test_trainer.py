@@ -46,10 +46,33 @@ NODEPOOL = "cloud.google.com/gke-nodepool"
 RUN = uuid.uuid4().hex[:6]
 
 
+def _required() -> bool:
+    return os.environ.get("PYJOBSET_E2E_REQUIRE") == "1" and os.environ.get("PYJOBSET_E2E_TRAINER", "1") == "1"
+
+
 def _unavailable(reason: str) -> None:
-    if os.environ.get("PYJOBSET_E2E_REQUIRE") == "1" and os.environ.get("PYJOBSET_E2E_TRAINER", "1") == "1":
+    if _required():
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def _missing_environment() -> str | None:
+    if os.environ.get("PYJOBSET_E2E_TRAINER", "1") != "1":
+        return "Kubeflow Trainer left out (PYJOBSET_E2E_TRAINER=0)"
+    if os.environ.get("PYJOBSET_EXTERNAL_CONTROLLER") != "1" or os.environ.get("PYJOBSET_E2E_ADMISSION") != "1":
+        return "needs the installed pyjobset with admission on: run tests/e2e/run.sh tests/e2e/test_trainer.py"
+    binary = os.environ.get("PYJOBSET_E2E_TRAINER_BIN", "")
+    if not binary or not os.access(binary, os.X_OK):
+        return (
+            f"no trainer-controller-manager handed to the e2e kubelet (PYJOBSET_E2E_TRAINER_BIN={binary!r}); "
+            "tests/e2e/run.sh builds it with tests/e2e/ecosystem/trainer/build.sh"
+        )
+    return None
+
+
+# Skip before any fixture starts a control plane of its own; under PYJOBSET_E2E_REQUIRE=1 the fixture fails instead.
+if (_MISSING := _missing_environment()) is not None and not _required():
+    pytest.skip(_MISSING, allow_module_level=True)
 
 
 def _overlay_without_jobset(module_dir: Path, target: Path) -> None:
@@ -74,16 +97,9 @@ def _overlay_without_jobset(module_dir: Path, target: Path) -> None:
 @pytest.fixture(scope="module")
 def trainer(admin: Client, jobset_controller: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Trainer installed from its module's manifests, its manager Available and its webhook answering."""
-    if os.environ.get("PYJOBSET_E2E_TRAINER", "1") != "1":
-        pytest.skip("Kubeflow Trainer left out (PYJOBSET_E2E_TRAINER=0)")
-    if os.environ.get("PYJOBSET_EXTERNAL_CONTROLLER") != "1" or os.environ.get("PYJOBSET_E2E_ADMISSION") != "1":
-        _unavailable("needs the installed pyjobset with admission on: run tests/e2e/run.sh tests/e2e/test_trainer.py")
-    binary = os.environ.get("PYJOBSET_E2E_TRAINER_BIN", "")
-    if not binary or not os.access(binary, os.X_OK):
-        _unavailable(
-            f"no trainer-controller-manager handed to the e2e kubelet (PYJOBSET_E2E_TRAINER_BIN={binary!r}); "
-            f"tests/e2e/run.sh builds it with {BUILD.relative_to(HERE.parent.parent)}"
-        )
+    missing = _missing_environment()
+    if missing is not None:
+        _unavailable(missing)
     found = subprocess.run([str(BUILD), "--print-module-dir"], capture_output=True, text=True, check=False)
     module_dir = Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
     if module_dir is None or not (module_dir / "manifests").is_dir():
