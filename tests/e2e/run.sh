@@ -14,7 +14,8 @@
 #        PYJOBSET_E2E_CONTROLLER=0 to skip installing/starting the controller,
 #        PYJOBSET_E2E_ADMISSION=0 to run the controller as a plain process with admission off (no namespaces),
 #        PYJOBSET_E2E_WORKLOAD_SCHEDULING=0 to start the plane without the workload-aware scheduling gates and API
-#        (harness --no-workload-scheduling; conformance 117-119 then fail, as PYJOBSET_E2E_REQUIRE=1 is set).
+#        (harness --no-workload-scheduling; conformance 117-119 then fail, as PYJOBSET_E2E_REQUIRE=1 is set),
+#        PYJOBSET_E2E_TRAINER=0 to leave out Kubeflow Trainer (built by tests/e2e/ecosystem/trainer/build.sh).
 # Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
 #        PYJOBSET_EXTERNAL_CONTROLLER=1 (conformance), PYJOBSET_E2E_KUBECONFIG and PYJOBSET_E2E_REQUIRE=1 (e2e),
 #        PYJOBSET_E2E_ADMISSION=1 when the installed webhooks are in the path.
@@ -29,6 +30,8 @@ if [[ -z "${PYJOBSET_E2E_NETNS:-}" ]]; then
     "$here/build.sh"
     # helm and kubeconform for the chart tests (tests/e2e/test_chart.py), which fail in CI when these are missing.
     "$here/build_tools.sh"
+    # Kubeflow Trainer v2's manager for tests/e2e/test_trainer.py (PYJOBSET_E2E_TRAINER=0 leaves it out).
+    [[ "${PYJOBSET_E2E_TRAINER:-1}" != "1" ]] || "$here/ecosystem/trainer/build.sh"
     if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && "${PYJOBSET_E2E_ADMISSION:-1}" == "1" ]]; then
         if unshare --net --mount true 2>/dev/null; then
             exec unshare --net --mount --propagation private env PYJOBSET_E2E_NETNS=1 "$0" "$@"
@@ -60,6 +63,8 @@ stop_controller() {
         "${kubectl[@]}" --kubeconfig "$admin" delete --ignore-not-found \
             validatingwebhookconfiguration/jobset-validating-webhook-configuration \
             mutatingwebhookconfiguration/jobset-mutating-webhook-configuration >/dev/null || true
+        "${kubectl[@]}" --kubeconfig "$admin" delete --ignore-not-found \
+            validatingwebhookconfiguration/validator.trainer.kubeflow.org >/dev/null || true
     fi
     if [[ -n "$controller_pid" ]]; then
         kill -TERM "$controller_pid" 2>/dev/null || true
@@ -92,8 +97,15 @@ if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && -n "${PYJOBSET_E2E_NETNS:-}" ]];
     "${kubectl[@]}" --kubeconfig "$admin" apply --server-side -k deploy/ >/dev/null
     "${kubectl[@]}" --kubeconfig "$admin" wait --for=condition=Established --timeout=60s \
         crd/jobsets.jobset.x-k8s.io >/dev/null
+    kubelet_namespaces=()
+    if [[ "${PYJOBSET_E2E_TRAINER:-1}" == "1" ]]; then
+        # tests/e2e/test_trainer.py installs Trainer's manifests; the kubelet runs its manager's pod with this binary.
+        PYJOBSET_E2E_TRAINER_BIN="$("$here/ecosystem/trainer/build.sh" --print-bin)"
+        export PYJOBSET_E2E_TRAINER_BIN
+        kubelet_namespaces+=(--namespace "kubeflow-system=$PYJOBSET_E2E_TRAINER_BIN")
+    fi
     "$python" -m tests.e2e.kubelet run --kubeconfig "$admin" --workdir "$workdir/kubelet" \
-        --log "$workdir/logs/controller.log" >"$workdir/logs/kubelet.log" 2>&1 &
+        --log "$workdir/logs/controller.log" "${kubelet_namespaces[@]}" >"$workdir/logs/kubelet.log" 2>&1 &
     kubelet_pid=$!
     "${kubectl[@]}" --kubeconfig "$admin" -n jobset-system wait --for=condition=Available --timeout=180s \
         deployment/jobset-controller-manager >/dev/null
