@@ -121,10 +121,11 @@ DELETED = _expr(".metadata.deletionTimestamp", "Exists")
 RUNNING = _expr(".status.phase", "In", "Running")
 
 
-# Pods of this namespace are the installed controller's: the e2e kubelet (``tests/e2e/kubelet.py``) runs them as
-# real processes and reports their status, so no Stage may touch them.
-KUBELET_NAMESPACE = "jobset-system"
-NOT_KUBELET_RUN = _expr(".metadata.namespace", "NotIn", KUBELET_NAMESPACE)
+# Pods of these namespaces are installed controllers' (ours, and the real Kueue's and Kubeflow Trainer's that the
+# ecosystem tests install): the e2e kubelet (``tests/e2e/kubelet.py``) runs them as real processes and reports their
+# status, so no Stage may touch them.
+KUBELET_NAMESPACES = ("jobset-system", "kueue-system", "kubeflow-system")
+NOT_KUBELET_RUN = _expr(".metadata.namespace", "NotIn", *KUBELET_NAMESPACES)
 
 
 def _stage(kind: str, name: str, exprs: list[dict[str, Any]], steps: list[dict[str, Any]], at: str | None) -> Stage:
