@@ -12,7 +12,9 @@
 # Usage: tests/e2e/run.sh [pytest options] [paths] (default paths: tests/contract tests/conformance tests/e2e)
 # Env:   PYTHON (default .venv/bin/python), PYJOBSET_E2E_NODES (default 4),
 #        PYJOBSET_E2E_CONTROLLER=0 to skip installing/starting the controller,
-#        PYJOBSET_E2E_ADMISSION=0 to run the controller as a plain process with admission off (no namespaces).
+#        PYJOBSET_E2E_ADMISSION=0 to run the controller as a plain process with admission off (no namespaces),
+#        PYJOBSET_E2E_KUEUE=0 not to build the real Kueue (tests/e2e/ecosystem/build.sh kueue; tests/e2e/test_kueue.py
+#        then skips, even in CI).
 # Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
 #        PYJOBSET_EXTERNAL_CONTROLLER=1 (conformance), PYJOBSET_E2E_KUBECONFIG and PYJOBSET_E2E_REQUIRE=1 (e2e),
 #        PYJOBSET_E2E_ADMISSION=1 when the installed webhooks are in the path.
@@ -27,6 +29,8 @@ if [[ -z "${PYJOBSET_E2E_NETNS:-}" ]]; then
     "$here/build.sh"
     # helm and kubeconform for the chart tests (tests/e2e/test_chart.py), which fail in CI when these are missing.
     "$here/build_tools.sh"
+    # The real Kueue, whose pod the kubelet below runs in kueue-system once tests/e2e/test_kueue.py installs it.
+    [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]] && "$here/ecosystem/build.sh" kueue
     if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && "${PYJOBSET_E2E_ADMISSION:-1}" == "1" ]]; then
         if unshare --net --mount true 2>/dev/null; then
             exec unshare --net --mount --propagation private env PYJOBSET_E2E_NETNS=1 "$0" "$@"
@@ -58,6 +62,11 @@ stop_controller() {
         "${kubectl[@]}" --kubeconfig "$admin" delete --ignore-not-found \
             validatingwebhookconfiguration/jobset-validating-webhook-configuration \
             mutatingwebhookconfiguration/jobset-mutating-webhook-configuration >/dev/null || true
+        # Kueue's too (its pod ran in the same kubelet), should a Kueue test have left them behind.
+        "${kubectl[@]}" --kubeconfig "$admin" delete --ignore-not-found \
+            validatingwebhookconfiguration/kueue-validating-webhook-configuration \
+            mutatingwebhookconfiguration/kueue-mutating-webhook-configuration \
+            apiservice/v1beta1.visibility.kueue.x-k8s.io apiservice/v1beta2.visibility.kueue.x-k8s.io >/dev/null || true
     fi
     if [[ -n "$controller_pid" ]]; then
         kill -TERM "$controller_pid" 2>/dev/null || true
@@ -86,8 +95,15 @@ if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && -n "${PYJOBSET_E2E_NETNS:-}" ]];
     "${kubectl[@]}" --kubeconfig "$admin" apply --server-side -k deploy/ >/dev/null
     "${kubectl[@]}" --kubeconfig "$admin" wait --for=condition=Established --timeout=60s \
         crd/jobsets.jobset.x-k8s.io >/dev/null
+    # Further namespaces whose pods the kubelet runs, each with the binary standing in for its image.
+    kubelet_namespaces=()
+    if [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]]; then
+        kueue_bin="$("$here/ecosystem/build.sh" kueue --print-bin)"
+        kubelet_namespaces+=(--namespace "kueue-system=$kueue_bin")
+        export PYJOBSET_E2E_KUEUE_BIN="$kueue_bin"  # tests/e2e/test_kueue.py: the kubelet runs Kueue's pod
+    fi
     "$python" -m tests.e2e.kubelet run --kubeconfig "$admin" --workdir "$workdir/kubelet" \
-        --log "$workdir/logs/controller.log" >"$workdir/logs/kubelet.log" 2>&1 &
+        --log "$workdir/logs/controller.log" "${kubelet_namespaces[@]}" >"$workdir/logs/kubelet.log" 2>&1 &
     kubelet_pid=$!
     "${kubectl[@]}" --kubeconfig "$admin" -n jobset-system wait --for=condition=Available --timeout=180s \
         deployment/jobset-controller-manager >/dev/null
