@@ -23,7 +23,9 @@ the Kueue binary or its module source is missing, skips with the reason elsewher
 from __future__ import annotations
 
 import os
+import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,7 @@ KQ = "/apis/kueue.x-k8s.io/v1beta2"
 JOBSETS = "/apis/jobset.x-k8s.io/v1alpha2/namespaces/{ns}/jobsets"
 WAIT_FOR_PODS_READY = {
     # A JobSet whose pods are not all ready this long after admission is evicted and requeued after a backoff.
-    "timeout": "30s",
+    "timeout": "45s",
     "requeuingStrategy": {"timestamp": "Eviction", "backoffBaseSeconds": 5, "backoffMaxSeconds": 30},
 }
 CRDS = ("clusterqueues", "localqueues", "resourceflavors", "workloads", "workloadpriorityclasses")
@@ -82,8 +84,61 @@ def _webhook_suspends(admin: Client) -> bool:
     return bool(created["spec"].get("suspend"))
 
 
+class Kueue:
+    """The running Kueue as the tests see it: its metrics, read as Prometheus would (a ServiceAccount token bound
+    to Kueue's own ``kueue-metrics-reader`` ClusterRole, HTTPS to the pod's metrics port)."""
+
+    def __init__(self, admin: Client) -> None:
+        self.admin = admin
+        admin.ensure(f"/api/v1/namespaces/{KUEUE_NS}/serviceaccounts", {"metadata": {"name": "e2e-metrics"}})
+        admin.ensure(
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "metadata": {"name": "e2e-kueue-metrics", "labels": OURS},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "kueue-metrics-reader",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "e2e-metrics", "namespace": KUEUE_NS}],
+            },
+        )
+        review = admin.create(
+            f"/api/v1/namespaces/{KUEUE_NS}/serviceaccounts/e2e-metrics/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
+        )
+        self.token = review["status"]["token"]
+        self._tls = ssl.create_default_context()
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE  # Kueue serves its metrics with a self-signed certificate
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of Kueue's series ``name`` whose labels include ``labels`` (0 when there is none)."""
+        pods = self.admin.get(f"/api/v1/namespaces/{KUEUE_NS}/pods").get("items") or []
+        ip = next(p["status"]["podIP"] for p in pods if (p.get("status") or {}).get("phase") == "Running")
+        req = urllib.request.Request(f"https://{ip}:8443/metrics", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, context=self._tls, timeout=30) as resp:
+            text = resp.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{"):
+                continue
+            series, _, value = line.rpartition(" ")
+            if all(f'{key}="{val}"' in series for key, val in labels.items()):
+                total += float(value)
+        return total
+
+    def wait_metric(self, name: str, expected: float, timeout: float = 60, **labels: str) -> None:
+        """Poll the scrape (metrics have no watch) until ``name{labels}`` equals ``expected``."""
+        deadline = time.monotonic() + timeout
+        while (seen := self.metric(name, **labels)) != expected:
+            if time.monotonic() > deadline:
+                pytest.fail(f"Kueue's {name}{labels} is {seen}, expected {expected}")
+            time.sleep(1)
+
+
 @pytest.fixture(scope="module")
-def kueue(admin: Client, kubeconfig: str, jobset_controller: None) -> Iterator[None]:
+def kueue(admin: Client, kubeconfig: str, jobset_controller: None) -> Iterator[Kueue]:
     """Kueue installed from its module's manifests and running; everything it installed removed afterwards."""
     if os.environ.get("PYJOBSET_E2E_KUEUE") == "0":
         pytest.skip("PYJOBSET_E2E_KUEUE=0: this run does not build or run the real Kueue")
@@ -127,7 +182,7 @@ def kueue(admin: Client, kubeconfig: str, jobset_controller: None) -> Iterator[N
             "apiservice/v1beta2.visibility.kueue.x-k8s.io",
         )
         _cluster_objects(admin)
-        yield
+        yield Kueue(admin)
     finally:
         _uninstall(admin, kubeconfig, manifest)
 
@@ -168,10 +223,15 @@ def _uninstall(admin: Client, kubeconfig: str, manifest: str) -> None:
         if not left:
             break
         time.sleep(1)
-    for kind in ("clusterqueues", "resourceflavors", "workloadpriorityclasses"):
+    for collection in (
+        f"{KQ}/clusterqueues",
+        f"{KQ}/resourceflavors",
+        f"{KQ}/workloadpriorityclasses",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    ):
         try:
-            for item in admin.get(f"{KQ}/{kind}", labelSelector="e2e.pyjobset.io/kueue=true").get("items") or []:
-                admin.delete(f"{KQ}/{kind}/{item['metadata']['name']}")
+            for item in admin.get(collection, labelSelector="e2e.pyjobset.io/kueue=true").get("items") or []:
+                admin.delete(f"{collection}/{item['metadata']['name']}")
         except ApiError:
             pass
     common.kubectl(kubeconfig, "delete", "--ignore-not-found", "--wait=false", "-f", "-", input=manifest)
@@ -390,14 +450,14 @@ def counts(cq: JSON) -> tuple[int, int, int]:
 
 
 def test_queued_jobsets_are_admitted_in_quota_order_onto_their_flavors_pool(
-    kueue: None, admin: Client, namespace: str
+    kueue: Kueue, admin: Client, namespace: str
 ) -> None:
     queue = queues(admin, namespace, flavors=[("pool-0", 8), ("pool-1", 8)])
 
-    submit(admin, namespace, jobset("first", queue=queue, gpus=4, run_seconds=10))
+    submit(admin, namespace, jobset("first", queue=queue, gpus=4, run_seconds=20))
     first = workload_of(admin, namespace, "first", admitted, "Admitted")
     assert flavor_of(first) == "e2e-pool-0"
-    submit(admin, namespace, jobset("second", queue=queue, gpus=4, run_seconds=10))
+    submit(admin, namespace, jobset("second", queue=queue, gpus=4, run_seconds=20))
     second = workload_of(admin, namespace, "second", admitted, "Admitted")
     assert flavor_of(second) == "e2e-pool-1", "the first flavor's quota is used up: the next one is assigned"
 
@@ -445,10 +505,14 @@ def test_queued_jobsets_are_admitted_in_quota_order_onto_their_flavors_pool(
     assert all(node_pool(admin, p["spec"]["nodeName"]) == freed for p in pods_of(admin, namespace, "third"))
     cq = cluster_queue(admin, namespace, lambda cq: counts(cq) == (0, 0, 0), "empty")
     assert counts(cq) == (0, 0, 0)
+    # Kueue's own counts: three admissions, three finished Workloads, no eviction.
+    kueue.wait_metric("kueue_admitted_workloads_total", 3, cluster_queue=namespace)
+    kueue.wait_metric("kueue_finished_workloads", 3, cluster_queue=namespace)
+    assert kueue.metric("kueue_evicted_workloads_total", cluster_queue=namespace) == 0
 
 
 def test_higher_priority_jobset_preempts_a_running_one_which_resumes_and_completes_later(
-    kueue: None, admin: Client, namespace: str
+    kueue: Kueue, admin: Client, namespace: str
 ) -> None:
     queue = queues(admin, namespace, flavors=[("pool-0", 8)], preemption=True)
 
@@ -492,10 +556,14 @@ def test_higher_priority_jobset_preempts_a_running_one_which_resumes_and_complet
     assert condition(wl, "Finished")["reason"] == "Succeeded"
     cq = cluster_queue(admin, namespace, lambda cq: counts(cq) == (0, 0, 0), "empty")
     assert counts(cq) == (0, 0, 0)
+    # Kueue's own counts: low admitted twice, high once; one preemption; both finished.
+    kueue.wait_metric("kueue_admitted_workloads_total", 3, cluster_queue=namespace)
+    kueue.wait_metric("kueue_finished_workloads", 2, cluster_queue=namespace)
+    kueue.wait_metric("kueue_evicted_workloads_total", 1, cluster_queue=namespace, reason="Preempted")
 
 
 def test_wait_for_pods_ready_requeues_a_jobset_whose_pods_cannot_start(
-    kueue: None, admin: Client, namespace: str
+    kueue: Kueue, admin: Client, namespace: str
 ) -> None:
     queue = queues(admin, namespace, flavors=[("pool-0", 8)])
     # No node has this label: once admitted, the pods stay Pending (unschedulable) past waitForPodsReady's timeout.
@@ -511,7 +579,7 @@ def test_wait_for_pods_ready_requeues_a_jobset_whose_pods_cannot_start(
     )
 
     evicted = workload_of(
-        admin, namespace, "stuck", lambda wl: has_condition(wl, "Evicted"), "Evicted by waitForPodsReady", timeout=120
+        admin, namespace, "stuck", lambda wl: has_condition(wl, "Evicted"), "Evicted by waitForPodsReady", timeout=180
     )
     assert condition(evicted, "Evicted")["reason"] == "PodsReadyTimeout", condition(evicted, "Evicted")
     wait_jobset(admin, namespace, "stuck", lambda js: js["spec"].get("suspend") is True, "suspended by Kueue")
@@ -534,3 +602,5 @@ def test_wait_for_pods_ready_requeues_a_jobset_whose_pods_cannot_start(
     )
     assert not has_condition(again, "Finished")
     wait_jobset(admin, namespace, "stuck", resumed_on("pool-0"), "resumed again after the requeue")
+    assert kueue.metric("kueue_evicted_workloads_total", cluster_queue=namespace, reason="PodsReadyTimeout") >= 1
+    assert kueue.metric("kueue_finished_workloads", cluster_queue=namespace) == 0
