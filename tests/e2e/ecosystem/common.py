@@ -17,6 +17,9 @@ import json
 import os
 import shlex
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -115,3 +118,23 @@ def kubectl(kubeconfig: Path | str, *args: str, input: str | None = None, timeou
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Poll ``url`` (a readiness probe: no watch exists) until it answers 200; fail with the log's tail when
+    ``proc`` exits first or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            pytest.fail(f"{proc.args[0]} exited with {proc.returncode} before {url} was ready:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            pytest.fail(f"{url} did not answer 200 within {timeout} s:\n{tail}")
+        time.sleep(1)
