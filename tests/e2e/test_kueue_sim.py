@@ -139,6 +139,9 @@ def kueue_on_sim(tmp_path: Path) -> Iterator[Client]:
             health = config["health"]["healthProbeBindAddress"]
             common.wait_http_ok(f"http://{health}/readyz", manager, tmp_path / "kueue.log", timeout=180)
             yield admin
+            if manager.poll() is not None:
+                tail = "\n".join((tmp_path / "kueue.log").read_text(errors="replace").splitlines()[-20:])
+                pytest.fail(f"Kueue's manager exited with {manager.returncode} during the test:\n{tail}")
         finally:
             manager.terminate()
             try:

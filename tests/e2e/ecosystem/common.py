@@ -107,6 +107,8 @@ def kubectl(kubeconfig: Path | str, *args: str, input: str | None = None, timeou
     from tests.e2e.harness import bin_dir
 
     exe = os.environ.get("PYJOBSET_KUBECTL") or str(bin_dir() / "kubectl")
+    if not os.access(exe, os.X_OK):
+        unavailable(f"no kubectl at {exe}: run tests/e2e/build.sh or set PYJOBSET_KUBECTL")
     result = subprocess.run(
         [exe, "--kubeconfig", str(kubeconfig), *args],
         check=False,
