@@ -30,7 +30,9 @@ if [[ -z "${PYJOBSET_E2E_NETNS:-}" ]]; then
     # helm and kubeconform for the chart tests (tests/e2e/test_chart.py), which fail in CI when these are missing.
     "$here/build_tools.sh"
     # The real Kueue, whose pod the kubelet below runs in kueue-system once tests/e2e/test_kueue.py installs it.
-    [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]] && "$here/ecosystem/build.sh" kueue
+    if [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]]; then
+        "$here/ecosystem/build.sh" kueue
+    fi
     if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && "${PYJOBSET_E2E_ADMISSION:-1}" == "1" ]]; then
         if unshare --net --mount true 2>/dev/null; then
             exec unshare --net --mount --propagation private env PYJOBSET_E2E_NETNS=1 "$0" "$@"

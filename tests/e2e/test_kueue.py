@@ -385,10 +385,15 @@ def wait_jobset(admin: Client, ns: str, name: str, predicate: Any, what: str, ti
     )
 
 
+def pod_template(js: JSON) -> JSON:
+    """The pod spec of the JobSet's (only) replicated job."""
+    spec: JSON = js["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    return spec
+
+
 def resumed_on(pool: str) -> Any:
     def check(js: JSON) -> bool:
-        template = js["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-        return js["spec"].get("suspend") is False and (template.get("nodeSelector") or {}).get(POOL) == pool
+        return js["spec"].get("suspend") is False and (pod_template(js).get("nodeSelector") or {}).get(POOL) == pool
 
     return check
 
@@ -531,7 +536,13 @@ def test_higher_priority_jobset_preempts_a_running_one_which_resumes_and_complet
 
     # Kueue suspends the JobSet (and takes its flavor's node selector back out); pyjobset suspends its Jobs, whose
     # pods go, and keeps the same Jobs (spec 4.7) rather than recreating them.
-    wait_jobset(admin, namespace, "low", lambda js: js["spec"].get("suspend") is True, "suspended by Kueue")
+    wait_jobset(
+        admin,
+        namespace,
+        "low",
+        lambda js: js["spec"].get("suspend") is True and POOL not in (pod_template(js).get("nodeSelector") or {}),
+        "suspended by Kueue, the flavor's node selector taken back out",
+    )
     admin.wait_for(
         f"/apis/batch/v1/namespaces/{namespace}/jobs",
         lambda _: all(job["spec"].get("suspend") is True for job in jobs_of(admin, namespace, "low")),
@@ -571,7 +582,7 @@ def test_wait_for_pods_ready_requeues_a_jobset_whose_pods_cannot_start(
     submit(admin, namespace, body)
     workload_of(admin, namespace, "stuck", admitted, "Admitted")
     wait_jobset(admin, namespace, "stuck", resumed_on("pool-0"), "resumed on pool-0")
-    pods = admin.wait_for(
+    unschedulable = admin.wait_for(
         f"/api/v1/namespaces/{namespace}/pods",
         lambda pod: has_condition(pod, "PodScheduled", "False"),
         label_selector=f"{JOBSET_NAME}=stuck",
@@ -589,7 +600,7 @@ def test_wait_for_pods_ready_requeues_a_jobset_whose_pods_cannot_start(
         label_selector=f"{JOBSET_NAME}=stuck",
         what="the evicted JobSet's Job suspended",
     )
-    admin.wait_gone(f"/api/v1/namespaces/{namespace}/pods/{pods['metadata']['name']}", timeout=90)
+    admin.wait_gone(f"/api/v1/namespaces/{namespace}/pods/{unschedulable['metadata']['name']}", timeout=90)
 
     # Requeued after the backoff and admitted again: pyjobset resumes the same JobSet once more.
     again = workload_of(
