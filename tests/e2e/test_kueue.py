@@ -535,7 +535,7 @@ def test_higher_priority_jobset_preempts_a_running_one_which_resumes_and_complet
     assert condition(evicted, "Evicted")["reason"] == "Preempted", condition(evicted, "Evicted")
 
     # Kueue suspends the JobSet (and takes its flavor's node selector back out); pyjobset suspends its Jobs, whose
-    # pods go, and keeps the same Jobs (spec 4.7) rather than recreating them.
+    # pods go, and keeps the same Jobs (behaviour.md §4.7) rather than recreating them.
     wait_jobset(
         admin,
         namespace,
