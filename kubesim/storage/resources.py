@@ -215,6 +215,7 @@ def builtin_resources() -> list[ResourceInfo]:
         _v1(rbac, "clusterroles", "ClusterRole", cl),
         _v1(rbac, "clusterrolebindings", "ClusterRoleBinding", cl),
         _v1("scheduling.k8s.io", "priorityclasses", "PriorityClass", cl, "pc"),
+        _v1("node.k8s.io", "runtimeclasses", "RuntimeClass", cl),  # watched by Kueue (pod overhead)
         _v1("policy", "poddisruptionbudgets", "PodDisruptionBudget", ns, "pdb", status=True),
         _v1("storage.k8s.io", "storageclasses", "StorageClass", cl, "sc"),
         _v1("networking.k8s.io", "networkpolicies", "NetworkPolicy", ns, "netpol"),

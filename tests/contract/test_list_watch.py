@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 
 from tests.contract.client import Kube, until
 from tests.contract.conftest import EXTERNAL, cm
@@ -249,3 +250,17 @@ async def test_discovery_documents(kube: Kube) -> None:
     assert jobs["scope"] == "Namespaced"
     version = (await kube.get("/version")).obj()
     assert version["major"] == "1"
+
+
+async def test_runtime_classes_are_served(kube: Kube) -> None:
+    # Kueue's manager watches RuntimeClasses (pod overhead) and does not start without the API.
+    resources = {r["name"]: r for r in (await kube.get("/apis/node.k8s.io/v1")).obj()["resources"]}
+    assert resources["runtimeclasses"]["namespaced"] is False
+    name = f"contract-rc-{uuid.uuid4().hex[:8]}"
+    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": name}, "handler": "runc"}
+    assert (await kube.post("/apis/node.k8s.io/v1/runtimeclasses", body)).status == 201
+    try:
+        listed = (await kube.get("/apis/node.k8s.io/v1/runtimeclasses")).obj()
+        assert name in [item["metadata"]["name"] for item in listed["items"]]
+    finally:
+        await kube.delete(f"/apis/node.k8s.io/v1/runtimeclasses/{name}")

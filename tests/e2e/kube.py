@@ -40,7 +40,7 @@ class ApiError(Exception):
 
 
 class Client:
-    """JSON over HTTPS to one API server, authenticated as the kubeconfig's current user."""
+    """JSON over HTTPS (or plain HTTP, the simulated cluster) to one API server, as the kubeconfig's current user."""
 
     def __init__(self, kubeconfig: Path, *, timeout: float = 30.0) -> None:
         config = yaml.safe_load(kubeconfig.read_text())
@@ -50,7 +50,8 @@ class Client:
         user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
         self.server = cluster["server"].rstrip("/")
         self.timeout = timeout
-        self._ssl = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        ca = cluster.get("certificate-authority-data")  # absent for ``pyjobset up``'s plain-HTTP kubesim
+        self._ssl = ssl.create_default_context(cadata=base64.b64decode(ca).decode() if ca else None)
         self._headers = {"Accept": "application/json"}
         if "token" in user:
             self._headers["Authorization"] = f"Bearer {user['token']}"

@@ -16,6 +16,8 @@
 #        PYJOBSET_E2E_WORKLOAD_SCHEDULING=0 to start the plane without the workload-aware scheduling gates and API
 #        (harness --no-workload-scheduling; conformance 117-119 then fail, as PYJOBSET_E2E_REQUIRE=1 is set),
 #        PYJOBSET_E2E_TRAINER=0 to leave out Kubeflow Trainer (built by tests/e2e/ecosystem/trainer/build.sh).
+#        PYJOBSET_E2E_KUEUE=0 not to build the real Kueue (tests/e2e/ecosystem/build.sh kueue; tests/e2e/test_kueue.py
+#        then skips, even in CI).
 # Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
 #        PYJOBSET_EXTERNAL_CONTROLLER=1 (conformance), PYJOBSET_E2E_KUBECONFIG and PYJOBSET_E2E_REQUIRE=1 (e2e),
 #        PYJOBSET_E2E_ADMISSION=1 when the installed webhooks are in the path.
@@ -32,6 +34,10 @@ if [[ -z "${PYJOBSET_E2E_NETNS:-}" ]]; then
     "$here/build_tools.sh"
     # Kubeflow Trainer v2's manager for tests/e2e/test_trainer.py (PYJOBSET_E2E_TRAINER=0 leaves it out).
     [[ "${PYJOBSET_E2E_TRAINER:-1}" != "1" ]] || "$here/ecosystem/trainer/build.sh"
+    # The real Kueue, whose pod the kubelet below runs in kueue-system once tests/e2e/test_kueue.py installs it.
+    if [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]]; then
+        "$here/ecosystem/build.sh" kueue
+    fi
     if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && "${PYJOBSET_E2E_ADMISSION:-1}" == "1" ]]; then
         if unshare --net --mount true 2>/dev/null; then
             exec unshare --net --mount --propagation private env PYJOBSET_E2E_NETNS=1 "$0" "$@"
@@ -65,6 +71,11 @@ stop_controller() {
             mutatingwebhookconfiguration/jobset-mutating-webhook-configuration >/dev/null || true
         "${kubectl[@]}" --kubeconfig "$admin" delete --ignore-not-found \
             validatingwebhookconfiguration/validator.trainer.kubeflow.org >/dev/null || true
+        # Kueue's too (its pod ran in the same kubelet), should a Kueue test have left them behind.
+        "${kubectl[@]}" --kubeconfig "$admin" delete --ignore-not-found \
+            validatingwebhookconfiguration/kueue-validating-webhook-configuration \
+            mutatingwebhookconfiguration/kueue-mutating-webhook-configuration \
+            apiservice/v1beta1.visibility.kueue.x-k8s.io apiservice/v1beta2.visibility.kueue.x-k8s.io >/dev/null || true
     fi
     if [[ -n "$controller_pid" ]]; then
         kill -TERM "$controller_pid" 2>/dev/null || true
@@ -97,7 +108,13 @@ if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && -n "${PYJOBSET_E2E_NETNS:-}" ]];
     "${kubectl[@]}" --kubeconfig "$admin" apply --server-side -k deploy/ >/dev/null
     "${kubectl[@]}" --kubeconfig "$admin" wait --for=condition=Established --timeout=60s \
         crd/jobsets.jobset.x-k8s.io >/dev/null
+    # Further namespaces whose pods the kubelet runs, each with the binary standing in for its image.
     kubelet_namespaces=()
+    if [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]]; then
+        kueue_bin="$("$here/ecosystem/build.sh" kueue --print-bin)"
+        kubelet_namespaces+=(--namespace "kueue-system=$kueue_bin")
+        export PYJOBSET_E2E_KUEUE_BIN="$kueue_bin"  # tests/e2e/test_kueue.py: the kubelet runs Kueue's pod
+    fi
     if [[ "${PYJOBSET_E2E_TRAINER:-1}" == "1" ]]; then
         # tests/e2e/test_trainer.py installs Trainer's manifests; the kubelet runs its manager's pod with this binary.
         PYJOBSET_E2E_TRAINER_BIN="$("$here/ecosystem/trainer/build.sh" --print-bin)"
