@@ -15,7 +15,7 @@
 #        PYJOBSET_E2E_ADMISSION=0 to run the controller as a plain process with admission off (no namespaces),
 #        PYJOBSET_E2E_WORKLOAD_SCHEDULING=0 to start the plane without the workload-aware scheduling gates and API
 #        (harness --no-workload-scheduling; conformance 117-119 then fail, as PYJOBSET_E2E_REQUIRE=1 is set),
-#        PYJOBSET_E2E_TRAINER=0 to leave out Kubeflow Trainer (built by tests/e2e/ecosystem/trainer/build.sh).
+#        PYJOBSET_E2E_TRAINER=0 to leave out Kubeflow Trainer (built by tests/e2e/ecosystem/build.sh trainer).
 #        PYJOBSET_E2E_KUEUE=0 not to build the real Kueue (tests/e2e/ecosystem/build.sh kueue; tests/e2e/test_kueue.py
 #        then skips, even in CI).
 # Exports to pytest: PYJOBSET_CONTRACT_KUBECONFIG and PYJOBSET_KUBECTL (API contract suite), PYJOBSET_KUBECONFIG and
@@ -33,7 +33,7 @@ if [[ -z "${PYJOBSET_E2E_NETNS:-}" ]]; then
     # helm and kubeconform for the chart tests (tests/e2e/test_chart.py), which fail in CI when these are missing.
     "$here/build_tools.sh"
     # Kubeflow Trainer v2's manager for tests/e2e/test_trainer.py (PYJOBSET_E2E_TRAINER=0 leaves it out).
-    [[ "${PYJOBSET_E2E_TRAINER:-1}" != "1" ]] || "$here/ecosystem/trainer/build.sh"
+    [[ "${PYJOBSET_E2E_TRAINER:-1}" != "1" ]] || "$here/ecosystem/build.sh" trainer
     # The real Kueue, whose pod the kubelet below runs in kueue-system once tests/e2e/test_kueue.py installs it.
     if [[ "${PYJOBSET_E2E_KUEUE:-1}" == "1" ]]; then
         "$here/ecosystem/build.sh" kueue
@@ -117,7 +117,7 @@ if [[ "${PYJOBSET_E2E_CONTROLLER:-1}" == "1" && -n "${PYJOBSET_E2E_NETNS:-}" ]];
     fi
     if [[ "${PYJOBSET_E2E_TRAINER:-1}" == "1" ]]; then
         # tests/e2e/test_trainer.py installs Trainer's manifests; the kubelet runs its manager's pod with this binary.
-        PYJOBSET_E2E_TRAINER_BIN="$("$here/ecosystem/trainer/build.sh" --print-bin)"
+        PYJOBSET_E2E_TRAINER_BIN="$("$here/ecosystem/build.sh" trainer --print-bin)"
         export PYJOBSET_E2E_TRAINER_BIN
         kubelet_namespaces+=(--namespace "kubeflow-system=$PYJOBSET_E2E_TRAINER_BIN")
     fi

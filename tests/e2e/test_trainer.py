@@ -2,7 +2,7 @@
 
 Role: installs Trainer's own manifests from its Go module (``manifests/base``: CRDs, RBAC, the validating webhook,
 the manager Deployment in ``kubeflow-system``; not ``manifests/third-party``, whose JobSet is ours), waits for the
-manager that the e2e kubelet runs from the binary ``tests/e2e/ecosystem/trainer/build.sh`` built, and drives it
+manager that the e2e kubelet runs from the binary ``tests/e2e/ecosystem/build.sh trainer`` built, and drives it
 through the API server: ClusterTrainingRuntimes built on a JobSet template (a dataset initializer, a model
 initializer depending on it, a ``node`` trainer replicated job depending on that), TrainJobs that Trainer turns
 into JobSets by server-side apply, pyjobset running them on KWOK pods (annotation contract), and Trainer reading
@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.ecosystem import common
 from tests.e2e.harness import bin_dir
 from tests.e2e.kube import ApiError, Client, condition, has_condition
 
@@ -34,7 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 JSON = dict[str, Any]
 HERE = Path(__file__).resolve().parent
-BUILD = HERE / "ecosystem" / "trainer" / "build.sh"
 SYSTEM = "kubeflow-system"
 MANAGER = "kubeflow-trainer-controller-manager"
 WEBHOOK = "validator.trainer.kubeflow.org"
@@ -65,7 +65,7 @@ def _missing_environment() -> str | None:
     if not binary or not os.access(binary, os.X_OK):
         return (
             f"no trainer-controller-manager handed to the e2e kubelet (PYJOBSET_E2E_TRAINER_BIN={binary!r}); "
-            "tests/e2e/run.sh builds it with tests/e2e/ecosystem/trainer/build.sh"
+            "tests/e2e/run.sh builds it with tests/e2e/ecosystem/build.sh trainer"
         )
     return None
 
@@ -100,11 +100,9 @@ def trainer(admin: Client, jobset_controller: None, tmp_path_factory: pytest.Tem
     missing = _missing_environment()
     if missing is not None:
         _unavailable(missing)
-    found = subprocess.run([str(BUILD), "--print-module-dir"], capture_output=True, text=True, check=False)
-    module_dir = Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
-    if module_dir is None or not (module_dir / "manifests").is_dir():
-        _unavailable(f"Trainer's module source not found ({found.stderr.strip()}); run {BUILD}")
-    assert module_dir is not None
+    module_dir = common.module_dir(common.pinned("trainer"))
+    if not (module_dir / "manifests").is_dir():
+        _unavailable(f"Trainer's module source {module_dir} has no manifests/")
     kubectl = os.environ.get("PYJOBSET_KUBECTL") or str(bin_dir() / "kubectl")
     kubeconfig = os.environ["PYJOBSET_E2E_KUBECONFIG"]
     overlay = tmp_path_factory.mktemp("trainer-overlay")

@@ -1,4 +1,4 @@
-// Pinned build of the Kubeflow Trainer v2 controller manager (see build.sh).
+// Pinned build of the Kubeflow Trainer v2 controller manager (see build.env and ../build.sh).
 module pyjobset.local/e2e/ecosystem/trainer
 
 go 1.26.0
