@@ -45,6 +45,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ import structlog
 from cache.client import ApiClient, load_cluster_config
 from scale_tests import record
 from scale_tests.realplane import Marks, Timeline, create_namespace, delete_namespace, run_floor, run_jobset
-from tests.chaos.harness import ControllerProcess
+from tests.chaos.harness import ControllerProcess, total
 from tests.e2e.harness import ControlPlane, NodeShape, installed_identity
 
 BENCH = "bench_realplane"
@@ -132,82 +133,57 @@ def _span(m: Marks, a: str, b: str) -> float:
     return round(m.t[b] - m.t[a], 3)
 
 
+def _level(up: list[float], down: list[float], shift: float, lo: float, hi: float) -> tuple[list[float], list[int]]:
+    """A step curve of (ups - downs) over [lo, hi), starting from its level at ``lo``, shifted left by ``shift``."""
+    level = sum(1 for t in up if t < lo) - sum(1 for t in down if t < lo)
+    xs, ys = [lo - shift], [level]
+    for t, d in sorted([(t, 1) for t in up if lo <= t < hi] + [(t, -1) for t in down if lo <= t < hi]):
+        level += d
+        xs.append(t - shift)
+        ys.append(level)
+    return xs, ys
+
+
 def plot(path: Path, n: int, js: Marks, jtl: Timeline, floor: Marks | None, ftl: Timeline | None) -> None:
     import matplotlib as mpl
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
-    def cumulative(times: list[float], shift: float) -> tuple[list[float], list[int]]:
-        xs = sorted(t - shift for t in times)
-        return [xs[0], *xs] if xs else [], [0, *range(1, len(xs) + 1)] if xs else []
-
-    def running(up: list[float], down: list[float], shift: float) -> tuple[list[float], list[int]]:
-        steps = sorted([(t, 1) for t in up] + [(t, -1) for t in down])
-        xs, ys, level = [], [], 0
-        for t, d in steps:
-            level += d
-            xs.append(t - shift)
-            ys.append(level)
-        return xs, ys
+    def curves(tl: Timeline) -> list[tuple[str, str, list[float], list[float]]]:
+        return [
+            ("Jobs existing", "tab:blue", [t for t, _ in tl.jobs_added], tl.jobs_deleted),
+            ("pods Running", "tab:orange", [t for t, _ in tl.pods_running], tl.pods_left_running),
+            ("Jobs of attempt 1 finished", "tab:green", [t for t, a, _ in tl.jobs_finished if a == 1], []),
+        ]
 
     t0 = js.t["start"]
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
-    series = [
-        ("Jobs created", [t for t, _ in jtl.jobs_added], "tab:blue"),
-        ("Jobs finished", [t for t, *_ in jtl.jobs_finished], "tab:green"),
-    ]
-    for label, times, colour in series:
-        xs, ys = cumulative(times, t0)
+    for label, colour, up, down in curves(jtl):
+        xs, ys = _level(up, down, t0, t0, math.inf)
         ax.step(xs, ys, where="post", color=colour, label=f"pyjobset: {label}")
-    xs, ys = running([t for t, _ in jtl.pods_running], jtl.pods_left_running, t0)
-    ax.step(xs, ys, where="post", color="tab:orange", label="pyjobset: pods Running")
     if floor is not None and ftl is not None:
         # The floor's three segments, each aligned with the pyjobset phase it bounds: creation at the JobSet's
         # creation, delete + create at Job 0's failure, completion at the first exit patch.
-        segments = [
-            ("start", "start", "delete"),
-            ("delete", "job_failed", "complete"),
-            ("complete", "complete", None),
-        ]
+        segments = [("start", "start", "delete"), ("delete", "job_failed", "complete"), ("complete", "complete", "")]
         for seg, (fstart, jstart, fend) in enumerate(segments):
-            shift = floor.t[fstart] - (js.t[jstart] - t0)
             lo, hi = floor.t[fstart], floor.t[fend] if fend else math.inf
-
-            def inside(ts: list[float], lo: float = lo, hi: float = hi) -> list[float]:
-                return [t for t in ts if lo <= t < hi]
-
-            added = inside([t for t, _ in ftl.jobs_added])
-            done = inside([t for t, *_ in ftl.jobs_finished])
-            label = seg == 0
-            if added:
-                xs, ys = cumulative(added, shift)
-                ax.step(xs, ys, where="post", color="tab:blue", ls=":", label="floor: Jobs created" if label else None)
-            if done:
-                xs, ys = cumulative(done, shift)
-                ax.step(xs, ys, where="post", color="tab:green", ls=":", label="floor: Jobs finished" if seg else None)
-            run_up = inside([t for t, _ in ftl.pods_running])
-            run_down = inside(ftl.pods_left_running)
-            if run_up or run_down:
-                base = sum(1 for t, _ in ftl.pods_running if t < lo) - sum(1 for t in ftl.pods_left_running if t < lo)
-                xs, ys = running(run_up, run_down, shift)
-                ax.step(
-                    [lo - shift, *xs],
-                    [base, *(y + base for y in ys)],
-                    where="post",
-                    color="tab:orange",
-                    ls=":",
-                    label="floor: pods Running" if label else None,
-                )
+            shift = lo - (js.t[jstart] - t0)
+            for label, colour, up, down in curves(ftl):
+                xs, ys = _level(up, down, shift, lo, hi)
+                if len(xs) > 1:
+                    ax.step(xs, ys, where="post", color=colour, ls=":", label=f"floor: {label}" if seg != 1 else None)
     for name, text in (("job_failed", "Job 0 failed → restart"), ("completed", "JobSet Completed")):
         x = js.t[name] - t0
         ax.axvline(x, color="tab:red" if name == "job_failed" else "black", lw=1, ls="--")
-        ax.annotate(text, (x, n * 1.02), fontsize=8, ha="left")
+        ax.annotate(text, (x, n * 1.03), fontsize=8, ha="left")
     ax.set_xlabel("seconds since the JobSet was created (floor segments aligned with the phase they bound)")
     ax.set_ylabel("count")
     ax.set_ylim(0, n * 1.1)
     ax.set_title(f"pyjobset on the real control plane: one JobSet of {n:,} single-pod Jobs (dotted: the plane's floor)")
-    ax.legend(loc="center right", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), loc="center right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -265,6 +241,13 @@ async def measure(
             jm, jtl, final = await run_jobset(watcher, writer, "scale", n, controller_pid=proc.pid, log=log)
             out["jobset"] = (jm, jtl, final)
             out["rss_peak_mib"] = _rss_peak_mib(proc.pid)
+            with contextlib.suppress(OSError, ValueError):
+                scraped = await asyncio.to_thread(proc.metrics)
+                out["requests"] = {
+                    m: int(total(scraped, "rest_client_requests_total", method=m))
+                    for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "WATCH")
+                }
+                out["reconciles"] = int(total(scraped, "controller_runtime_reconcile_total", controller="jobset"))
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait, 60)
@@ -307,6 +290,8 @@ def figures(n: int, res: dict[str, Any], qps: float) -> tuple[list[dict[str, Any
         "controller_cpu_by_phase_s": cpu_phases,
         "rss_peak_mib": res["rss_peak_mib"],
         "restarts": restarts,
+        "controller_requests": res.get("requests"),
+        "reconciles": res.get("reconciles"),
         "marks": {k: round(v - jm.t["start"], 3) for k, v in jm.t.items()},
     }
     if "floor" in res:
@@ -401,6 +386,26 @@ def figures(n: int, res: dict[str, Any], qps: float) -> tuple[list[dict[str, Any
     return figs, details
 
 
+def replot(raw: Path) -> int:
+    """Draw ``<stem>.png`` beside a ``<stem>.timeline.json`` written by a run."""
+    data = json.loads(raw.read_text())
+
+    def load(part: list[Any] | None) -> tuple[Marks | None, Timeline | None]:
+        if not part:
+            return None, None
+        series = {k: [tuple(e) if isinstance(e, list) else e for e in v] for k, v in part[1].items()}
+        return Marks(t=part[0]), Timeline(**series)
+
+    jm, jtl = load(data["jobset"])
+    fm, ftl = load(data["floor"])
+    assert jm is not None
+    assert jtl is not None
+    png = raw.with_name(raw.name.replace(".timeline.json", ".png"))
+    plot(png, int(data["n"]), jm, jtl, fm, ftl)
+    print(f"wrote {png}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2000, help="N: Jobs in the JobSet (default 2000)")
@@ -409,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (no ratios)")
     parser.add_argument("--profile", action="store_true", help="sample the controller with py-spy")
     parser.add_argument("--name", default=None, help="result file stem (default bench_realplane_<N>)")
+    parser.add_argument("--replot", type=Path, default=None, help="redraw the PNG from a saved .timeline.json")
     args = parser.parse_args(argv)
+    if args.replot is not None:
+        return replot(args.replot)
     if args.jobs < 2:
         parser.error("--jobs: at least 2 (one Job fails, the others keep running)")
     # The bench's own clients log every write at debug: keep this process's CPU for the plane it measures.
@@ -439,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     png = record.RESULTS / f"{name}.png"
     jm, jtl, _ = res["jobset"]
     fm, ftl = res.get("floor", (None, None))
+    raw = record.RESULTS / f"{name}.timeline.json"
+    raw.write_text(json.dumps({"n": args.jobs, "jobset": [jm.t, asdict(jtl)], "floor": fm and [fm.t, asdict(ftl)]}))
     plot(png, args.jobs, jm, jtl, fm, ftl)
     details["plot"] = png.name
     workload = {"jobs": args.jobs, "pods_per_job": 1, "nodes": nodes, "qps": args.qps, "burst": args.burst}
