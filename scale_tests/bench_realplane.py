@@ -1,5 +1,5 @@
-"""Scale on the real control plane (goals P9, P10, P11): pyjobset against the plane's own floor, CPU per Job
-lifecycle with a profile breakdown, peak RSS, and a timeline plot.
+"""Scale on the real control plane (goals P9, P10, P11 of ``docs/design/performance.md``): pyjobset against the
+plane's own floor, CPU per Job lifecycle with a profile breakdown, peak RSS, and a timeline plot.
 
 One run = a fresh real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK with
 ``ceil(N / 100) + 2`` fake nodes; ``tests/e2e/harness.py``), then, one after the other:
