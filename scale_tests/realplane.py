@@ -453,31 +453,66 @@ async def run_floor(
         return marks, obs.timeline
 
 
+async def _until_event(
+    client: ApiClient,
+    collection: str,
+    name: str,
+    want: Callable[[str], bool],
+    what: str,
+    timeout: float,
+    *,
+    since: str = "",
+) -> None:
+    """Wait until a WATCH of ``collection`` narrowed to ``name`` delivers an event whose type satisfies ``want``.
+    Without ``since`` the watch starts with an ``ADDED`` for an object that exists; from ``since`` (a
+    resourceVersion) it delivers every change after it, a deletion that raced the watch's opening included."""
+
+    async def watch() -> None:
+        params = {"fieldSelector": f"metadata.name={name}", "allowWatchBookmarks": "true"}
+        if since:
+            params["resourceVersion"] = since
+        while True:  # a stream the server ends is opened again from the last resourceVersion seen
+            async for line in client.watch(collection, params):
+                event = orjson.loads(line)
+                rv = ((event.get("object") or {}).get("metadata") or {}).get("resourceVersion")
+                if rv:
+                    params["resourceVersion"] = rv
+                if want(event.get("type", "")):
+                    return
+
+    try:
+        await asyncio.wait_for(watch(), timeout)
+    except TimeoutError:
+        raise PhaseTimeout(f"{what}: not reached after {timeout:.0f}s") from None
+
+
 async def delete_namespace(client: ApiClient, namespace: str, timeout: float = 900.0) -> None:
     """Delete ``namespace`` and wait until it is gone (its Jobs and pods with it)."""
-    path = resource_path("", "v1", "namespaces") + f"/{namespace}"
-    with contextlib.suppress(NotFound):
-        await client.delete(path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            await client.get(path)
-        except NotFound:
-            return
-        await asyncio.sleep(1.0)  # namespace finalization has no watchable end on the object we hold
-    raise PhaseTimeout(f"namespace {namespace}: still present after {timeout:.0f}s")
+    collection = resource_path("", "v1", "namespaces")
+    try:
+        deleting = await client.delete(f"{collection}/{namespace}")
+    except NotFound:
+        return
+    since = str((deleting.get("metadata") or {}).get("resourceVersion", ""))
+    await _until_event(
+        client,
+        collection,
+        namespace,
+        lambda kind: kind == "DELETED",
+        f"namespace {namespace} deleted",
+        timeout,
+        since=since,
+    )
 
 
 async def create_namespace(client: ApiClient, namespace: str, timeout: float = 60.0) -> None:
     """Create ``namespace`` and wait for its ``default`` ServiceAccount (pods are refused before it exists)."""
     await client.create(resource_path("", "v1", "namespaces"), {"metadata": {"name": namespace}})
-    path = resource_path("", "v1", "serviceaccounts", namespace) + "/default"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await client.get(path)
-            return
-        except NotFound:
-            if time.monotonic() > deadline:
-                raise PhaseTimeout(f"namespace {namespace}: no default ServiceAccount after {timeout:.0f}s") from None
-            await asyncio.sleep(0.2)
+    await _until_event(
+        client,
+        resource_path("", "v1", "serviceaccounts", namespace),
+        "default",
+        lambda kind: kind in ("ADDED", "MODIFIED"),
+        f"namespace {namespace}: its default ServiceAccount",
+        timeout,
+    )
