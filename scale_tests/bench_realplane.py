@@ -177,10 +177,13 @@ def plot(path: Path, n: int, js: Marks, jtl: Timeline, floor: Marks | None, ftl:
         x = js.t[name] - t0
         ax.axvline(x, color="tab:red" if name == "job_failed" else "black", lw=1, ls="--")
         ax.annotate(text, (x, n * 1.03), fontsize=8, ha="left")
-    ax.set_xlabel("seconds since the JobSet was created (floor segments aligned with the phase they bound)")
+    with_floor = floor is not None
+    aligned = " (floor segments aligned with the phase they bound)" if with_floor else ""
+    ax.set_xlabel(f"seconds since the JobSet was created{aligned}")
     ax.set_ylabel("count")
     ax.set_ylim(0, n * 1.1)
-    ax.set_title(f"pyjobset on the real control plane: one JobSet of {n:,} single-pod Jobs (dotted: the plane's floor)")
+    dotted = "dotted: the plane's floor" if with_floor else "no floor measured in this run"
+    ax.set_title(f"pyjobset on the real control plane: one JobSet of {n:,} single-pod Jobs ({dotted})")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), loc="center right", fontsize=8)
