@@ -174,7 +174,8 @@ if [[ $has_path -eq 0 && -n "$controller_pid$kubelet_pid" ]]; then
     unset PYJOBSET_EXTERNAL_CONTROLLER PYJOBSET_E2E_ADMISSION
     echo "==> e2e tests that start their own controller"
     "$python" -m pytest "${opts[@]}" tests/e2e/test_credentials.py tests/e2e/test_chaos.py \
-        tests/e2e/test_replicas.py tests/e2e/test_upgrade.py tests/e2e/test_chart_install.py || status=$?
+        tests/e2e/test_replicas.py tests/e2e/test_scale_smoke.py tests/e2e/test_upgrade.py \
+        tests/e2e/test_chart_install.py || status=$?
 
     # The feature-gated conformance scenarios (RestartJob, ElasticJobSet, InPlaceRestart) skip against a controller
     # started with the default gates: run them once more against one with every gate on, with the installed
