@@ -115,3 +115,14 @@ def test_pods_failed_with_only_a_reason_and_no_conditions_are_ordered_by_their_s
     late["metadata"]["creationTimestamp"] = "2026-01-01T00:00:10Z"
     record = rootcause.build_record(REQUEST, [late, early])
     assert (record["pod"], record["time"]) == ("p-b", "2026-01-01T00:01:00Z")
+
+
+def test_pods_that_did_not_fail_are_passed_over_wherever_they_come() -> None:
+    # The Job's pods arrive in store order: a running or succeeded pod before the failed one must not end the search.
+    pods = [
+        pod("p-running", "Running"),
+        pod("p-done", "Succeeded", containerStatuses=[terminated("main", 0, "2026-01-01T00:01:00Z", "Completed")]),
+        pod("p-failed", "Failed", node="gpu-3", containerStatuses=[terminated("main", 1, "2026-01-01T00:04:50Z")]),
+    ]
+    record = rootcause.build_record(REQUEST, pods)
+    assert (record["pod"], record["exitCode"], record["node"]) == ("p-failed", 1, "gpu-3")
