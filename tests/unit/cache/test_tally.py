@@ -126,6 +126,7 @@ def test_incremental_tally_equals_full_pass(
             store.replace(arg)
         for uid in UIDS:
             assert tallies.view(uid) == _from_scratch(store, uid)
+            assert store.index_tuple(OWNER_INDEX, uid) == tuple(store.by_index(OWNER_INDEX, uid))  # cached tuple
 
     for uid in UIDS:
         js = _jobset(uid, restarts, policy)
@@ -211,6 +212,8 @@ def test_the_name_set_survives_status_changes_and_follows_creates_and_deletes() 
     job = store.by_index(OWNER_INDEX, "uid-a")[0]
     store.upsert(msgspec.structs.replace(job, status=msgspec.convert({"active": 0}, type(job.status))))
     assert tallies.view("uid-a").names is names  # a replace under the same name: nothing rebuilt
+    assert tallies.view("uid-a").attempts[0] is tallies.view("uid-a").attempts[0]  # no change: no copy
+    assert store.index_tuple(OWNER_INDEX, "uid-a") is store.index_tuple(OWNER_INDEX, "uid-a")
     store.delete(job.key)
     assert tallies.view("uid-a").names == names - {job.metadata.name}
     store.upsert(job)
