@@ -8,7 +8,9 @@ events alone and combined with the JobSet's ``status.restarts`` only when a reco
 Invariants: ``ChildTally`` and ``AttemptTally`` are immutable views (tuples of shared records, copied at C speed
 from the aggregator when a snapshot is taken); within an attempt, every tuple keeps the order of the Job store's
 owner index (the order a full pass over the snapshot's Jobs sees); ``counts`` values are
-``(ready, succeeded, failed, active, suspended, present)`` as ``classify`` counts them for the current attempt.
+``(ready, succeeded, failed, active, suspended, present)`` as ``classify`` counts them for the current attempt;
+``ChildTally.names`` is the set of every child's name and ``AttemptTally.live`` the names of the attempt's Jobs not
+being deleted, so a reconcile during a restart neither names nor filters every child in Python.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class JobFacts(NamedTuple):
     """``status.active > 0``."""
     suspended: bool
     """``spec.suspend`` is true."""
+    deleting: bool
+    """``metadata.deletionTimestamp`` is set (the Job is going: deleting it again is pointless)."""
 
 
 _SHARED: dict[JobFacts, JobFacts] = {}
@@ -75,6 +79,7 @@ def _facts(job: Job) -> JobFacts:
         ready=status.succeeded + (status.ready or 0) >= needed,
         active=status.active > 0,
         suspended=bool(spec.suspend),
+        deleting=job.metadata.deletion_timestamp is not None,
     )
 
 
@@ -89,6 +94,8 @@ class AttemptTally:
     successful: tuple[Job, ...]
     failed: tuple[Job, ...]
     suspended_active: tuple[Job, ...]
+    live: tuple[str, ...]
+    """Names of the attempt's Jobs not being deleted (no ``deletionTimestamp``), in ``jobs`` order."""
     counts: Mapping[str, tuple[int, int, int, int, int, int]]
     """rjob label (any value, "" included) → (ready, succeeded, failed, active, suspended, present)."""
 
@@ -101,3 +108,5 @@ class ChildTally:
     size: int
     """How many Jobs the tally holds (compared with the snapshot's Job count: a mismatch means "in doubt")."""
     attempts: tuple[AttemptTally, ...]
+    names: frozenset[str]
+    """The names of all the JobSet's children, every attempt (which names a create would collide with)."""

@@ -41,6 +41,8 @@ class Store(Generic[R]):
         self._items: dict[str, R] = {}
         self._indexers: dict[str, Indexer[R]] = dict(indexers or {})
         self._indexes: dict[str, dict[str, dict[str, R]]] = {name: {} for name in self._indexers}
+        self._frozen: dict[str, dict[str, tuple[R, ...]]] = {name: {} for name in self._indexers}
+        """index → value → the bucket as a tuple, until the bucket next changes (``index_tuple``)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -60,6 +62,18 @@ class Store(Generic[R]):
     def by_index(self, index: str, value: str) -> list[R]:
         bucket = self._indexes[index].get(value)
         return list(bucket.values()) if bucket else []
+
+    def index_tuple(self, index: str, value: str) -> tuple[R, ...]:
+        """``by_index`` as a tuple, shared until that bucket changes: a reconcile that follows no change of the
+        JobSet's children (the echo of its own status write) copies nothing."""
+        frozen = self._frozen[index]
+        out = frozen.get(value)
+        if out is None:
+            bucket = self._indexes[index].get(value)
+            if not bucket:
+                return ()  # not kept: an absent value is never invalidated
+            out = frozen[value] = tuple(bucket.values())
+        return out
 
     def index_count(self, index: str, value: str) -> int:
         bucket = self._indexes[index].get(value)
@@ -106,6 +120,7 @@ class Store(Generic[R]):
                 updated.append((old, obj))
         self._items = fresh
         self._indexes = {name: {} for name in self._indexers}
+        self._frozen = {name: {} for name in self._indexers}
         for key, obj in fresh.items():
             self._index(key, obj)
         for listener in self._listeners:
@@ -117,8 +132,10 @@ class Store(Generic[R]):
     def _index(self, key: str, obj: R) -> None:
         for name, fn in self._indexers.items():
             idx = self._indexes[name]
+            frozen = self._frozen[name]
             for value in fn(obj):
                 idx.setdefault(value, {})[key] = obj
+                frozen.pop(value, None)
 
     def _reindex(self, key: str, old: R, obj: R) -> None:
         """``old`` is replaced by ``obj`` under ``key``. An update mostly leaves the index values alone (a pod's
@@ -127,6 +144,7 @@ class Store(Generic[R]):
         indexes = self._indexes
         for name, fn in self._indexers.items():
             idx = indexes[name]
+            frozen = self._frozen[name]
             before = fn(old)
             after = fn(obj)
             if before == after:
@@ -134,8 +152,10 @@ class Store(Generic[R]):
                     same = idx[value]
                     same.pop(key, None)  # re-inserted last, as a remove-then-add would: bucket order = update order
                     same[key] = obj
+                    frozen.pop(value, None)
                 continue
             for value in before:
+                frozen.pop(value, None)
                 bucket = idx.get(value)
                 if bucket is not None:
                     bucket.pop(key, None)
@@ -143,11 +163,14 @@ class Store(Generic[R]):
                         del idx[value]
             for value in after:
                 idx.setdefault(value, {})[key] = obj
+                frozen.pop(value, None)
 
     def _unindex(self, key: str, obj: R) -> None:
         for name, fn in self._indexers.items():
             idx = self._indexes[name]
+            frozen = self._frozen[name]
             for value in fn(obj):
+                frozen.pop(value, None)
                 bucket = idx.get(value)
                 if bucket is not None:
                     bucket.pop(key, None)

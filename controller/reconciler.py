@@ -119,7 +119,7 @@ class JobSetReconciler:
 
     def snapshot(self, js: JobSet) -> Snapshot:
         uid = js.metadata.uid
-        jobs = tuple(self.jobs.by_index(OWNER_INDEX, uid))
+        jobs = self.jobs.index_tuple(OWNER_INDEX, uid)
         svc = self.services.get(f"{js.metadata.namespace}/{subdomain(js)}")
         pods: tuple[Pod, ...] = ()
         if self.pods is not None and self.gates.get(c.GATE_IN_PLACE_RESTART):

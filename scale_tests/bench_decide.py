@@ -9,6 +9,11 @@ rjob), decided in four states:
 A second section times the steady-state *reconcile* (snapshot build from the Job store + ``decide``) twice in the
 same run: ``full`` (no tally: every child is classified) and ``tally`` (the snapshot carries the incrementally kept
 ``cache.tally`` view, as the running controller builds it); the full pass is that figure's baseline.
+A third section, ``restart_wait``, times a reconcile in the middle of a restart (every previous-attempt Job being
+deleted, ten gone and re-created), with and without the tally: the pass a restart repeats for every Job event
+(one Job is replaced before each pass, so no cached copy is reused). The steady ``tally`` figure reads an unchanged
+store: since the store's owner-index tuple and the tally's attempt views are cached, it is the reconcile that
+follows no child change (the echo of a status write); one after a Job change also copies that attempt's buckets.
 Prints and writes JSON (µs per decide, best of several rounds) to ``scale_tests/results/bench_decide.json`` in
 the common schema (``scale_tests/record.py``). There is no baseline: no other implementation of this decision
 runs in Python (the reference is Go, inside its reconciler), so the file says ``baseline: null`` and why.
@@ -146,6 +151,42 @@ def bench_reconcile(n: int) -> dict[str, Any]:
     return out
 
 
+def bench_restart_wait(n: int) -> dict[str, Any]:
+    """A pass in the middle of a restart (issue 18): ``restarts`` bumped, every previous-attempt Job already being
+    deleted (foreground) and ten of them gone, so the pass re-creates those ten. Snapshot build + decide, with the
+    tally (as the controller runs it) and without (full pass), same store, same run."""
+    rounds = 9 if n <= 5000 else 7
+    js = make_jobset(n)
+    tallies = ChildTallies(owner_uid_index)
+    store: Store[Job] = Store(lambda j: j.key, {OWNER_INDEX: owner_uid_index}, listeners=[tallies])
+    going = "2026-01-01T00:00:30Z"
+    gone = {f"big-workers-{i}" for i in range(0, n, max(1, n // 10))}
+    for job in make_jobs(js):
+        if job.metadata.name not in gone:
+            meta = msgspec.structs.replace(job.metadata, deletion_timestamp=going)
+            store.upsert(msgspec.structs.replace(job, metadata=meta))
+    js = msgspec.structs.replace(js, status=msgspec.structs.replace(js.status, restarts=1))
+    uid = js.metadata.uid
+    touched = store.index_tuple(OWNER_INDEX, uid)[-1]
+
+    def once(use_tally: bool) -> tuple[float, Any]:
+        # One Job event before each pass, as in a real restart: the changed attempt's buckets are copied again.
+        store.upsert(msgspec.structs.replace(touched))
+        start = time.perf_counter()
+        jobs = store.index_tuple(OWNER_INDEX, uid)
+        tally = tallies.view(uid) if use_tally else None
+        plan = decide(Snapshot(jobset=js, jobs=jobs, service_exists=True, tally=tally), NOW)
+        return time.perf_counter() - start, plan
+
+    out: dict[str, Any] = {"jobs": n + 1, "missing": len(gone)}
+    for mode in ("full", "tally"):
+        elapsed, plan = min((once(mode == "tally") for _ in range(rounds)), key=lambda r: r[0])
+        assert len(plan.create_jobs) == len(gone), plan
+        assert not plan.delete_jobs
+        out[f"{mode}_ms"] = round(elapsed * 1e3, 3)
+    return out
+
+
 NO_BASELINE = "no other implementation of this decision runs here (the reference's is Go code inside its reconciler)"
 
 
@@ -159,6 +200,7 @@ def main() -> None:
     load_before = record.load_average()
     results = [bench(n) for n in sizes]
     reconcile = [bench_reconcile(n) for n in sizes]
+    restart_wait = [bench_restart_wait(n) for n in sizes]
     big = results[-1]
     steady = reconcile[-1]
     figures = [
@@ -199,7 +241,7 @@ def main() -> None:
         load_before=load_before,
         workload="1 leader + N single-pod workers; steady (all ready), failure (1 failed), "
         "restart (all previous -> deletes), recreate (no Jobs -> N manifests); best of rounds",
-        details={"sizes": sizes, "results": results, "steady_reconcile": reconcile},
+        details={"sizes": sizes, "results": results, "steady_reconcile": reconcile, "restart_wait": restart_wait},
     )
     record.write(doc, command="python -m scale_tests.bench_decide --sizes " + args.sizes)
     print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -39,9 +39,22 @@ class Children:
     """rjob name → number of children of any bucket (previous included) labelled with it."""
     suspended_active: tuple[Job, ...] = ()
     """Active Jobs whose ``spec.suspend`` is true (the candidates for resume)."""
+    known_names: frozenset[str] | None = field(default=None, compare=False)
+    """Every child's name, when the tally had it ready (else ``names`` collects it); not part of equality."""
+    previous_live: tuple[str, ...] | None = field(default=None, compare=False)
+    """Names of the previous-attempt Jobs not being deleted, when the tally had them ready; not part of equality."""
 
-    def names(self) -> set[str]:
-        return {j.metadata.name for b in (self.active, self.successful, self.failed, self.previous) for j in b}
+    def names(self) -> frozenset[str]:
+        """The names of every child (any bucket): what a create must not collide with."""
+        if self.known_names is not None:
+            return self.known_names
+        return frozenset(j.metadata.name for b in (self.active, self.successful, self.failed, self.previous) for j in b)
+
+    def previous_deletable(self) -> tuple[str, ...]:
+        """Names of the previous-attempt Jobs to delete: those not already being deleted, in store order."""
+        if self.previous_live is not None:
+            return self.previous_live
+        return tuple(j.metadata.name for j in self.previous if j.metadata.deletion_timestamp is None)
 
 
 def is_finished(job: Job) -> tuple[bool, str]:
@@ -178,8 +191,15 @@ def children_from_tally(
                 present[rjob] += row[5]
                 if group is current:
                     counts[rjob] = list(row[:5])
+    previous_live = previous.live if previous else ()
     if current is None:
-        return Children(previous=previous.jobs if previous else (), counts=counts, present=present)
+        return Children(
+            previous=previous.jobs if previous else (),
+            counts=counts,
+            present=present,
+            known_names=tally.names,
+            previous_live=previous_live,
+        )
     return Children(
         current.active,
         current.successful,
@@ -188,6 +208,8 @@ def children_from_tally(
         counts=counts,
         present=present,
         suspended_active=current.suspended_active,
+        known_names=tally.names,
+        previous_live=previous_live,
     )
 
 

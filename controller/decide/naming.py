@@ -7,6 +7,7 @@ job or group that does not exist is the empty string (as upstream renders it), n
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from api.jobset_types import JobSet, ReplicatedJob
 
@@ -14,6 +15,13 @@ from api.jobset_types import JobSet, ReplicatedJob
 def job_name(jobset_name: str, rjob_name: str, job_index: int) -> str:
     """``<jobset>-<rjob>-<jobIndex>``: reused verbatim when a Job is recreated."""
     return f"{jobset_name}-{rjob_name}-{job_index}"
+
+
+@lru_cache(maxsize=32)
+def job_names(jobset_name: str, rjob_name: str, replicas: int) -> tuple[str, ...]:
+    """``job_name`` of every index of a replicated job, in index order; memoised (a restart asks for the same
+    names on every pass while it waits for the previous attempt to go; a few dozen JobSets' worth are kept)."""
+    return tuple(job_name(jobset_name, rjob_name, i) for i in range(replicas))
 
 
 def job_key(namespace: str, name: str) -> str:

@@ -79,7 +79,7 @@ def _decide(snap: Snapshot, now: dt.datetime, ext: ExtensionPass, max_writes: in
         )
 
     # 5. Jobs of a previous attempt go (foreground, so same-name recreation waits for their pods).
-    deletes, more = _bounded(ext.hold_previous(_deletable(kids.previous), draft), max_writes)
+    deletes, more = _bounded(ext.hold_previous(kids.previous_deletable(), draft), max_writes)
 
     # 6. After a restart, every Job ready or succeeded again ends the RestartingJobSet episode.
     suspended = startup.is_suspended(js)

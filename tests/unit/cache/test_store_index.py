@@ -59,6 +59,8 @@ def test_indexes_match_a_from_scratch_computation_after_random_changes() -> None
                 assert list(got) == sorted(got, key=lambda k: truth[k].version), (step, index, value)
                 # every record handed out is the current one, never a replaced version
                 assert all(o is truth[k] for k, o in got.items())
+                # the cached tuple is dropped whenever its bucket changes
+                assert store.index_tuple(index, value) == tuple(store.by_index(index, value)), (step, index, value)
             assert store.index_count(index, "zzz") == 0
     assert len(store) == len(truth)
 

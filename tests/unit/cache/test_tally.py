@@ -126,6 +126,7 @@ def test_incremental_tally_equals_full_pass(
             store.replace(arg)
         for uid in UIDS:
             assert tallies.view(uid) == _from_scratch(store, uid)
+            assert store.index_tuple(OWNER_INDEX, uid) == tuple(store.by_index(OWNER_INDEX, uid))  # cached tuple
 
     for uid in UIDS:
         js = _jobset(uid, restarts, policy)
@@ -135,7 +136,10 @@ def test_incremental_tally_equals_full_pass(
         tally = tallies.view(uid)
         tallied = children_from_tally(js, tally, len(kids))
         if tallied is not None:
-            assert tallied == classify(js, kids)
+            full_kids = classify(js, kids)
+            assert tallied == full_kids
+            assert tallied.names() == full_kids.names()  # the tally's cached name set, not collected
+            assert tallied.previous_deletable() == full_kids.previous_deletable()
         full = decide(Snapshot(jobset=js, jobs=kids, service_exists=True), NOW)
         fast = decide(Snapshot(jobset=js, jobs=kids, service_exists=True, tally=tally), NOW)
         assert fast == full
@@ -199,3 +203,38 @@ def test_a_relist_rebuilds_the_tally_from_scratch() -> None:
     store.replace([])
     assert len(tallies) == 0
     assert tallies.view("uid-a").size == 0
+
+
+def test_the_name_set_survives_status_changes_and_follows_creates_and_deletes() -> None:
+    _, store, tallies = _steady("uid-a", 0)
+    names = tallies.view("uid-a").names
+    assert names == {j.metadata.name for j in store.by_index(OWNER_INDEX, "uid-a")}
+    job = store.by_index(OWNER_INDEX, "uid-a")[0]
+    store.upsert(msgspec.structs.replace(job, status=msgspec.convert({"active": 0}, type(job.status))))
+    assert tallies.view("uid-a").names is names  # a replace under the same name: nothing rebuilt
+    assert tallies.view("uid-a").attempts[0] is tallies.view("uid-a").attempts[0]  # no change: no copy
+    assert store.index_tuple(OWNER_INDEX, "uid-a") is store.index_tuple(OWNER_INDEX, "uid-a")
+    store.delete(job.key)
+    assert tallies.view("uid-a").names == names - {job.metadata.name}
+    store.upsert(job)
+    assert tallies.view("uid-a").names == names
+    other = store.by_index(OWNER_INDEX, "uid-a")[1]
+    store.delete(other.key)
+    store.delete(job.key)  # two deletes before a read: both names go
+    assert tallies.view("uid-a").names == names - {job.metadata.name, other.metadata.name}
+
+
+def test_live_names_leave_out_jobs_being_deleted() -> None:
+    _, store, tallies = _steady("uid-a", 0)
+    job = store.by_index(OWNER_INDEX, "uid-a")[0]
+    going = msgspec.structs.replace(
+        job, metadata=msgspec.structs.replace(job.metadata, deletion_timestamp="2026-01-01T00:00:00Z")
+    )
+    store.upsert(going)
+    (attempt,) = tallies.view("uid-a").attempts
+    assert job.metadata.name not in attempt.live
+    assert len(attempt.live) == len(attempt.jobs) - 1
+    restarted = _jobset("uid-a", 1, {"maxRestarts": 3})
+    kids = children_from_tally(restarted, tallies.view("uid-a"), len(store.by_index(OWNER_INDEX, "uid-a")))
+    assert kids is not None
+    assert kids.previous_deletable() == attempt.live
