@@ -15,7 +15,9 @@ that survives fails the run unless ``tools/mutation-equivalent.toml`` lists it a
 Invariants: the product is never edited (mutmut works on its copy); ``mutants/`` is rebuilt for every run, so a
 verdict never comes from a stale copy; an allow-list entry names the function and the exact original and mutated
 lines, so an unrelated edit that renumbers mutants keeps the entry and an edit of that line drops it; the exit
-status is 0 only when every mutant run was killed or allow-listed.
+status is 0 only when every mutant run got a verdict and the score (killed / non-equivalent) reaches ``--min-score``
+(default 100: every mutant killed or allow-listed; ``scripts/test`` holds its sample to the 90 % goal of
+``docs/design/mutation-testing.md`` and prints every survivor either way).
 """
 
 from __future__ import annotations
@@ -228,7 +230,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, help="seed of the --sample draw (printed by every sampled run)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run in parallel (default 1; the CPU is shared)")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=100.0,
+        metavar="P",
+        help="pass when at least P %% of the non-equivalent mutants run are killed (default 100: every one)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.min_score <= 100.0:
+        parser.error("--min-score P: P is a percentage, from 0 to 100")
     if args.sample is not None and args.sample < 1:
         parser.error("--sample N: N must be at least 1")
     if args.jobs < 1:
@@ -290,7 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" (allow-listed), {len(unsure)} without a verdict; score {score:.1f} % of non-equivalent mutants"
         f" in {elapsed:.0f} s"
     )
-    return 1 if live or unsure else 0
+    if unsure:
+        return 1
+    if live and score < args.min_score:
+        print(f"mutation: the score is below --min-score {args.min_score:g} %")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -126,3 +126,8 @@ def test_pods_that_did_not_fail_are_passed_over_wherever_they_come() -> None:
     ]
     record = rootcause.build_record(REQUEST, pods)
     assert (record["pod"], record["exitCode"], record["node"]) == ("p-failed", 1, "gpu-3")
+
+
+def test_a_failed_pod_with_no_time_of_its_own_takes_the_jobs_failure_time() -> None:
+    record = rootcause.build_record(REQUEST, [pod("p-evicted", "Failed", reason="Evicted")])
+    assert (record["pod"], record["reason"], record["time"]) == ("p-evicted", "Evicted", REQUEST.time)
