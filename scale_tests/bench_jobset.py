@@ -35,7 +35,7 @@ from api import constants as c
 from cache.client import ApiClient, load_cluster_config, resource_path
 from controller.app import Controller
 from controller.settings import load_settings
-from scale_tests import record
+from scale_tests import fixtures, record
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -80,32 +80,7 @@ async def sim_process() -> AsyncIterator[str]:
 
 
 def jobset(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "network": {"enableDNSHostnames": True},
-            "successPolicy": {"operator": "All"},
-            "failurePolicy": {"maxRestarts": 5},
-            "replicatedJobs": [
-                {
-                    "name": "w",
-                    "replicas": replicas,
-                    "template": {
-                        "spec": {
-                            "parallelism": 1,
-                            "completions": 1,
-                            "completionMode": "Indexed",
-                            "template": {
-                                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return fixtures.indexed_jobset(name, replicas)
 
 
 def bound_seconds(n: int, qps: float, burst: int) -> float:

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubesim import SimCluster
 from kubesim.util.errors import ApiError
-from scale_tests import record
+from scale_tests import fixtures, record
 
 JSON = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[1]
@@ -404,32 +404,7 @@ async def external_creates(port: int, path: str, bodies: list[bytes] | None, con
 
 def bench_jobset(replicas: int) -> JSON:
     """The JobSet the benchmark's Jobs belong to (one replicated job of single-pod Indexed Jobs, DNS hostnames)."""
-    return {
-        "apiVersion": "jobset.x-k8s.io/v1alpha2",
-        "kind": "JobSet",
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {
-            "network": {"enableDNSHostnames": True},
-            "successPolicy": {"operator": "All"},
-            "failurePolicy": {"maxRestarts": 5},
-            "replicatedJobs": [
-                {
-                    "name": "w",
-                    "replicas": replicas,
-                    "template": {
-                        "spec": {
-                            "parallelism": 1,
-                            "completions": 1,
-                            "completionMode": "Indexed",
-                            "template": {
-                                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return fixtures.indexed_jobset("bench", replicas)
 
 
 async def bench_jobs(jobs: int, rounds: int, concurrency: int, with_cluster: bool, nodes: int) -> JSON:

@@ -238,3 +238,34 @@ def list_body(kind: str, items: list[JSON], rv: int, cont: str = "") -> bytes:
 
 def watch_line(etype: str, obj: JSON) -> bytes:
     return orjson.dumps({"type": etype, "object": obj})
+
+
+def indexed_jobset(name: str, replicas: int) -> JSON:
+    """A JobSet of one replicated job of ``replicas`` single-pod Indexed Jobs with DNS hostnames (the create and
+    restart benchmarks' workload, and the owner of the Jobs bench_kubesim posts)."""
+    return {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "network": {"enableDNSHostnames": True},
+            "successPolicy": {"operator": "All"},
+            "failurePolicy": {"maxRestarts": 5},
+            "replicatedJobs": [
+                {
+                    "name": "w",
+                    "replicas": replicas,
+                    "template": {
+                        "spec": {
+                            "parallelism": 1,
+                            "completions": 1,
+                            "completionMode": "Indexed",
+                            "template": {
+                                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
