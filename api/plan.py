@@ -16,6 +16,7 @@ status, annotations, events and outcome are skipped and the key is requeued with
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -43,6 +44,11 @@ class Snapshot:
     tally: ChildTally | None = None
     """The children of ``jobs`` summed up incrementally (``cache.tally``); ``decide`` classifies from it when it
     matches (UID, size, attempts) and falls back to a full pass over ``jobs`` otherwise."""
+    status_written_at: dt.datetime | None = None
+    """When this process last wrote the JobSet's status (None: not since it started leading)."""
+    status_window: float = 0.0
+    """Seconds within which a counts-only status change waits for the next write (``controller.decide.pacing``);
+    0 writes every change at once, as the reference does."""
 
     def gate(self, name: str) -> bool:
         return bool(self.gates.get(name, False))

@@ -89,6 +89,8 @@ class Actor:
     services: WriteThrough | None = None
     max_parallel: int = 50
     observers: list[PlanObserver] = field(default_factory=list)
+    on_status_written: list[Callable[[JobSet], None]] = field(default_factory=list)
+    """Called after each status write the API server accepted (the reconciler paces counts-only writes by it)."""
 
     async def execute(self, js: JobSet, plan: Plan, still_current: Callable[[], bool] | None = None) -> float | None:
         """Run ``plan`` for ``js``; returns the requeue-after delay, raises ``ReconcileError`` on failure.
@@ -267,5 +269,7 @@ class Actor:
                 # Retrying cannot cure it: say so on the JobSet (the recorder aggregates repeats into a series).
                 await self.recorder.record(js, "Warning", REASON_STATUS_UPDATE_FAILED, status_rejected_message(err))
             raise ReconcileError(f"writing JobSet status: {err}") from err
+        for callback in self.on_status_written:
+            callback(js)
         if self.jobsets is not None:
             self.jobsets.upsert_if_newer(self.jobsets.decode(msgspec.json.encode(updated)))

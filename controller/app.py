@@ -128,6 +128,7 @@ class Controller:
             pods=self.pods,
             extensions=Defaults(record_failures=s.pyjobset.record_failures, fail_fast=s.pyjobset.fail_fast),
             tallies=self.job_tallies,
+            status_window=s.pyjobset.status_coalescing,
         )
         self.placement = PlacementRepair(
             self.pods,

@@ -115,6 +115,11 @@ class Pyjobset:
     """Ours: with gate InPlaceRestart, a pod event that changes nothing the reconcile reads (IP, readiness,
     conditions) reconciles its JobSet at most once per this window (a Go duration, e.g. `5s`; `0` = every
     event). Pod adds, deletes, failures, restart counts and attempts, and all Job events, are never delayed."""
+    status_coalescing: float = 1.0
+    """Ours: a JobSet status change that is only `replicatedJobsStatus` counts is written at most once per this
+    window per JobSet, the latest counts at the window's end (a Go duration, e.g. `1s`; `0` = every change at once,
+    as the reference). Every event is still reconciled at once; conditions, restarts and the terminal state are
+    always written at once."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ class Settings:
 # --------------------------------------------------------------------------------------------- decoding
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
-_DURATION_FIELDS = {"lease_duration", "renew_deadline", "retry_period", "pod_event_coalescing"}
+_DURATION_FIELDS = {"lease_duration", "renew_deadline", "retry_period", "pod_event_coalescing", "status_coalescing"}
 _MAX_COALESCING = 60.0
 
 
@@ -178,10 +183,11 @@ def _decode(cls: type[Any], data: object, where: str) -> Any:
 
 
 def _coerce(f: dataclasses.Field[Any], value: object, path: str) -> Any:
-    if f.name == "pod_event_coalescing":
+    if f.name in ("pod_event_coalescing", "status_coalescing"):
         window = parse_duration(value, path)
         if not 0 <= window <= _MAX_COALESCING:
-            raise ConfigError(f'{path}: must be from 0s to {_MAX_COALESCING:g}s, got {value!r}; e.g. "5s"')
+            example = "5s" if f.name == "pod_event_coalescing" else "1s"
+            raise ConfigError(f'{path}: must be from 0s to {_MAX_COALESCING:g}s, got {value!r}; e.g. "{example}"')
         return window
     if f.name in _DURATION_FIELDS:
         return parse_duration(value, path)

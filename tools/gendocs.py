@@ -90,7 +90,9 @@ GATE_MEANINGS: dict[str, str] = {
     "TLSOptions": "The `tls` block of this file (GA, cannot be turned off).",
 }
 
-DURATION_FIELDS = frozenset({"lease_duration", "renew_deadline", "retry_period", "pod_event_coalescing"})
+DURATION_FIELDS = frozenset(
+    {"lease_duration", "renew_deadline", "retry_period", "pod_event_coalescing", "status_coalescing"}
+)
 
 
 def _attribute_docstrings(cls: type[Any]) -> dict[str, str]:

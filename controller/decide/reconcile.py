@@ -11,11 +11,13 @@ is compared as a map keyed by name and, when it changes, written name-descending
 each step costs O(children) at most (decision D5), so a 15k-Job JobSet decides in milliseconds; a Plan carries at
 most ``max_writes`` Job creates, at most ``max_writes`` Job deletes and at most ``max_writes`` Job updates, and
 says ``more`` when it was cut, so that a JobSet of any size is built and applied in bounded passes (the
-reconciler requeues it behind the other keys) and never as one plan of ``replicas`` manifests.
+reconciler requeues it behind the other keys) and never as one plan of ``replicas`` manifests; a status change
+that is only ``replicatedJobsStatus`` counts is written at most once per ``Snapshot.status_window`` (``pacing``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from typing import TypeVar
@@ -27,7 +29,7 @@ from api.plan import JobUpdate, Plan, Snapshot
 from api.records import Job
 from controller.decide import children as build
 from controller.decide import conditions as cond
-from controller.decide import failure, startup, success
+from controller.decide import failure, pacing, startup, success
 from controller.decide.classify import ClassifyError, replicated_jobs_status, snapshot_children
 from controller.decide.elastic import elastic_updates
 from controller.decide.extensions import ExtensionPass
@@ -42,7 +44,25 @@ T = TypeVar("T")
 def decide(snap: Snapshot, now: dt.datetime, *, max_writes: int = c.MAX_CHILD_WRITES_PER_PASS) -> Plan:
     """The Plan for one pass over ``snap`` (see the module docstring); ``max_writes`` bounds each kind of Job write."""
     ext = ExtensionPass(snap, now)  # opt-in extensions (docs/design/extensions.md): hooks below, folded in here
-    return ext.finish(_decide(snap, now, ext, max_writes))
+    return _paced(snap, now, ext.finish(_decide(snap, now, ext, max_writes)))
+
+
+def _paced(snap: Snapshot, now: dt.datetime, plan: Plan) -> Plan:
+    """``plan`` with a counts-only status change held back until the pacing window ends (``decide.pacing``)."""
+    if plan.status is None:
+        return plan
+    wait = pacing.deferral(
+        plan.status,
+        snap.jobset.status,
+        has_events=bool(plan.events or plan.annotations) or plan.outcome is not None or plan.root_cause is not None,
+        written_at=snap.status_written_at,
+        window=snap.status_window,
+        now=now,
+    )
+    if wait is None:
+        return plan
+    requeue = wait if plan.requeue_after is None else min(plan.requeue_after, wait)
+    return dataclasses.replace(plan, status=None, requeue_after=requeue)
 
 
 def _decide(snap: Snapshot, now: dt.datetime, ext: ExtensionPass, max_writes: int) -> Plan:
