@@ -39,8 +39,9 @@ import structlog
 from api.jsontypes import JSON
 from cache.clock import Clock, RealClock
 from cache.credentials import CredentialError
-from cache.errors import ApiError, ConnectionFailed, Fenced, TransientError, WatchIdle, error_for
+from cache.errors import ApiError, ConnectionFailed, Fenced, TransientError, error_for
 from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
+from cache.watchstream import WatchStream, open_watch
 
 log = structlog.get_logger("pyjobset.client")
 
@@ -312,44 +313,65 @@ class ApiClient:
         and ends with ``WatchIdle``; ask for ``allowWatchBookmarks`` so a quiet but healthy stream is not
         mistaken for a dead one. ``on_open`` runs once the server has accepted the WATCH (status < 400).
 
-        Lines are split by hand rather than with ``StreamReader.readline`` so that a single large object (a JobSet
-        with many templates) never hits aiohttp's line-length limit.
+        The stream runs on a connection of its own through ``cache.watchstream`` (not aiohttp: a fifth of the CPU per
+        event), which splits lines without a length limit, so a single large object (a JobSet with many
+        templates) is one line like any other.
         """
-        await self.limiter.acquire()
-        url = self.config.server + path + "?" + urlencode({**params, "watch": "1"})
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle_timeout)
-        reauthorized = self.config.credentials is None
+        stream = await self._open_watch(path, params, idle_timeout)
         try:
-            while True:
-                auth = await self._authorization()
-                async with self.session.get(url, timeout=timeout, headers=_with_auth({}, auth)) as resp:
-                    self._notify("WATCH", resp.status)
-                    if resp.status >= 400:
-                        err = error_for(resp.status, await resp.read())
-                        if resp.status != 401 or reauthorized:
-                            raise err
-                    else:
-                        if on_open is not None:
-                            on_open()
-                        buf = b""
-                        async for chunk in resp.content.iter_any():
-                            buf += chunk
-                            if b"\n" not in chunk:
-                                continue
-                            *lines, buf = buf.split(b"\n")
-                            for line in lines:
-                                if line.strip():
-                                    yield line
-                        if buf.strip():
-                            yield buf
-                        return
-                reauthorized = True
-                if not await self._reauthorize(auth):
-                    raise err
-        except aiohttp.SocketTimeoutError as exc:
-            raise WatchIdle(f"WATCH {path}: nothing received for {idle_timeout}s (connection presumed dead)") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ConnectionFailed(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
+            if on_open is not None:
+                on_open()
+            async for line in stream:
+                yield line
+        finally:
+            stream.close()
+
+    async def watch_into(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        on_line: Callable[[bytes], None],
+        *,
+        idle_timeout: float | None = None,
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
+        """``watch``, with each line handed to ``on_line`` as it arrives (the informers' path: no task switch per
+        event); returns when the server ends the stream, raises what ``on_line`` raised or the stream's error."""
+        stream = await self._open_watch(path, params, idle_timeout)
+        try:
+            if on_open is not None:
+                on_open()
+            await stream.deliver(on_line)
+        finally:
+            stream.close()
+
+    async def _open_watch(self, path: str, params: Mapping[str, str], idle_timeout: float | None) -> WatchStream:
+        """Open the WATCH; a 401 refreshes the credential once and retries; another error status raises."""
+        await self.limiter.acquire()
+        target = path + "?" + urlencode({**params, "watch": "1"})
+        reauthorized = self.config.credentials is None
+        while True:
+            auth = await self._authorization()
+            stream = await open_watch(
+                self.config.server,
+                target,
+                _with_auth(dict(self._headers), auth) or {},
+                ssl_context=self.config.ssl_context,
+                idle_timeout=idle_timeout,
+                keepalive=(KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT),
+            )
+            self._notify("WATCH", stream.status)
+            if stream.status < 400:
+                return stream
+            try:
+                err = error_for(stream.status, await stream.read_all())
+            finally:
+                stream.close()
+            if stream.status != 401 or reauthorized:
+                raise err
+            reauthorized = True
+            if not await self._reauthorize(auth):
+                raise err
 
 
 def _with_auth(headers: dict[str, str], auth: str | None) -> dict[str, str] | None:

@@ -216,6 +216,9 @@ class Informer(Generic[R]):
         self.resource_version = ""
         self.watch_restarts = 0
         self.relists = 0
+        self.watch_events = 0
+        """Watch lines received (bookmarks and errors included); with ``watch_bytes``, what the server sent."""
+        self.watch_bytes = 0
         self._list_decoder = msgspec.json.Decoder(_List[record_type])  # type: ignore[valid-type]
         self._item_decoder = msgspec.json.Decoder(record_type)
         self._event_decoder = msgspec.json.Decoder(_Event)
@@ -423,11 +426,16 @@ class Informer(Generic[R]):
         }
         if self.label_selector:
             params["labelSelector"] = self.label_selector
-        async for line in self.client.watch(
-            self.path, params, idle_timeout=self.watch_idle_timeout, on_open=self._watch_opened
-        ):
-            self._handle_line(line)
-            self._progress()
+        await self.client.watch_into(
+            self.path, params, self._watch_line, idle_timeout=self.watch_idle_timeout, on_open=self._watch_opened
+        )
+
+    def _watch_line(self, line: bytes) -> None:
+        """One watch line, called from the stream's transport as it arrives (``ApiClient.watch_into``)."""
+        self.watch_events += 1
+        self.watch_bytes += len(line)
+        self._handle_line(line)
+        self._progress()
 
     def _watch_opened(self) -> None:
         self.watch_opens += 1

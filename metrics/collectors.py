@@ -29,7 +29,8 @@ from metrics.settings import OTHER_JOBSET, MetricsSettings
 
 
 class InformerCollector(RowCollector):
-    """Watch restarts, re-lists, store sizes, sync state, decode errors, quarantine and stalls of informers."""
+    """Watch restarts, re-lists, watch events and bytes, store sizes, sync state, decode errors, quarantine and
+    stalls of informers."""
 
     def __init__(self, informers: Callable[[], Sequence[InformerLike]]) -> None:
         self._informers = informers
@@ -40,6 +41,10 @@ class InformerCollector(RowCollector):
         yield from (((inf.name,), inf.watch_restarts) for inf in infs)
         yield reg.INFORMER_RELISTS
         yield from (((inf.name,), inf.relists) for inf in infs)
+        yield reg.INFORMER_WATCH_EVENTS
+        yield from (((inf.name,), inf.watch_events) for inf in infs)
+        yield reg.INFORMER_WATCH_BYTES
+        yield from (((inf.name,), inf.watch_bytes) for inf in infs)
         yield reg.INFORMER_OBJECTS
         yield from (((inf.name,), len(inf.store)) for inf in infs)
         yield reg.INFORMER_SYNCED

@@ -69,6 +69,18 @@ INFORMER_RELISTS = FamilySpec(
     "counter",
     ("resource",),
 )
+INFORMER_WATCH_EVENTS = FamilySpec(
+    "informer_watch_events",
+    "Watch events (lines, bookmarks included) an informer received.",
+    "counter",
+    ("resource",),
+)
+INFORMER_WATCH_BYTES = FamilySpec(
+    "informer_watch_bytes",
+    "Bytes of watch events an informer received (JSON, before decoding).",
+    "counter",
+    ("resource",),
+)
 INFORMER_OBJECTS = FamilySpec("informer_cache_objects", "Objects held in an informer's store.", "gauge", ("resource",))
 INFORMER_SYNCED = FamilySpec(
     "informer_synced", "1 once the informer's first LIST is in its store.", "gauge", ("resource",)
@@ -196,6 +208,8 @@ GPU_HELD = FamilySpec(
 SCRAPE_FAMILIES: tuple[FamilySpec, ...] = (
     INFORMER_WATCH_RESTARTS,
     INFORMER_RELISTS,
+    INFORMER_WATCH_EVENTS,
+    INFORMER_WATCH_BYTES,
     INFORMER_OBJECTS,
     INFORMER_SYNCED,
     INFORMER_DECODE_ERRORS,

@@ -64,7 +64,8 @@ class Sized(Protocol):
 
 
 class InformerLike(Protocol):
-    """What the metrics export about any informer: name, store size, watch restarts, re-lists, sync state, decode
+    """What the metrics export about any informer: name, store size, watch restarts, re-lists, watch events and
+    bytes, sync state, decode
     errors and quarantined objects, stalls."""
 
     @property
@@ -78,6 +79,12 @@ class InformerLike(Protocol):
 
     @property
     def relists(self) -> int: ...
+
+    @property
+    def watch_events(self) -> int: ...
+
+    @property
+    def watch_bytes(self) -> int: ...
 
     @property
     def decode_errors(self) -> dict[str, int]: ...

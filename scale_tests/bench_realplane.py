@@ -67,7 +67,7 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("reconcile/decide", ("controller/decide/",)),
     ("act/HTTP (writes)", ("controller/act.py", "controller/annotate.py")),
     ("reconcile (snapshot, queue)", ("controller/reconciler.py", "cache/queue.py", "api/plan.py")),
-    ("client/HTTP (no caller above)", ("cache/client.py", "aiohttp/", "orjson", "json/")),
+    ("client/HTTP (no caller above)", ("cache/client.py", "cache/watchstream.py", "aiohttp/", "orjson", "json/")),
     ("TLS and socket I/O", ("ssl.py", "sslproto.py", "selector_events.py")),
     ("start-up (imports)", ("<frozen importlib", "importlib/")),
     ("event loop, other", ("",)),
@@ -251,6 +251,13 @@ async def measure(
                     for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "WATCH")
                 }
                 out["reconciles"] = int(total(scraped, "controller_runtime_reconcile_total", controller="jobset"))
+                out["watch"] = {
+                    r: {
+                        "events": int(total(scraped, "informer_watch_events_total", resource=r)),
+                        "bytes": int(total(scraped, "informer_watch_bytes_total", resource=r)),
+                    }
+                    for r in ("jobsets", "jobs", "pods", "services", "nodes")
+                }
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait, 60)
@@ -295,6 +302,7 @@ def figures(n: int, res: dict[str, Any], qps: float) -> tuple[list[dict[str, Any
         "restarts": restarts,
         "controller_requests": res.get("requests"),
         "reconciles": res.get("reconciles"),
+        "watch_received": res.get("watch"),
         "marks": {k: round(v - jm.t["start"], 3) for k, v in jm.t.items()},
     }
     if "floor" in res:

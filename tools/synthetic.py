@@ -188,6 +188,8 @@ class FakeInformer:
     store: Store[Any]
     watch_restarts: int = 0
     relists: int = 1
+    watch_events: int = 0
+    watch_bytes: int = 0
     synced: bool = True
     handlers: list[Any] = field(default_factory=list)
     decode_errors: dict[str, int] = field(default_factory=dict)

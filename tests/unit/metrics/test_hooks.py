@@ -65,10 +65,14 @@ def test_informer_collector_reads_counters_sizes_and_sync_at_scrape_time() -> No
     infs["nodes"].upsert(syn.node("n1", "p"))
     infs["pods"].watch_restarts = 3
     infs["pods"].relists = 2
+    infs["pods"].watch_events = 7
+    infs["pods"].watch_bytes = 7000
     infs["jobs"].synced = False
     assert v(hub, "informer_cache_objects", resource="nodes") == 2
     assert v(hub, "informer_watch_restarts_total", resource="pods") == 3
     assert v(hub, "informer_relists_total", resource="pods") == 2
+    assert v(hub, "informer_watch_events_total", resource="pods") == 7
+    assert v(hub, "informer_watch_bytes_total", resource="pods") == 7000
     assert v(hub, "informer_synced", resource="jobs") == 0
     assert v(hub, "informer_synced", resource="jobsets") == 1
 
