@@ -143,18 +143,14 @@ class _Protocol(asyncio.Protocol):
         while pos < end:
             state = self._state
             if state == _HEAD:
-                stop = buf.find(b"\r\n\r\n", pos)
+                stop = self._find(buf, b"\r\n\r\n", pos, MAX_HEAD, "response headers")
                 if stop < 0:
-                    if end - pos > MAX_HEAD:
-                        raise ConnectionFailed(f"{self.where}: response headers longer than {MAX_HEAD} bytes")
                     break
                 self._read_head(buf[pos:stop])
                 pos = stop + 4
             elif state == _CHUNK_SIZE:
-                stop = buf.find(b"\r\n", pos)
+                stop = self._find(buf, b"\r\n", pos, 1024, "chunk size line")
                 if stop < 0:
-                    if end - pos > 1024:
-                        raise ConnectionFailed(f"{self.where}: chunk size line longer than 1024 bytes")
                     break
                 size_text = buf[pos:stop].split(b";", 1)[0].strip()
                 try:
@@ -170,10 +166,7 @@ class _Protocol(asyncio.Protocol):
                     self._remaining = size
                     self._state = _CHUNK_DATA
             elif state == _CHUNK_DATA:
-                take = min(self._remaining, end - pos)
-                self._body(buf[pos : pos + take])
-                pos += take
-                self._remaining -= take
+                pos = self._take(buf, pos)
                 if self._remaining == 0:
                     self._state = _CHUNK_END
             elif state == _CHUNK_END:
@@ -184,20 +177,15 @@ class _Protocol(asyncio.Protocol):
                 pos += 2
                 self._state = _CHUNK_SIZE
             elif state == _TRAILER:
-                stop = buf.find(b"\r\n", pos)
+                stop = self._find(buf, b"\r\n", pos, MAX_HEAD, "trailer")
                 if stop < 0:
-                    if end - pos > MAX_HEAD:
-                        raise ConnectionFailed(f"{self.where}: trailer longer than {MAX_HEAD} bytes")
                     break
                 empty = stop == pos  # the blank line that ends the trailer (trailer fields are skipped)
                 pos = stop + 2
                 if empty:
                     self._end_body()
             elif state == _SIZED:
-                take = min(self._remaining, end - pos)
-                self._body(buf[pos : pos + take])
-                pos += take
-                self._remaining -= take
+                pos = self._take(buf, pos)
                 if self._remaining == 0:
                     self._end_body()
             elif state == _UNTIL_CLOSE:
@@ -206,6 +194,20 @@ class _Protocol(asyncio.Protocol):
             else:  # _DONE: bytes after the body are ignored (the connection is closed after one response)
                 pos = end
         self._buf = buf[pos:] if pos < end else b""
+
+    def _find(self, buf: bytes, sep: bytes, pos: int, limit: int, what: str) -> int:
+        """Where ``sep`` starts from ``pos``, or -1 to wait for more bytes; raises once ``limit`` bytes came first."""
+        stop = buf.find(sep, pos)
+        if stop < 0 and len(buf) - pos > limit:
+            raise ConnectionFailed(f"{self.where}: {what} longer than {limit} bytes")
+        return stop
+
+    def _take(self, buf: bytes, pos: int) -> int:
+        """Hand up to ``_remaining`` body bytes from ``pos`` to the line splitter; the new position."""
+        take = min(self._remaining, len(buf) - pos)
+        self._body(buf[pos : pos + take])
+        self._remaining -= take
+        return pos + take
 
     def _read_head(self, block: bytes) -> None:
         status_line, _, rest = block.partition(b"\r\n")

@@ -133,6 +133,7 @@ async def test_a_connection_closed_mid_body_is_a_connection_failure(data: bytes)
     p.connection_lost(ConnectionResetError("reset"))
     with pytest.raises(ConnectionFailed, match="connection closed"):
         await _lines(p)
+    p.discard()  # what open_watch does when the head never came: nobody is left to await it
 
 
 async def test_what_the_line_callback_raises_ends_the_stream_and_reaches_the_reader() -> None:
