@@ -130,3 +130,25 @@ def test_deferral_with_events_writes_at_once() -> None:
     assert pacing.deferral(_status(2), _status(1), has_events=False, written_at=T, window=1.0, now=later) == (
         pytest.approx(0.9)
     )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "requeue"),
+    [
+        pytest.param(240.0, 0.8, id="window-ends-first"),
+        pytest.param(299.9, 0.1, id="deadline-comes-first"),
+    ],
+)
+def test_a_deferral_keeps_the_earlier_of_the_plans_own_requeue_and_the_windows_end(
+    seconds: float, requeue: float
+) -> None:
+    from api import extensions as x
+
+    js = JobSetBuilder("js").rjob("w", 3).annotate(x.STARTUP_DEADLINE, "5m").record()
+    world = DecideWorld(js, stamp_creation=True)
+    world.step(T)
+    world.set_status(ready_status(), "js-w-0")  # the gang is not complete: the deadline asks for a requeue
+    now = T + dt.timedelta(seconds=seconds)
+    plan = _decide(world, written_at=now - dt.timedelta(seconds=0.2), now=now)
+    assert plan.status is None
+    assert plan.requeue_after == pytest.approx(requeue)
