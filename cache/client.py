@@ -41,7 +41,7 @@ from cache.clock import Clock, RealClock
 from cache.credentials import CredentialError
 from cache.errors import ApiError, ConnectionFailed, Fenced, TransientError, error_for
 from cache.kubeconfig import ClusterConfig, KubeconfigError, load_cluster_config
-from cache.watchstream import WatchStream, open_watch
+from cache.watchstream import WatchStream, open_watch, set_keepalive
 
 log = structlog.get_logger("pyjobset.client")
 
@@ -77,14 +77,7 @@ def keepalive_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     after ``KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL`` seconds (60 s) instead of never."""
     family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
     sock = socket.socket(family=family, type=type_, proto=proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for opt, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
-    ):
-        if hasattr(socket, opt):  # Linux; other platforms keep the system's keepalive timings
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+    set_keepalive(sock, (KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT))
     return sock
 
 

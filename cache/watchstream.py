@@ -366,7 +366,7 @@ async def open_watch(
         raise ConnectionFailed(f"{where}: cannot connect to {host}:{port}: {type(exc).__name__}: {exc}") from exc
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        _keepalive(sock, keepalive)
+        set_keepalive(sock, keepalive)
     netloc = url.netloc.rpartition("@")[2]
     lines = [f"GET {url.path.rstrip('/')}{path_and_query} HTTP/1.1", f"Host: {netloc}"]
     lines.extend(f"{k}: {v}" for k, v in headers.items())
@@ -387,7 +387,9 @@ def _unverified() -> ssl.SSLContext:
     return ctx
 
 
-def _keepalive(sock: socket.socket, timings: tuple[int, int, int]) -> None:
+def set_keepalive(sock: socket.socket, timings: tuple[int, int, int]) -> None:
+    """TCP keepalive on ``sock``: first probe after ``timings[0]`` s of silence, then every ``timings[1]`` s, dropped
+    after ``timings[2]`` unanswered probes (Linux; other platforms keep the system's timings)."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), timings, strict=True):
         if hasattr(socket, opt):
